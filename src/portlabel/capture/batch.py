@@ -1,0 +1,187 @@
+"""Columnar packet batches: the contract between capture sources and everything after them.
+
+This module owns the two batch types that flow through portlabel:
+
+* ``RawBatch``: what a capture *reader* yields. Frame bytes live in one contiguous
+  ``uint8`` buffer; each record is a slice ``buf[offset : offset + caplen]``, with its
+  timestamp, lengths, link type and interface. Readers (pcap, pcapng, live rings, scapy,
+  tshark) only ever produce these.
+* ``PacketBatch``: what the *decoder* yields. One numpy array per field, one row per
+  packet, no per-packet Python objects. Flow building and labelling read only these.
+
+The column declarations below are the single source of truth: the decoder, the
+backends, the writers and the docs all read ``PACKET_COLUMNS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+
+import numpy as np
+
+NO_VLAN = -1  # vlan / inner_vlan value when the frame carried no 802.1Q tag
+
+
+class DecodeStatus(IntEnum):
+    """Why a packet was (or was not) decoded down to its transport header."""
+
+    OK = 0
+    TRUNCATED = 1  # the capture cut the packet inside a header we needed
+    MALFORMED = 2  # a header field is impossible (bad IHL, bad length, bad option...)
+    UNSUPPORTED_LINK = 3  # the link type carries no IP we know how to find
+    NOT_IP = 4  # a supported link layer whose payload is not IP (ARP, LLDP, STP...)
+    FRAGMENT = 5  # a non-first IP fragment: addresses known, ports taken from its flow
+
+
+class TunnelType(IntEnum):
+    NONE = 0
+    GRE = 1
+    ERSPAN = 2
+    VXLAN = 3
+    GENEVE = 4
+    GTP_U = 5
+    IP_IN_IP = 6  # 4in4, 6in4, 4in6, 6in6
+    TEREDO = 7
+    AYIYA = 8
+
+
+# name -> (dtype, per-row shape). Order is the documented column order.
+PACKET_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "frame": ("int64", ()),  # 0-based frame number across all inputs of one run
+    "ts_ns": ("int64", ()),  # capture timestamp, nanoseconds since the epoch
+    "caplen": ("uint32", ()),
+    "wirelen": ("uint32", ()),
+    "linktype": ("uint16", ()),  # DLT / LINKTYPE number of the frame
+    "iface": ("uint16", ()),  # pcapng interface id (0 for classic pcap)
+    "status": ("uint8", ()),  # DecodeStatus
+    "src_mac": ("uint64", ()),  # 48-bit MAC in the low bits; 0 when the link has none
+    "dst_mac": ("uint64", ()),
+    "vlan": ("int32", ()),  # outer 802.1Q/802.1ad VLAN id, NO_VLAN if none
+    "inner_vlan": ("int32", ()),  # second VLAN id (QinQ), NO_VLAN if none
+    "ip_version": ("uint8", ()),  # 0 (no IP), 4 or 6 -- of the innermost IP header
+    "src_ip": ("uint8", (16,)),  # innermost IP; IPv4 stored as ::ffff:a.b.c.d
+    "dst_ip": ("uint8", (16,)),
+    "ip_proto": ("uint8", ()),  # innermost upper-layer protocol (after v6 ext headers)
+    "ip_len": ("uint32", ()),  # innermost IP datagram length from its header (ip bytes)
+    "ip_id": ("uint32", ()),  # IPv4 id or IPv6 fragment-header id
+    "frag_offset": ("uint16", ()),  # in 8-byte units
+    "more_frags": ("bool", ()),
+    "sport": ("uint16", ()),  # 0 where the transport has no ports
+    "dport": ("uint16", ()),
+    "tcp_flags": ("uint16", ()),  # 9 bits: NS CWR ECE URG ACK PSH RST SYN FIN
+    "tcp_seq": ("uint32", ()),
+    "tcp_ack": ("uint32", ()),
+    "payload_len": ("uint32", ()),  # transport payload bytes (from IP lengths, not caplen)
+    "icmp_type": ("uint8", ()),
+    "icmp_code": ("uint8", ()),
+    "icmp_id": ("uint16", ()),
+    "sctp_chunk": ("uint8", ()),  # type of the first SCTP chunk
+    "tunnel": ("uint8", ()),  # TunnelType of the outermost tunnel, NONE if none
+    "outer_src_ip": ("uint8", (16,)),  # the tunnel parent's addresses and ports
+    "outer_dst_ip": ("uint8", (16,)),
+    "outer_proto": ("uint8", ()),
+    "outer_sport": ("uint16", ()),
+    "outer_dport": ("uint16", ()),
+}
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """Frames as a reader delivers them: one buffer, per-record offsets and metadata."""
+
+    buf: np.ndarray  # uint8, the frame bytes of all records back to back (or a file map)
+    offset: np.ndarray  # int64, start of each record's bytes in ``buf``
+    caplen: np.ndarray  # uint32
+    wirelen: np.ndarray  # uint32
+    ts_ns: np.ndarray  # int64
+    linktype: np.ndarray  # uint16
+    iface: np.ndarray  # uint16
+    frame: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return int(self.offset.shape[0])
+
+    def frame_bytes(self, i: int) -> bytes:
+        """One record's bytes (for tests and slow paths, not the fast path)."""
+        start = int(self.offset[i])
+        return bytes(self.buf[start : start + int(self.caplen[i])])
+
+
+@dataclass(slots=True)
+class PacketBatch:
+    """Decoded packets, one numpy array per column of ``PACKET_COLUMNS``."""
+
+    frame: np.ndarray
+    ts_ns: np.ndarray
+    caplen: np.ndarray
+    wirelen: np.ndarray
+    linktype: np.ndarray
+    iface: np.ndarray
+    status: np.ndarray
+    src_mac: np.ndarray
+    dst_mac: np.ndarray
+    vlan: np.ndarray
+    inner_vlan: np.ndarray
+    ip_version: np.ndarray
+    src_ip: np.ndarray
+    dst_ip: np.ndarray
+    ip_proto: np.ndarray
+    ip_len: np.ndarray
+    ip_id: np.ndarray
+    frag_offset: np.ndarray
+    more_frags: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+    tcp_flags: np.ndarray
+    tcp_seq: np.ndarray
+    tcp_ack: np.ndarray
+    payload_len: np.ndarray
+    icmp_type: np.ndarray
+    icmp_code: np.ndarray
+    icmp_id: np.ndarray
+    sctp_chunk: np.ndarray
+    tunnel: np.ndarray
+    outer_src_ip: np.ndarray
+    outer_dst_ip: np.ndarray
+    outer_proto: np.ndarray
+    outer_sport: np.ndarray
+    outer_dport: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> PacketBatch:
+        """A batch of ``n`` rows with every column zeroed (VLANs set to ``NO_VLAN``)."""
+        cols = {
+            name: np.zeros((n, *shape), dtype=dtype)
+            for name, (dtype, shape) in PACKET_COLUMNS.items()
+        }
+        cols["vlan"].fill(NO_VLAN)
+        cols["inner_vlan"].fill(NO_VLAN)
+        return cls(**cols)
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def take(self, index: np.ndarray) -> PacketBatch:
+        """Rows selected by a boolean mask or an integer index array."""
+        return PacketBatch(**{k: v[index] for k, v in self.columns().items()})
+
+    @classmethod
+    def concat(cls, batches: list[PacketBatch]) -> PacketBatch:
+        if not batches:
+            return cls.empty(0)
+        names = [f.name for f in fields(cls)]
+        return cls(**{k: np.concatenate([getattr(b, k) for b in batches]) for k in names})
+
+
+def _check_declaration() -> None:
+    declared = list(PACKET_COLUMNS)
+    attrs = [f.name for f in fields(PacketBatch)]
+    if declared != attrs:  # pragma: no cover - a programming error caught at import
+        raise AssertionError(f"PacketBatch fields {attrs} differ from PACKET_COLUMNS {declared}")
+
+
+_check_declaration()

@@ -1,0 +1,81 @@
+"""The ``portlabel`` command: a thin dispatcher over one module per subcommand.
+
+Each module in this package (``registry``, ``packets``, ``label``, ``enrich``, ``live``)
+exposes ``add_parser(subparsers, parents)`` and ``run(args) -> int``. Modules keep their
+top level free of heavy imports (numpy, pyarrow, scapy) so ``portlabel --help`` and
+``portlabel registry lookup`` start fast; the work is imported inside ``run``.
+
+Exit codes: 0 success, 1 some input failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from portlabel.errors import PortlabelError, UsageError
+
+# The order subcommands appear in --help; modules not listed here are appended.
+_ORDER = ("label", "packets", "registry", "enrich", "live")
+
+
+def _subcommand_modules() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    return [n for n in _ORDER if n in found] + sorted(found - set(_ORDER))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry",
+        metavar="PATH",
+        help="registry to label with: any supported source (IANA XML/CSV/text, services "
+        "file) or a compiled artifact; default: the user's updated cache, else the bundled one",
+    )
+    common.add_argument(
+        "--overlay",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="extra registry file (services-style or CSV) whose names override or add to "
+        "the registry's; may be repeated, later ones win",
+    )
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+    parser = argparse.ArgumentParser(
+        prog="portlabel",
+        description="Label network flows with the IANA service name and port number registry.",
+    )
+    from portlabel import __version__
+
+    parser.add_argument("--version", action="version", version=f"portlabel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _subcommand_modules():
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.add_parser(sub, [common])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UsageError as exc:
+        print(f"portlabel: error: {exc}", file=sys.stderr)
+        return 2
+    except PortlabelError as exc:
+        print(f"portlabel: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): not an error of ours.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Build a compiled registry from source files: the glue between sources and compiler.
+
+``compile_files(base, overlays)`` reads the base source (and, when the base is IANA's
+service registry, the bundled protocol-numbers registry beside it), reads each overlay,
+and returns the artifact's bytes. ``write_artifact`` writes those bytes atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from portlabel.errors import RegistryFormatError
+from portlabel.registry.compiler import compile_sources
+from portlabel.registry.sources import read_source
+
+
+def compile_files(base: str | Path, overlays: list[str] | tuple[str, ...] = (),
+                  protocols: str | Path | None = None) -> bytes:
+    """Compile ``base`` with ``overlays`` on top; protocols default to the bundled XML."""
+    from portlabel.registry.compiled import BUNDLED_PROTOCOLS_XML
+
+    source = read_source(base)
+    if source.kind in ("iana-protocols",):
+        raise RegistryFormatError(str(base), "this is the protocol-numbers registry; give the "
+                                  "service names and port numbers registry as the base")
+    layers = [read_source(p) for p in overlays]
+    protocol_source = read_source(protocols or BUNDLED_PROTOCOLS_XML)
+    if protocol_source.kind != "iana-protocols":
+        raise RegistryFormatError(str(protocols), "not IANA's protocol-numbers registry")
+    return compile_sources(source, layers, protocol_source)
+
+
+def write_artifact(data: bytes, out: str | Path) -> None:
+    """Write ``data`` to ``out`` via a temporary file and a rename: never half-written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
