@@ -1,0 +1,124 @@
+"""Opening capture files: format detection and the ``CaptureReader`` API.
+
+This module owns the edge between paths and ``RawBatch`` streams. ``open_capture`` looks
+at the (decompressed) leading bytes, never at the file name, to pick classic pcap or pcapng
+and to reject what is neither with a ``CaptureError`` naming the file and offset. The
+reader's ``batches`` then walks the file with the format module, keeping what went wrong
+later in the file as ``warnings`` (everything before the damage is still yielded) and pcapng
+packet comments in ``comments`` (frame number -> text). ``read_batches`` chains several
+files into one capture whose frame numbers continue from file to file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+from portlabel.capture import pcap, pcapng
+from portlabel.capture.batch import RawBatch
+from portlabel.capture.compression import open_window, read_head, sniff_compression
+from portlabel.errors import CaptureError
+
+DEFAULT_BATCH = 65536
+HEAD_BYTES = 1 << 16
+
+
+class CaptureReader:
+    """One capture file, ready to be read in batches (possibly more than once)."""
+
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        compression: str | None,
+        pcap_header: pcap.PcapHeader | None,
+        header_warnings: list[str],
+    ) -> None:
+        self.path = path
+        self.format = fmt
+        self.compression = compression
+        self.pcap_header = pcap_header
+        self._header_warnings = header_warnings
+        self.warnings: list[str] = list(header_warnings)
+        self.comments: dict[int, str] = {}
+        self.frames_read = 0
+
+    def __repr__(self) -> str:
+        return f"CaptureReader({self.path!r}, format={self.format!r})"
+
+    def batches(self, batch_size: int = DEFAULT_BATCH, first_frame: int = 0) -> Iterator[RawBatch]:
+        """``RawBatch``es of at most ``batch_size`` records, frames numbered from
+        ``first_frame``. Damage after the start ends the walk with a warning."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        self.warnings = list(self._header_warnings)
+        self.comments = {}
+        self.frames_read = 0
+        try:
+            window = open_window(self.path, self.compression)
+        except OSError as exc:
+            raise CaptureError(self.path, f"cannot read: {exc.strerror or exc}") from exc
+        try:
+            if self.pcap_header is not None:
+                records = pcap.iter_pcap(
+                    window, self.pcap_header, batch_size, first_frame, self.warnings
+                )
+            else:
+                records = pcapng.iter_pcapng(
+                    window, batch_size, first_frame, self.warnings, self.comments
+                )
+            for batch in records:
+                self.frames_read += len(batch)
+                yield batch
+        finally:
+            window.close()
+
+
+def open_capture(path: str | os.PathLike[str]) -> CaptureReader:
+    """Recognise a pcap/pcapng file, plain or gzip/zstd/xz/bz2 compressed."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            magic = f.read(8)
+    except OSError as exc:
+        raise CaptureError(name, f"cannot open: {exc.strerror or exc}") from exc
+    compression = sniff_compression(magic)
+    try:
+        head = read_head(name, compression, HEAD_BYTES)
+    except Exception as exc:  # any decompressor failure on the first bytes
+        raise CaptureError(name, f"cannot decompress ({compression}): {exc}", "offset 0") from exc
+    if not head:
+        raise CaptureError(name, "empty file" if not magic else f"empty {compression} stream")
+    header, warnings = None, []
+    if pcap.is_pcap(head):
+        header, warnings = pcap.parse_file_header(head, name)
+        fmt = "pcap"
+    elif pcapng.is_pcapng(head):
+        pcapng.first_section(head, name, whole_file=len(head) < HEAD_BYTES)
+        fmt = "pcapng"
+    else:
+        raise CaptureError(
+            name, f"not a pcap or pcapng file (starts with {head[:4].hex()})", "offset 0"
+        )
+    if compression:
+        fmt += "+" + compression
+    return CaptureReader(name, fmt, compression, header, warnings)
+
+
+def read_batches(
+    paths: Iterable[str | os.PathLike[str]],
+    batch_size: int = DEFAULT_BATCH,
+    readers: list[CaptureReader] | None = None,
+) -> Iterator[RawBatch]:
+    """The files' batches as one capture: frame numbers continue across files.
+
+    Pass a list as ``readers`` to get each opened ``CaptureReader`` (its warnings and
+    comments) appended as soon as that file is opened.
+    """
+    frame = 0
+    for path in paths:
+        reader = open_capture(path)
+        if readers is not None:
+            readers.append(reader)
+        yield from reader.batches(batch_size, first_frame=frame)
+        frame += reader.frames_read
