@@ -58,10 +58,10 @@ _LEGAL_SUFFIXES = frozenset(
     "corporation co company plc pty oy ab as kk k.k".split()
 )
 _ORG_WORDS = _LEGAL_SUFFIXES | frozenset(
-    "group forum alliance consortium foundation association institute university universität "
-    "laboratories labs lab systems software technologies technology networks communications solutions "
-    "committee council project team organization organisation iana iesg ietf iab irtf "
-    "microsystems electronics industries international services".split()
+    """group forum alliance consortium foundation association institute university
+    universität laboratories labs lab systems software technologies technology networks
+    communications solutions committee council project team organization organisation
+    iana iesg ietf iab irtf microsystems electronics industries international services""".split()
 )
 
 
