@@ -1,0 +1,22 @@
+"""Bidirectional flows with Zeek's conn.log meaning, built incrementally from packet batches.
+
+``FlowTable(FlowConfig()).update(batch)`` returns finished flows as a pyarrow Table with
+the columns of ``FLOW_SCHEMA`` (declared in ``columns``); ``flush()`` returns the rest.
+"""
+
+from portlabel.flows.columns import FLOW_COLUMNS, FLOW_SCHEMA, ZEEK_CONN_FIELDS, ZEEK_TYPES
+from portlabel.flows.community_id import community_ids
+from portlabel.flows.direction import LIKELY_SERVER_PORTS, is_likely_server_port
+from portlabel.flows.engine import FlowConfig, FlowTable
+
+__all__ = [
+    "FLOW_COLUMNS",
+    "FLOW_SCHEMA",
+    "LIKELY_SERVER_PORTS",
+    "ZEEK_CONN_FIELDS",
+    "ZEEK_TYPES",
+    "FlowConfig",
+    "FlowTable",
+    "community_ids",
+    "is_likely_server_port",
+]

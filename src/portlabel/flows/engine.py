@@ -1,0 +1,262 @@
+"""The incremental bidirectional flow engine, the same for files and live capture.
+
+``FlowTable(config).update(batch)`` folds one ``PacketBatch`` into the table and returns
+the flows that finished by the batch's time (closed or reset and quiet for the close
+delay, idle or active timed out, or cut by a new connection on the same key);
+``flush()`` returns everything still active. Several files are one capture when fed to
+the same table. Memory is bounded by the number of active flows.
+
+Per batch: rows are keyed and grouped (keys), cut into segments where Zeek would start a
+new connection (segments), summed per segment, merged with the stored state of flows
+that continue, oriented (direction) and run through the TCP tables (tcp_track). Only
+per-flow work happens in Python (dict lookups by key bytes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from portlabel.capture.batch import DecodeStatus, PacketBatch
+from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA
+from portlabel.flows.direction import decide_orientation
+from portlabel.flows.emit import to_flow_batch
+from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows
+from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
+from portlabel.flows.records import FlowStore, Records, concat, take
+from portlabel.flows.segments import aggregate, cut, idle_timeouts
+from portlabel.flows.tcp_state import ACK, SYN, finished
+from portlabel.flows.tcp_track import track
+from portlabel.flows.uid import UidSource
+
+CLOSED, IDLE, ACTIVE, FLUSH = range(len(END_REASONS))
+_PROTO_AT = KEY_FIELDS["proto"][0]
+_SUMMED = ("pkts", "ip_bytes", "payload", "fins")
+_FROM_STATE = (
+    "uid",
+    "orig_side",
+    "flipped",
+    "by",
+    "base",
+    "has_base",
+    "seq_end",
+    "acked",
+    "joint",
+    "first_ts",
+    "ip_version",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Timeouts (seconds) and keying options; defaults are Zeek's."""
+
+    tcp_inactivity: float = 300.0
+    udp_inactivity: float = 60.0
+    icmp_inactivity: float = 60.0
+    other_inactivity: float = 60.0
+    close_delay: float = 5.0  # Zeek's tcp_close_delay / tcp_reset_delay
+    active_timeout: float | None = None  # Zeek has none; NFStream uses 1800
+    key_by_tunnel_parent: bool = True  # False: Zeek's keying (inner 5-tuple + VLANs)
+    uid_seed: int | None = None
+    community_id_seed: int = 0
+
+
+class FlowTable:
+    """Active flows and the rules that finish them. Not thread-safe."""
+
+    def __init__(self, config: FlowConfig | None = None) -> None:
+        self.config = config or FlowConfig()
+        self.store = FlowStore()
+        self._frags = FragmentPorts()
+        self._uids = UidSource(self.config.uid_seed)
+        self._parents: dict[int, set[bytes]] = {}  # slot -> tunnel parent flow keys
+        self._recent_uid: dict[bytes, bytes] = {}  # finished flow key -> uid limbs
+        self._next_pos = 0
+        self._now = np.iinfo(np.int64).min
+        self.left_out = np.zeros(len(DecodeStatus), dtype=np.int64)  # packets not in flows
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    # ---- public API ------------------------------------------------------------------
+
+    def update(self, batch: PacketBatch) -> pa.Table | None:
+        """Fold ``batch`` in; return the flows finished as of its last timestamp, if any."""
+        rows, left_out = batch_rows(
+            batch, self._next_pos, self._frags, self.config.key_by_tunnel_parent
+        )
+        self._next_pos += len(batch)
+        self.left_out += left_out
+        if len(batch):
+            self._now = max(self._now, int(batch.ts_ns.max()))
+        done: list[tuple[Records, np.ndarray, list]] = []
+        if len(rows):
+            done.append(self._fold(rows, done))
+        done.append(self._expire(self._now))
+        table = self._emit(done)
+        return table if table.num_rows else None
+
+    def flush(self) -> pa.Table:
+        """Finish and return every active flow (end of input)."""
+        slots = np.flatnonzero(self.store.used)
+        rec, parents = self._release(slots)
+        return self._emit([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), parents)])
+
+    # ---- one batch -------------------------------------------------------------------
+
+    def _fold(self, rows: Rows, done: list) -> tuple[Records, np.ndarray, list]:
+        order, gstarts = group_rows(rows.keys)
+        rows = rows.take(order)
+        group_start = np.zeros(len(rows), dtype=bool)
+        group_start[gstarts] = True
+        brk = cut(rows, group_start, self.config)
+        seg = np.cumsum(brk) - 1
+        seg_starts = np.flatnonzero(brk)
+        n_seg = len(seg_starts)
+        rec = aggregate(rows, seg, n_seg)
+        first_seg = seg[gstarts]
+        last_seg = np.r_[first_seg[1:], n_seg] - 1
+
+        seg_slot = self._continue(rows, rec, first_seg, seg_starts, done)
+        self._orient_new(rows, rec, seg_slot, seg_starts)
+        track(rows, seg, rec)
+        seg_parents = self._segment_parents(rows, seg, seg_slot)
+
+        is_last = np.zeros(n_seg, dtype=bool)
+        is_last[last_seg] = True
+        keep = np.flatnonzero(is_last)
+        slots = self.store.put(seg_slot[keep], take(rec, keep))
+        for s, slot in zip(keep.tolist(), slots.tolist(), strict=True):
+            if s in seg_parents:
+                self._parents.setdefault(slot, set()).update(seg_parents[s])
+        ended = np.flatnonzero(~is_last)
+        reasons = np.where(
+            finished(rec["joint"][ended]) & (rec["key"][ended, _PROTO_AT] == 6), CLOSED, IDLE
+        ).astype(np.uint8)
+        ended_parents = [seg_parents.get(s, set()) for s in ended.tolist()]
+        return take(rec, ended), reasons, ended_parents
+
+    def _continue(self, rows: Rows, rec: Records, first_seg, seg_starts, done) -> np.ndarray:
+        """Slot per segment (-1: new flow); merges stored state into continuing segments."""
+        seg_slot = np.full(len(seg_starts), -1, dtype=np.int64)
+        slots = self.store.lookup(rec["key"][first_seg])
+        known = slots >= 0
+        if not known.any():
+            return seg_slot
+        fs, sl = first_seg[known], slots[known]
+        cols = self.store.cols
+        r0 = seg_starts[fs]
+        gap = rec["first_ts"][fs] - cols["last_ts"][sl]
+        proto = rows.proto[r0]
+        bare_syn = ((rows.flags[r0] & SYN) != 0) & ((rows.flags[r0] & ACK) == 0)
+        over = (proto == 6) & finished(cols["joint"][sl])
+        close_ns = int(self.config.close_delay * 1e9)
+        cont = (gap <= idle_timeouts(proto, self.config)) & ~(over & ((gap > close_ns) | bare_syn))
+        if self.config.active_timeout is not None:
+            cont &= rec["first_ts"][fs] - cols["first_ts"][sl] <= self.config.active_timeout * 1e9
+        gone = sl[~cont]
+        if len(gone):
+            old, parents = self._release(gone)
+            why = np.where(finished(old["joint"]) & (proto[~cont] == 6), CLOSED, IDLE)
+            done.append((old, why.astype(np.uint8), parents))
+        fs, sl = fs[cont], sl[cont]
+        seg_slot[fs] = sl
+        old = take(cols, sl)
+        for name in _SUMMED:
+            rec[name][fs] += old[name]
+        for name in _FROM_STATE:
+            rec[name][fs] = old[name]
+        rec["mac"][fs] = np.where(old["mac"] != 0, old["mac"], rec["mac"][fs])
+        rec["first_pos"][fs] = np.minimum(old["first_pos"], rec["first_pos"][fs])
+        return seg_slot
+
+    def _orient_new(self, rows: Rows, rec: Records, seg_slot, seg_starts) -> None:
+        new = np.flatnonzero(seg_slot < 0)
+        r0 = seg_starts[new]
+        flip, by = decide_orientation(
+            rows.proto[r0], rows.flags[r0], rows.sport[r0], rows.dport[r0]
+        )
+        first_dir = rows.dir[r0]
+        rec["orig_side"][new] = np.where(flip, 1 - first_dir, first_dir)
+        rec["flipped"][new] = flip
+        rec["by"][new] = by
+        rec["uid"][new] = self._uids.draw(len(new))
+
+    def _segment_parents(self, rows: Rows, seg, seg_slot) -> dict[int, set[bytes]]:
+        if rows.parent is None:
+            return {}
+        has = rows.parent.any(axis=1)
+        if not has.any():
+            return {}
+        pairs = np.concatenate(
+            [seg[has].astype(">i8").view(np.uint8).reshape(-1, 8), rows.parent[has]], axis=1
+        )
+        uniq = np.unique(np.ascontiguousarray(pairs).view(f"V{pairs.shape[1]}").ravel())
+        out: dict[int, set[bytes]] = {}
+        for raw in uniq.tolist():
+            s = int.from_bytes(raw[:8], "big")
+            out.setdefault(s, set()).add(raw[8:])
+        for s, slot in enumerate(seg_slot.tolist()):
+            if slot >= 0 and slot in self._parents and s in out:
+                out[s] |= self._parents[slot]
+        return out
+
+    # ---- finishing -------------------------------------------------------------------
+
+    def _expire(self, now: int) -> tuple[Records, np.ndarray, list]:
+        cols, used = self.store.cols, self.store.used
+        proto = cols["key"][:, _PROTO_AT]
+        quiet = now - cols["last_ts"]
+        closed = (
+            used & (proto == 6) & finished(cols["joint"]) & (quiet > self.config.close_delay * 1e9)
+        )
+        idle = used & ~closed & (quiet > idle_timeouts(proto, self.config))
+        active = np.zeros_like(used)
+        if self.config.active_timeout is not None:
+            active = (
+                used & ~closed & ~idle & (now - cols["first_ts"] > self.config.active_timeout * 1e9)
+            )
+        slots = np.flatnonzero(closed | idle | active)
+        why = np.select([closed[slots], idle[slots]], [CLOSED, IDLE], ACTIVE).astype(np.uint8)
+        rec, parents = self._release(slots)
+        return rec, why, parents
+
+    def _release(self, slots: np.ndarray) -> tuple[Records, list]:
+        parents = [self._parents.pop(s, set()) for s in slots.tolist()]
+        return self.store.release(slots), parents
+
+    def _emit(self, parts: list[tuple[Records, np.ndarray, list]]) -> pa.Table:
+        parts = [p for p in parts if len(p[1])]
+        if not parts:
+            return FLOW_SCHEMA.empty_table()
+        rec = concat([p[0] for p in parts])
+        reasons = np.concatenate([p[1] for p in parts])
+        parent_sets = [s for p in parts for s in p[2]]
+        by_time = np.lexsort((rec["uid"][:, 2], rec["first_ts"]))  # writers like ts order
+        rec, reasons = take(rec, by_time), reasons[by_time]
+        parent_sets = [parent_sets[i] for i in by_time.tolist()]
+        raw_keys = np.ascontiguousarray(rec["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
+        raw_uids = np.ascontiguousarray(rec["uid"]).view("V12").ravel().tolist()
+        self._recent_uid.update(zip(raw_keys, raw_uids, strict=True))
+        if len(self._recent_uid) > 1 << 17:
+            items = list(self._recent_uid.items())
+            self._recent_uid = dict(items[len(items) // 2 :])
+        return to_flow_batch(
+            rec, reasons, self._parent_uids(parent_sets), self.config.community_id_seed
+        )
+
+    def _parent_uids(self, parent_sets: list[set[bytes]]) -> list[list[str]]:
+        out = []
+        for keys in parent_sets:
+            limbs = []
+            for k in sorted(keys):
+                slot = self.store.slot_of.get(k)
+                if slot is not None:
+                    limbs.append(self.store.cols["uid"][slot])
+                elif k in self._recent_uid:
+                    limbs.append(np.frombuffer(self._recent_uid[k], dtype=np.uint32))
+            out.append(UidSource.render(np.array(limbs).reshape(-1, 3)) if limbs else [])
+        return out

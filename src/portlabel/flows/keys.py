@@ -1,0 +1,200 @@
+"""Flow keys: per-packet ports, canonical direction, fixed-width packing and grouping.
+
+A flow key is the transport, both endpoints (address + port), the VLAN pair and (when
+configured) the tunnel parent. Packets of both directions must get the same key, so each
+packet's endpoints are put in canonical order -- the lower (address, port) first -- and
+the packet remembers whether it travels a->b (dir 0) or b->a (dir 1).
+
+ICMP has no ports; following Zeek, the "ports" are (type, counterpart type) for paired
+message types (echo request/reply, ...) so that a request and its reply share a key, and
+(type, code) for one-way types.
+
+Keys are packed into an ``(n, KEY_WIDTH)`` uint8 array and grouped by a 64-bit hash of
+the rows (argsort of uint64 is much cheaper than sorting long byte strings); hash
+collisions are detected and resolved by an exact sort.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ICMP message types that come in request/reply pairs (the rest are one-way)
+ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
+ICMP6_PAIRS = {
+    128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135,
+    130: 131, 131: 130, 139: 140, 140: 139, 144: 145, 145: 144,
+}  # fmt: skip
+PORTED_PROTOS = (6, 17, 33, 132)  # tcp, udp, dccp, sctp carry 16-bit ports
+ICMP_PROTOS = (1, 58)
+
+# key layout: name -> (offset, width); declared once, read by pack/unpack
+KEY_FIELDS: dict[str, tuple[int, int]] = {}
+_off = 0
+for _name, _width in (
+    ("a_ip", 16), ("b_ip", 16), ("a_port", 2), ("b_port", 2), ("proto", 1),
+    ("vlan", 4), ("inner_vlan", 4), ("parent", 40),
+):  # fmt: skip
+    KEY_FIELDS[_name] = (_off, _width)
+    _off += _width
+KEY_WIDTH = (_off + 7) // 8 * 8
+PARENT_WIDTH = KEY_FIELDS["parent"][1]
+
+
+def _pair_table(pairs: dict[int, int]) -> np.ndarray:
+    table = np.full(256, -1, dtype=np.int16)
+    for k, v in pairs.items():
+        table[k] = v
+    return table
+
+
+_PAIR4, _PAIR6 = _pair_table(ICMP4_PAIRS), _pair_table(ICMP6_PAIRS)
+
+
+def icmp_ports(
+    ip_proto: np.ndarray, icmp_type: np.ndarray, icmp_code: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zeek's ICMP pseudo-ports: (type, counterpart-or-code, one_way)."""
+    counterpart = np.where(ip_proto == 58, _PAIR6[icmp_type], _PAIR4[icmp_type])
+    one_way = counterpart < 0
+    dport = np.where(one_way, icmp_code, counterpart).astype(np.uint16)
+    return icmp_type.astype(np.uint16), dport, one_way
+
+
+def flow_ports(
+    ip_proto: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+    icmp_type: np.ndarray,
+    icmp_code: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two 16-bit values that identify a flow's endpoints beside the addresses."""
+    ported = np.isin(ip_proto, PORTED_PROTOS)
+    icmp = np.isin(ip_proto, ICMP_PROTOS)
+    isp, idp, _ = icmp_ports(ip_proto, icmp_type, icmp_code)
+    s = np.where(ported, sport, np.where(icmp, isp, 0)).astype(np.uint16)
+    d = np.where(ported, dport, np.where(icmp, idp, 0)).astype(np.uint16)
+    return s, d
+
+
+def _ip_words(ip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """16-byte addresses as two big-endian-ordered uint64 words (hi, lo) for comparison."""
+    w = np.ascontiguousarray(ip).view(">u8").astype(np.uint64)
+    return w[:, 0], w[:, 1]
+
+
+def endpoint_greater(
+    ip1: np.ndarray, port1: np.ndarray, ip2: np.ndarray, port2: np.ndarray
+) -> np.ndarray:
+    """Row-wise (ip1, port1) > (ip2, port2) in network byte order."""
+    h1, l1 = _ip_words(ip1)
+    h2, l2 = _ip_words(ip2)
+    return (h1 > h2) | ((h1 == h2) & ((l1 > l2) | ((l1 == l2) & (port1 > port2))))
+
+
+def _put(out: np.ndarray, name: str, values: np.ndarray) -> None:
+    off, width = KEY_FIELDS[name]
+    raw = np.ascontiguousarray(values).reshape(len(out), -1).view(np.uint8)
+    out[:, off : off + width] = raw[:, :width]
+
+
+def pack_keys(
+    src_ip: np.ndarray,
+    dst_ip: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+    proto: np.ndarray,
+    vlan: np.ndarray,
+    inner_vlan: np.ndarray,
+    parent: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical packed keys ``(n, KEY_WIDTH)`` and each row's direction (0 a->b, 1 b->a)."""
+    n = len(proto)
+    swap = endpoint_greater(src_ip, sport, dst_ip, dport)
+    keys = np.zeros((n, KEY_WIDTH), dtype=np.uint8)
+    _put(keys, "a_ip", np.where(swap[:, None], dst_ip, src_ip))
+    _put(keys, "b_ip", np.where(swap[:, None], src_ip, dst_ip))
+    _put(keys, "a_port", np.where(swap, dport, sport).astype(">u2"))
+    _put(keys, "b_port", np.where(swap, sport, dport).astype(">u2"))
+    _put(keys, "proto", proto.astype(np.uint8))
+    _put(keys, "vlan", vlan.astype(">i4"))
+    _put(keys, "inner_vlan", inner_vlan.astype(">i4"))
+    if parent is not None:
+        _put(keys, "parent", parent)
+    return keys, swap.astype(np.uint8)
+
+
+def pack_parent(
+    outer_src: np.ndarray,
+    outer_dst: np.ndarray,
+    outer_sport: np.ndarray,
+    outer_dport: np.ndarray,
+    outer_proto: np.ndarray,
+    tunnel: np.ndarray,
+) -> np.ndarray:
+    """Direction-free bytes naming a tunnel parent (zeros when the packet has none)."""
+    swap = endpoint_greater(outer_src, outer_sport, outer_dst, outer_dport)
+    out = np.zeros((len(tunnel), PARENT_WIDTH), dtype=np.uint8)
+    out[:, 0:16] = np.where(swap[:, None], outer_dst, outer_src)
+    out[:, 16:32] = np.where(swap[:, None], outer_src, outer_dst)
+    out[:, 32:34] = (
+        np.where(swap, outer_dport, outer_sport).astype(">u2").view(np.uint8).reshape(-1, 2)
+    )
+    out[:, 34:36] = (
+        np.where(swap, outer_sport, outer_dport).astype(">u2").view(np.uint8).reshape(-1, 2)
+    )
+    out[:, 36] = outer_proto
+    out[:, 37] = tunnel
+    out[tunnel == 0] = 0
+    return out
+
+
+def unpack(keys: np.ndarray, name: str) -> np.ndarray:
+    """One field of packed keys, as raw bytes ``(n, width)``."""
+    off, width = KEY_FIELDS[name]
+    return keys[:, off : off + width]
+
+
+def unpack_int(keys: np.ndarray, name: str, dtype: str) -> np.ndarray:
+    return np.ascontiguousarray(unpack(keys, name)).view(dtype).ravel().astype(np.int64)
+
+
+_M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
+
+
+def hash_rows(keys: np.ndarray) -> np.ndarray:
+    """A 64-bit mixing hash of each packed key row."""
+    words = np.ascontiguousarray(keys).view(np.uint64)
+    h = np.zeros(len(keys), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            h = (h ^ words[:, j]) * _M1
+            h ^= h >> np.uint64(29)
+        h *= _M2
+        h ^= h >> np.uint64(32)
+    return h
+
+
+def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable grouping of equal key rows.
+
+    Returns ``order`` (row indices, equal keys adjacent, original order kept within a
+    group) and ``starts`` (the positions in ``order`` where each group begins).
+    """
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    h = hash_rows(keys)
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    group_first = order[np.repeat(starts, np.diff(np.append(starts, n)))]
+    if not np.array_equal(keys[order], keys[group_first]):  # a 64-bit hash collision
+        void = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel()
+        order = np.argsort(void, kind="stable")
+        vs = void[order]
+        new[1:] = vs[1:] != vs[:-1]
+        starts = np.flatnonzero(new)
+    return order, starts

@@ -1,0 +1,117 @@
+"""Flow records in columnar form: the per-flow state the engine keeps between batches.
+
+A ``Records`` is a dict of numpy arrays, one row per flow, with the fields in
+``RECORD_FIELDS``. Per-direction fields are ``(n, 2)`` indexed by the *canonical*
+direction (0: key endpoint a -> b, 1: b -> a); ``orig_side`` says which canonical
+direction the originator sends in. ``FlowStore`` keeps active flows in slot arrays that
+grow by doubling, with a dict from packed key bytes to slot; memory follows the number of
+active flows only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from portlabel.flows.keys import KEY_WIDTH
+
+NO_POS = np.iinfo(np.int64).max  # "letter never seen"
+N_LETTERS = 16  # 8 history kinds x 2 canonical directions
+
+# name -> (dtype, per-row shape, fill value)
+RECORD_FIELDS: dict[str, tuple[str, tuple[int, ...], int]] = {
+    "key": ("uint8", (KEY_WIDTH,), 0),
+    "ip_version": ("uint8", (), 0),
+    "first_ts": ("int64", (), 0),
+    "last_ts": ("int64", (), 0),
+    "orig_side": ("uint8", (), 0),  # canonical direction of the originator's packets
+    "flipped": ("bool", (), 0),  # the first packet's receiver is the originator
+    "by": ("uint8", (), 0),  # responder_by code
+    "pkts": ("int64", (2,), 0),
+    "ip_bytes": ("int64", (2,), 0),
+    "payload": ("int64", (2,), 0),
+    "mac": ("uint64", (2,), 0),  # sender MAC per direction
+    "base": ("uint32", (2,), 0),  # TCP: sequence number "before" the first octet
+    "has_base": ("bool", (2,), 0),
+    "seq_end": ("int64", (2,), 0),  # TCP: highest relative sequence end sent
+    "acked": ("int64", (2,), 0),  # TCP: highest relative ack received for this side
+    "fins": ("int64", (2,), 0),
+    "joint": ("uint8", (), 0),  # TCP joint endpoint state (tcp_state)
+    "first_pos": ("int64", (N_LETTERS,), NO_POS),  # first packet position of each letter
+    "uid": ("uint32", (3,), 0),
+}
+
+Records = dict[str, np.ndarray]
+
+
+def empty_records(n: int) -> Records:
+    out = {}
+    for name, (dtype, shape, fill) in RECORD_FIELDS.items():
+        arr = np.empty((n, *shape), dtype=dtype)
+        arr.fill(fill)
+        out[name] = arr
+    return out
+
+
+def take(rec: Records, index: np.ndarray) -> Records:
+    return {k: v[index] for k, v in rec.items()}
+
+
+def concat(parts: list[Records]) -> Records:
+    parts = [p for p in parts if len(p["key"])]
+    if not parts:
+        return empty_records(0)
+    return {k: np.concatenate([p[k] for p in parts]) for k in RECORD_FIELDS}
+
+
+class FlowStore:
+    """Active flows: slot arrays plus a dict from key bytes to slot number."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.cols: Records = empty_records(capacity)
+        self.used = np.zeros(capacity, dtype=bool)
+        self.slot_of: dict[bytes, int] = {}
+        self._free: list[int] = list(range(capacity - 1, -1, -1))
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Slot of each packed key row, -1 when not active."""
+        raw = np.ascontiguousarray(keys).view(f"V{KEY_WIDTH}").ravel().tolist()
+        get = self.slot_of.get
+        return np.fromiter((get(k, -1) for k in raw), dtype=np.int64, count=len(raw))
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.used)
+        new_cap = max(cap * 2, cap + need)
+        more = empty_records(new_cap - cap)
+        self.cols = {k: np.concatenate([v, more[k]]) for k, v in self.cols.items()}
+        self.used = np.concatenate([self.used, np.zeros(new_cap - cap, dtype=bool)])
+        self._free.extend(range(new_cap - 1, cap - 1, -1))
+
+    def put(self, slots: np.ndarray, rec: Records) -> np.ndarray:
+        """Write records into their slots; rows with slot -1 get new slots."""
+        slots = slots.copy()
+        fresh = np.flatnonzero(slots < 0)
+        if len(fresh) > len(self._free):
+            self._grow(len(fresh) - len(self._free))
+        if len(fresh):
+            slots[fresh] = self._free[-len(fresh) :][::-1]
+            del self._free[-len(fresh) :]
+        for k, v in rec.items():
+            self.cols[k][slots] = v
+        self.used[slots] = True
+        if len(fresh):
+            raw = np.ascontiguousarray(rec["key"][fresh]).view(f"V{KEY_WIDTH}").ravel()
+            self.slot_of.update(zip(raw.tolist(), slots[fresh].tolist(), strict=True))
+        return slots
+
+    def release(self, slots: np.ndarray) -> Records:
+        """Remove flows from the store and return their records."""
+        rec = take(self.cols, slots)
+        raw = np.ascontiguousarray(rec["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
+        for k in raw:
+            del self.slot_of[k]
+        self.used[slots] = False
+        self._free.extend(slots.tolist())
+        return rec
