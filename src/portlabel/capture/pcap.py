@@ -121,11 +121,11 @@ def walk_records(b, p, big, hdr_len, lengths, data_off, caplen, wirelen, sec, fr
     while n < maxn:
         if p + hdr_len > end:
             return n, p, NEED_MORE
-        first = _u32(b, p + 8, big)
-        second = _u32(b, p + 12, big)
-        cap, wire = first, second
-        if lengths == LENGTHS_SWAPPED or (lengths == LENGTHS_MAYBE_SWAPPED and first > second):
-            cap, wire = second, first
+        cap = _u32(b, p + 8, big)
+        wire = _u32(b, p + 12, big)
+        if lengths != LENGTHS_NORMAL:
+            if lengths == LENGTHS_SWAPPED or cap > wire:
+                cap, wire = wire, cap
         if cap > MAX_RECORD:
             return n, p, BAD_LENGTH
         q = p + hdr_len + np.int64(cap)
