@@ -1,0 +1,130 @@
+"""Network-layer handlers: IPv4 (with options), IPv6 and its extension-header chain.
+
+Every IP header overwrites the row's IP columns, so after a tunnel the row holds the
+innermost datagram (the tunnel handlers save the outer one first). IPv4 addresses are
+stored in their IPv4-mapped IPv6 form ``::ffff:a.b.c.d``. ``DecodeState.ip_rest`` carries
+the datagram's payload length (from the IP header, not the capture) down to the transport
+handler, which subtracts its own header to get ``payload_len``.
+
+A non-first fragment (offset > 0) ends with status FRAGMENT: addresses, ``ip_id``,
+``frag_offset`` and ``more_frags`` are filled so the flow layer can attach it to the flow
+its first fragment opened.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from portlabel.capture import headers as H
+from portlabel.capture.batch import DecodeStatus
+from portlabel.capture.cursor import DecodeState, gather, read
+from portlabel.capture.nextlayer import (
+    IP6PROTO_TO_LAYER,
+    IPPROTO_AH,
+    IPPROTO_TO_LAYER,
+    IPV6_FRAGMENT,
+    Layer,
+)
+
+_MAX_EXTENSIONS = 16
+
+
+def _store_v4_address(column: np.ndarray, rows: np.ndarray, octets: np.ndarray) -> None:
+    mapped = np.zeros((len(rows), 16), dtype=np.uint8)
+    mapped[:, 10:12] = 0xFF
+    mapped[:, 12:] = octets
+    column[rows] = mapped
+
+
+def ipv4(st: DecodeState, idx: np.ndarray) -> None:
+    L, out = H.IPV4, st.out
+    idx, pos = st.need(idx, L.min_len)
+    ihl = read(st.buf, pos, L.ihl) * 4
+    total = read(st.buf, pos, L.total_len)
+    # A zero total length is what TSO/LRO captures carry: trust the captured bytes instead.
+    total = np.where(total == 0, st.end[idx] - pos, total)
+    bad = (read(st.buf, pos, L.version) != 4) | (ihl < L.min_len) | (total < ihl)
+    idx, pos, ihl, total = st.malformed(idx, bad, pos, ihl, total)
+    idx, pos, ihl, total = st.need(idx, ihl, pos, ihl, total)
+    if len(idx) == 0:
+        return
+    proto = read(st.buf, pos, L.proto)
+    frag_offset = read(st.buf, pos, L.frag_offset)
+    out.ip_version[idx] = 4
+    _store_v4_address(out.src_ip, idx, gather(st.buf, pos + L.src.offset, 4))
+    _store_v4_address(out.dst_ip, idx, gather(st.buf, pos + L.dst.offset, 4))
+    out.ip_proto[idx] = proto
+    out.ip_len[idx] = total
+    out.ip_id[idx] = read(st.buf, pos, L.ident)
+    out.frag_offset[idx] = frag_offset
+    out.more_frags[idx] = read(st.buf, pos, L.more_frags) == 1
+    st.ip_rest[idx] = total - ihl
+    st.arg[idx] = proto
+    later = frag_offset > 0
+    st.finish(idx[later], DecodeStatus.FRAGMENT)
+    first = ~later
+    st.goto(idx[first], IPPROTO_TO_LAYER[proto[first]], pos[first] + ihl[first])
+
+
+def ipv6(st: DecodeState, idx: np.ndarray) -> None:
+    L, out = H.IPV6, st.out
+    idx, pos = st.need(idx, L.min_len)
+    idx, pos = st.malformed(idx, read(st.buf, pos, L.version) != 6, pos)
+    if len(idx) == 0:
+        return
+    payload = read(st.buf, pos, L.payload_len)
+    # Zero is a jumbogram or a TSO capture: the captured bytes are the best length there is.
+    payload = np.where(payload == 0, st.end[idx] - pos - L.min_len, payload)
+    next_header = read(st.buf, pos, L.next_header)
+    out.ip_version[idx] = 6
+    out.src_ip[idx] = gather(st.buf, pos + L.src.offset, 16)
+    out.dst_ip[idx] = gather(st.buf, pos + L.dst.offset, 16)
+    out.ip_proto[idx] = next_header
+    out.ip_len[idx] = payload + L.min_len
+    out.ip_id[idx] = 0
+    out.frag_offset[idx] = 0
+    out.more_frags[idx] = False
+    st.ip_rest[idx] = payload
+    st.arg[idx] = next_header
+    st.goto(idx, IP6PROTO_TO_LAYER[next_header], pos + L.min_len)
+
+
+def _ext_length(st: DecodeState, kind: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    units = read(st.buf, pos, H.IPV6_EXT.length)
+    length = (units + 1) * 8
+    length = np.where(kind == IPPROTO_AH, (units + 2) * 4, length)
+    return np.where(kind == IPV6_FRAGMENT, H.IPV6_FRAG.min_len, length)
+
+
+def ip_extensions(st: DecodeState, idx: np.ndarray) -> None:
+    """Walk IPv6 extension headers (and AH, in either IP version) to the upper layer."""
+    out = st.out
+    pos, kind = st.pos[idx], st.arg[idx]
+    for _ in range(_MAX_EXTENSIONS):
+        idx, pos, kind = st.need(idx, H.IPV6_EXT.min_len, pos, kind)
+        if len(idx) == 0:
+            return
+        length = _ext_length(st, kind, pos)
+        idx, pos, kind, length = st.need(idx, length, pos, kind, length)
+        next_header = read(st.buf, pos, H.IPV6_EXT.next_header)
+        frag = kind == IPV6_FRAGMENT
+        if frag.any():
+            rows, p = idx[frag], pos[frag]
+            offset = read(st.buf, p, H.IPV6_FRAG.frag_offset)
+            out.ip_id[rows] = read(st.buf, p, H.IPV6_FRAG.ident)
+            out.frag_offset[rows] = offset
+            out.more_frags[rows] = read(st.buf, p, H.IPV6_FRAG.more_frags) == 1
+            later = offset > 0
+            out.ip_proto[rows[later]] = next_header[frag][later]
+            st.finish(rows[later], DecodeStatus.FRAGMENT)
+        st.ip_rest[idx] -= length
+        out.ip_proto[idx] = next_header
+        pos, layer = pos + length, IP6PROTO_TO_LAYER[next_header]
+        go_on = (layer == Layer.IP_EXT) & (st.layer[idx] == Layer.IP_EXT)
+        leave = ~go_on & (st.layer[idx] == Layer.IP_EXT)
+        st.arg[idx[leave]] = next_header[leave]
+        st.goto(idx[leave], layer[leave], pos[leave])
+        idx, pos, kind = idx[go_on], pos[go_on], next_header[go_on]
+        if len(idx) == 0:
+            return
+    st.finish(idx, DecodeStatus.MALFORMED)

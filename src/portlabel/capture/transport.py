@@ -1,0 +1,112 @@
+"""Transport-layer handlers: TCP, UDP, SCTP, DCCP, ICMP, ICMPv6 and port-less protocols.
+
+Ports are filled as soon as their four bytes are captured, even when the rest of the header
+is cut (the row is then TRUNCATED but still attributable to its flow). ``payload_len`` is
+the IP payload length from the IP header minus the transport header, floored at zero.
+UDP datagrams on a tunnel port are handed to the matching tunnel handler, which gives them
+back as plain UDP when the payload does not look like that tunnel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from portlabel.capture import headers as H
+from portlabel.capture.batch import DecodeStatus
+from portlabel.capture.cursor import DecodeState, read
+from portlabel.capture.nextlayer import Layer
+
+_ICMP_WITH_ID = np.zeros(256, dtype=bool)
+_ICMP_WITH_ID[[0, 8, 13, 14, 15, 16, 17, 18]] = True  # echo, timestamp, info, mask
+_ICMPV6_WITH_ID = np.zeros(256, dtype=bool)
+_ICMPV6_WITH_ID[[128, 129]] = True
+
+_UDP_TUNNEL_PORTS = {
+    H.UDP_VXLAN: Layer.VXLAN,
+    H.UDP_VXLAN_GPE: Layer.VXLAN_GPE,
+    H.UDP_GENEVE: Layer.GENEVE,
+    H.UDP_GTPU: Layer.GTPU,
+    H.UDP_TEREDO: Layer.TEREDO,
+    H.UDP_AYIYA: Layer.AYIYA,
+}
+UDP_PORT_TO_TUNNEL = np.zeros(65536, dtype=np.uint8)  # 0 = Layer.DONE: no tunnel
+for _port, _layer in _UDP_TUNNEL_PORTS.items():
+    UDP_PORT_TO_TUNNEL[_port] = _layer
+
+
+def _ports(st: DecodeState, idx: np.ndarray, header_len: int):
+    """Fill ports where captured; keep only packets whose whole fixed header is there."""
+    idx, pos = st.need(idx, H.PORTS.min_len)
+    st.out.sport[idx] = read(st.buf, pos, H.PORTS.sport)
+    st.out.dport[idx] = read(st.buf, pos, H.PORTS.dport)
+    return st.need(idx, header_len, pos)
+
+
+def _payload(st: DecodeState, idx: np.ndarray, header_len) -> None:
+    st.out.payload_len[idx] = np.maximum(st.ip_rest[idx] - header_len, 0)
+
+
+def tcp(st: DecodeState, idx: np.ndarray) -> None:
+    L, out = H.TCP, st.out
+    idx, pos = _ports(st, idx, L.min_len)
+    out.tcp_seq[idx] = read(st.buf, pos, L.seq)
+    out.tcp_ack[idx] = read(st.buf, pos, L.ack)
+    out.tcp_flags[idx] = read(st.buf, pos, L.flags)
+    data_offset = read(st.buf, pos, L.data_offset) * 4
+    bad = data_offset < L.min_len
+    _payload(st, idx, data_offset)
+    st.finish(idx[bad], DecodeStatus.MALFORMED)
+    st.finish(idx[~bad])
+
+
+def udp(st: DecodeState, idx: np.ndarray) -> None:
+    idx, pos = _ports(st, idx, H.UDP.min_len)
+    _payload(st, idx, H.UDP.min_len)
+    # A tunnel is recognised on either port; the destination port wins a tie.
+    tunnel = UDP_PORT_TO_TUNNEL[st.out.dport[idx]]
+    tunnel = np.where(tunnel == 0, UDP_PORT_TO_TUNNEL[st.out.sport[idx]], tunnel)
+    st.goto(idx, tunnel, pos + H.UDP.min_len)
+
+
+def sctp(st: DecodeState, idx: np.ndarray) -> None:
+    idx, pos = _ports(st, idx, H.SCTP.min_len)
+    _payload(st, idx, H.SCTP.min_len)
+    has_chunk = pos + H.SCTP.min_len < st.end[idx]
+    st.out.sctp_chunk[idx[has_chunk]] = read(st.buf, pos[has_chunk], H.SCTP.first_chunk)
+    st.finish(idx)
+
+
+def dccp(st: DecodeState, idx: np.ndarray) -> None:
+    idx, pos = _ports(st, idx, H.DCCP.min_len)
+    data_offset = read(st.buf, pos, H.DCCP.data_offset) * 4
+    _payload(st, idx, data_offset)
+    bad = data_offset < H.DCCP.min_len
+    st.finish(idx[bad], DecodeStatus.MALFORMED)
+    st.finish(idx[~bad])
+
+
+def _icmp(st: DecodeState, idx: np.ndarray, with_id: np.ndarray) -> None:
+    L, out = H.ICMP, st.out
+    idx, pos = st.need(idx, 2)
+    kind = read(st.buf, pos, L.type)
+    out.icmp_type[idx] = kind
+    out.icmp_code[idx] = read(st.buf, pos, L.code)
+    idx, pos, kind = st.need(idx, L.min_len, pos, kind)
+    echo = with_id[kind]
+    out.icmp_id[idx[echo]] = read(st.buf, pos[echo], L.ident)
+    _payload(st, idx, L.min_len)
+    st.finish(idx)
+
+
+def icmp(st: DecodeState, idx: np.ndarray) -> None:
+    _icmp(st, idx, _ICMP_WITH_ID)
+
+
+def icmpv6(st: DecodeState, idx: np.ndarray) -> None:
+    _icmp(st, idx, _ICMPV6_WITH_ID)
+
+
+def ip_other(st: DecodeState, idx: np.ndarray) -> None:
+    """A protocol without ports (ESP, IGMP, OSPF, no-next-header...): decoding ends here."""
+    _payload(st, idx, 0)
+    st.finish(idx)

@@ -1,0 +1,199 @@
+"""Tunnel handlers: GRE/ERSPAN, VXLAN(-GPE)/NSH, Geneve, GTP-U, Teredo, AYIYA, IP-in-IP.
+
+Entering a tunnel (``enter_tunnel``) copies the row's current IP addresses, protocol and
+ports to the ``outer_*`` columns and clears the inner ones, then the cursor moves to the
+encapsulated frame, which the ordinary handlers decode into the row. Only the outermost
+tunnel is recorded (``tunnel`` and ``outer_*`` are written once per packet).
+
+The UDP-based tunnels are recognised by port, so each one first checks that its payload
+really has that tunnel's shape; when it does not, the packet stays a plain UDP row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from portlabel.capture import headers as H
+from portlabel.capture.batch import DecodeStatus, TunnelType
+from portlabel.capture.cursor import DecodeState, read
+from portlabel.capture.linklayer import goto_ethertype, goto_ip_version
+from portlabel.capture.nextlayer import IPPROTO_IPIP, IPPROTO_IPV6, NOT_IP, Layer
+
+_ERSPAN_TYPES = (0x88BE, 0x22EB)
+_TEREDO_AUTH, _TEREDO_ORIGIN = 0x0001, 0x0000
+_MAX_GTP_EXTENSIONS = 8
+_INNER_COLUMNS = (
+    "ip_version", "src_ip", "dst_ip", "ip_proto", "ip_len", "ip_id", "frag_offset",
+    "more_frags", "sport", "dport", "payload_len",
+)  # fmt: skip
+
+
+def enter_tunnel(st: DecodeState, idx: np.ndarray, kind) -> None:
+    """Record the tunnel (outermost only) and clear the inner columns for ``idx``."""
+    out = st.out
+    first = out.tunnel[idx] == TunnelType.NONE
+    rows = idx[first]
+    out.tunnel[rows] = kind if np.isscalar(kind) else np.asarray(kind)[first]
+    out.outer_src_ip[rows] = out.src_ip[rows]
+    out.outer_dst_ip[rows] = out.dst_ip[rows]
+    out.outer_proto[rows] = out.ip_proto[rows]
+    out.outer_sport[rows] = out.sport[rows]
+    out.outer_dport[rows] = out.dport[rows]
+    for name in _INNER_COLUMNS:
+        getattr(out, name)[idx] = 0
+
+
+def _plain_udp(st: DecodeState, idx: np.ndarray, looks_right: np.ndarray):
+    """Finish the packets whose payload is not the tunnel; return the others' mask."""
+    st.finish(idx[~looks_right])
+    return looks_right
+
+
+def ip_in_ip(st: DecodeState, idx: np.ndarray) -> None:
+    enter_tunnel(st, idx, TunnelType.IP_IN_IP)
+    inner = st.arg[idx]
+    layer = np.select([inner == IPPROTO_IPIP, inner == IPPROTO_IPV6], [Layer.IPV4, Layer.IPV6])
+    st.goto(idx, layer, st.pos[idx])
+
+
+def gre(st: DecodeState, idx: np.ndarray) -> None:
+    """GRE version 0 (RFC 2784/2890) and the enhanced version 1 used by PPTP."""
+    L = H.GRE
+    idx, pos = st.need(idx, L.min_len)
+    version = read(st.buf, pos, L.version)
+    idx, pos, version = st.malformed(idx, version > 1, pos, version)
+    seq = read(st.buf, pos, L.sequence)
+    length = 4 + 4 * (read(st.buf, pos, L.checksum) | read(st.buf, pos, L.routing))
+    length += 4 * (read(st.buf, pos, L.key) | version) + 4 * seq
+    length += 4 * np.where(version == 1, read(st.buf, pos, L.ack), 0)
+    protocol = read(st.buf, pos, L.protocol)
+    erspan = np.isin(protocol, _ERSPAN_TYPES)
+    enter_tunnel(st, idx, np.where(erspan, TunnelType.ERSPAN, TunnelType.GRE))
+    st.arg[idx] = seq  # ERSPAN type I has no sequence number and no ERSPAN header
+    goto_ethertype(st, idx, protocol, pos + length)
+
+
+def erspan2(st: DecodeState, idx: np.ndarray) -> None:
+    has_header = st.arg[idx] == 1
+    st.goto(idx[~has_header], Layer.ETHER, st.pos[idx[~has_header]])
+    idx, pos = st.need(idx[has_header], H.ERSPAN2.min_len)
+    st.goto(idx, Layer.ETHER, pos + H.ERSPAN2.min_len)
+
+
+def erspan3(st: DecodeState, idx: np.ndarray) -> None:
+    idx, pos = st.need(idx, H.ERSPAN3.min_len)
+    optional = read(st.buf, pos, H.ERSPAN3.optional) * H.ERSPAN3_PLATFORM_LEN
+    st.goto(idx, Layer.ETHER, pos + H.ERSPAN3.min_len + optional)
+
+
+def vxlan(st: DecodeState, idx: np.ndarray) -> None:
+    idx, pos = st.need(idx, H.VXLAN.min_len, short=None)
+    ok = _plain_udp(st, idx, (read(st.buf, pos, H.VXLAN.flags) & 0x08) != 0)
+    enter_tunnel(st, idx[ok], TunnelType.VXLAN)
+    st.goto(idx[ok], Layer.ETHER, pos[ok] + H.VXLAN.min_len)
+
+
+def vxlan_gpe(st: DecodeState, idx: np.ndarray) -> None:
+    L = H.VXLAN_GPE
+    idx, pos = st.need(idx, L.min_len, short=None)
+    flags, proto = read(st.buf, pos, L.flags), read(st.buf, pos, L.next_protocol)
+    proto = np.where((flags & 0x04) != 0, proto, 3)  # no P bit: Ethernet, as in VXLAN
+    layer = np.select(
+        [proto == 1, proto == 2, proto == 3, proto == 4],
+        [Layer.IPV4, Layer.IPV6, Layer.ETHER, Layer.NSH],
+        Layer.DONE,
+    )
+    ok = _plain_udp(st, idx, ((flags & 0x08) != 0) & (layer != Layer.DONE))
+    enter_tunnel(st, idx[ok], TunnelType.VXLAN)
+    st.goto(idx[ok], layer[ok], pos[ok] + L.min_len)
+
+
+def nsh(st: DecodeState, idx: np.ndarray) -> None:
+    idx, pos = st.need(idx, H.NSH.min_len)
+    length = read(st.buf, pos, H.NSH.length) * 4
+    proto = read(st.buf, pos, H.NSH.next_protocol)
+    layer = np.select(
+        [proto == 1, proto == 2, proto == 3], [Layer.IPV4, Layer.IPV6, Layer.ETHER], NOT_IP
+    )
+    idx, pos, length, layer = st.malformed(idx, length < H.NSH.min_len, pos, length, layer)
+    st.goto(idx, layer, pos + length)
+
+
+def geneve(st: DecodeState, idx: np.ndarray) -> None:
+    L = H.GENEVE
+    idx, pos = st.need(idx, L.min_len, short=None)
+    ok = _plain_udp(st, idx, read(st.buf, pos, L.version) == 0)
+    idx, pos = idx[ok], pos[ok]
+    enter_tunnel(st, idx, TunnelType.GENEVE)
+    length = L.min_len + 4 * read(st.buf, pos, L.opt_len)
+    goto_ethertype(st, idx, read(st.buf, pos, L.protocol), pos + length)
+
+
+def gtpu(st: DecodeState, idx: np.ndarray) -> None:
+    """GTP-U G-PDUs (version 1, PT 1, type 255) carrying IP, with extension headers."""
+    L = H.GTPU
+    idx, pos = st.need(idx, L.min_len, short=None)
+    looks = (read(st.buf, pos, L.version) == 1) & (read(st.buf, pos, L.pt) == 1)
+    ok = _plain_udp(st, idx, looks & (read(st.buf, pos, L.msg_type) == H.GTPU_GPDU))
+    idx, pos = idx[ok], pos[ok]
+    optional = read(st.buf, pos, L.optional) != 0
+    idx, pos, optional = st.need(idx, np.where(optional, 12, 8), pos, optional)
+    ext = np.zeros(len(idx), dtype=np.int64)
+    has_ext = read(st.buf, pos, L.extension) == 1
+    ext[has_ext] = read(st.buf, pos[has_ext], L.next_ext)
+    inner = pos + np.where(optional, 12, 8)
+    for _ in range(_MAX_GTP_EXTENSIONS):
+        walking = ext != 0
+        if not walking.any():
+            break
+        rest = ~walking
+        done_idx, done_inner = idx[rest], inner[rest]
+        w_idx, w_inner = st.need(idx[walking], 1, inner[walking])
+        length = read(st.buf, w_inner, H.GTPU_EXT.length) * 4
+        w_idx, w_inner, length = st.malformed(w_idx, length == 0, w_inner, length)
+        w_idx, w_inner, length = st.need(w_idx, length, w_inner, length)
+        w_ext = st.buf[w_inner + length - 1].astype(np.int64)
+        idx = np.concatenate([done_idx, w_idx])
+        inner = np.concatenate([done_inner, w_inner + length])
+        ext = np.concatenate([np.zeros(len(done_idx), dtype=np.int64), w_ext])
+    else:
+        st.finish(idx[ext != 0], DecodeStatus.MALFORMED)
+        idx, inner = idx[ext == 0], inner[ext == 0]
+    enter_tunnel(st, idx, TunnelType.GTP_U)
+    goto_ip_version(st, idx, inner)
+
+
+def teredo(st: DecodeState, idx: np.ndarray) -> None:
+    """Teredo (RFC 4380): optional authentication and origin indicators, then IPv6."""
+    pos = st.pos[idx]
+    for indicator in (_TEREDO_AUTH, _TEREDO_ORIGIN):
+        idx, pos = st.need(idx, 2, pos, short=None)
+        mark = read(st.buf, pos, H.Field(0, 2))
+        if indicator == _TEREDO_AUTH:
+            auth = mark == _TEREDO_AUTH
+            minimum = np.where(auth, H.TEREDO_AUTH.min_len, 0)
+            idx, pos, auth = st.need(idx, minimum, pos, auth, short=None)
+            extra = read(st.buf, pos[auth], H.TEREDO_AUTH.id_len)
+            extra += read(st.buf, pos[auth], H.TEREDO_AUTH.auth_len)
+            pos[auth] += H.TEREDO_AUTH.min_len + extra
+        else:
+            pos = pos + np.where(mark == _TEREDO_ORIGIN, H.TEREDO_ORIGIN_LEN, 0)
+    idx, pos = st.need(idx, H.IPV6.min_len, pos, short=None)
+    udp_end = st.pos[idx] + st.ip_rest[idx] - H.UDP.min_len  # payload end, by IP lengths
+    plen = read(st.buf, pos, H.IPV6.payload_len)
+    looks = (read(st.buf, pos, H.IPV6.version) == 6) & (pos + H.IPV6.min_len + plen <= udp_end)
+    ok = _plain_udp(st, idx, looks)
+    enter_tunnel(st, idx[ok], TunnelType.TEREDO)
+    st.goto(idx[ok], Layer.IPV6, pos[ok])
+
+
+def ayiya(st: DecodeState, idx: np.ndarray) -> None:
+    L = H.AYIYA
+    idx, pos = st.need(idx, L.min_len, short=None)
+    length = L.min_len + (1 << read(st.buf, pos, L.id_len)) + 4 * read(st.buf, pos, L.sig_len)
+    nh = read(st.buf, pos, L.next_header)
+    forward = read(st.buf, pos, L.opcode) == 1
+    ok = _plain_udp(st, idx, forward & ((nh == IPPROTO_IPIP) | (nh == IPPROTO_IPV6)))
+    idx, pos, length, nh = idx[ok], pos[ok], length[ok], nh[ok]
+    enter_tunnel(st, idx, TunnelType.AYIYA)
+    st.goto(idx, np.where(nh == IPPROTO_IPIP, Layer.IPV4, Layer.IPV6), pos + length)
