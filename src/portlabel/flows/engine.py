@@ -23,11 +23,11 @@ from portlabel.capture.batch import DecodeStatus, PacketBatch
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA
 from portlabel.flows.direction import decide_orientation
 from portlabel.flows.emit import to_flow_batch
-from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows
+from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
-from portlabel.flows.records import FlowStore, Records, concat, take
+from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
 from portlabel.flows.segments import aggregate, cut, idle_timeouts
-from portlabel.flows.tcp_state import ACK, SYN, finished
+from portlabel.flows.tcp_state import ACK, K_S, SYN, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
 
@@ -57,11 +57,18 @@ class FlowConfig:
     udp_inactivity: float = 60.0
     icmp_inactivity: float = 60.0
     other_inactivity: float = 60.0
+    dns_inactivity: float | None = 10.0  # Zeek's dns_session_timeout (UDP DNS ports)
     close_delay: float = 5.0  # Zeek's tcp_close_delay / tcp_reset_delay
     active_timeout: float | None = None  # Zeek has none; NFStream uses 1800
     key_by_tunnel_parent: bool = True  # False: Zeek's keying (inner 5-tuple + VLANs)
     uid_seed: int | None = None
     community_id_seed: int = 0
+
+
+def _over(rec: Records) -> np.ndarray:
+    """TCP flows that end after the close delay (see ``tcp_state.finished``)."""
+    no_syn = (rec["first_pos"][:, K_S] == NO_POS) & (rec["first_pos"][:, 8 + K_S] == NO_POS)
+    return (rec["key"][:, _PROTO_AT] == 6) & finished(rec["joint"], no_syn)
 
 
 class FlowTable:
@@ -133,9 +140,7 @@ class FlowTable:
             if s in seg_parents:
                 self._parents.setdefault(slot, set()).update(seg_parents[s])
         ended = np.flatnonzero(~is_last)
-        reasons = np.where(
-            finished(rec["joint"][ended]) & (rec["key"][ended, _PROTO_AT] == 6), CLOSED, IDLE
-        ).astype(np.uint8)
+        reasons = np.where(_over(take(rec, ended)), CLOSED, IDLE).astype(np.uint8)
         ended_parents = [seg_parents.get(s, set()) for s in ended.tolist()]
         return take(rec, ended), reasons, ended_parents
 
@@ -152,15 +157,16 @@ class FlowTable:
         gap = rec["first_ts"][fs] - cols["last_ts"][sl]
         proto = rows.proto[r0]
         bare_syn = ((rows.flags[r0] & SYN) != 0) & ((rows.flags[r0] & ACK) == 0)
-        over = (proto == 6) & finished(cols["joint"][sl])
+        over = _over(take(cols, sl))
         close_ns = int(self.config.close_delay * 1e9)
-        cont = (gap <= idle_timeouts(proto, self.config)) & ~(over & ((gap > close_ns) | bare_syn))
+        idle = idle_timeouts(proto, self.config, rows.sport[r0], rows.dport[r0])
+        cont = (gap <= idle) & ~(over & ((gap > close_ns) | bare_syn))
         if self.config.active_timeout is not None:
             cont &= rec["first_ts"][fs] - cols["first_ts"][sl] <= self.config.active_timeout * 1e9
         gone = sl[~cont]
         if len(gone):
             old, parents = self._release(gone)
-            why = np.where(finished(old["joint"]) & (proto[~cont] == 6), CLOSED, IDLE)
+            why = np.where(_over(old), CLOSED, IDLE)
             done.append((old, why.astype(np.uint8), parents))
         fs, sl = fs[cont], sl[cont]
         seg_slot[fs] = sl
@@ -210,10 +216,10 @@ class FlowTable:
         cols, used = self.store.cols, self.store.used
         proto = cols["key"][:, _PROTO_AT]
         quiet = now - cols["last_ts"]
-        closed = (
-            used & (proto == 6) & finished(cols["joint"]) & (quiet > self.config.close_delay * 1e9)
-        )
-        idle = used & ~closed & (quiet > idle_timeouts(proto, self.config))
+        closed = used & _over(cols) & (quiet > self.config.close_delay * 1e9)
+        port_a = unpack_int(cols["key"], "a_port", ">u2")
+        port_b = unpack_int(cols["key"], "b_port", ">u2")
+        idle = used & ~closed & (quiet > idle_timeouts(proto, self.config, port_a, port_b))
         active = np.zeros_like(used)
         if self.config.active_timeout is not None:
             active = (

@@ -127,7 +127,8 @@ def batch_rows(
 
     parent_keys = None
     parent_field = None
-    outer = np.zeros(0, dtype=np.int64)
+    # the outer UDP flow exists whatever the inner frame was (ARP inside VXLAN, ...)
+    outer = np.flatnonzero((b.tunnel != TunnelType.NONE) & (b.outer_proto == 17))
     if tunnelled.any():
         t = idx[tunnelled]
         outer_ports = np.where(
@@ -155,7 +156,6 @@ def batch_rows(
                 b.outer_proto[idx],
                 b.tunnel[idx],
             )
-        outer = t[b.outer_proto[t] == 17]
     keys, direction = pack_keys(
         b.src_ip[idx], b.dst_ip[idx], sport, dport, proto, vlan, ivlan, parent_field
     )
@@ -189,8 +189,11 @@ def _with_outer_rows(rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int) 
     outer_len = getattr(b, "outer_ip_len", None)
     if outer_len is not None:
         ip_len = outer_len[t].astype(np.int64)
-    else:
+    else:  # an estimate until the decoder records the outer IP length
         ip_len = b.ip_len[t].astype(np.int64) + hdr + _OVERHEAD[b.tunnel[t]]
+        no_ip = b.ip_version[t] == 0
+        tags = 4 * ((b.vlan[t] >= 0).astype(np.int64) + (b.inner_vlan[t] >= 0))
+        ip_len[no_ip] = (b.wirelen[t].astype(np.int64) - 14 - tags)[no_ip]
     keys, direction = pack_keys(
         b.outer_src_ip[t],
         b.outer_dst_ip[t],

@@ -1,9 +1,11 @@
 """Cutting grouped packet rows into flow segments and summing each segment.
 
 Rows of one key are split into separate flows where Zeek would start a new connection:
-after an idle gap longer than the transport's inactivity timeout, after a quiet gap
-longer than the close delay that follows a burst holding a RST or FINs from both sides
-(Zeek removes such a connection after ``tcp_close_delay``/``tcp_reset_delay``), on a
+after an idle gap longer than the transport's inactivity timeout (DNS over UDP: Zeek's
+shorter ``dns_session_timeout``), after a quiet gap longer than the close delay that
+follows a burst holding a RST, FINs from both sides, or any FIN on a connection joined
+mid-stream (Zeek removes such connections after its close/reset/partial-close delays),
+on a
 fresh SYN after a RST/FIN in the same burst (connection reuse), and, if configured,
 when a flow has been active longer than the active timeout.
 
@@ -19,15 +21,21 @@ from portlabel.flows.packets import Rows
 from portlabel.flows.records import N_LETTERS, NO_POS, Records, empty_records
 from portlabel.flows.tcp_state import ACK, FIN, K_D, RST, SYN, tcp_history_kind
 
+_DNS_PORTS = np.zeros(65536, dtype=bool)
+_DNS_PORTS[[53, 137, 5353, 5355]] = True  # where Zeek's DNS analyzer runs over UDP
 
-def idle_timeouts(proto: np.ndarray, config) -> np.ndarray:
-    """Inactivity timeout (ns) per row, by transport."""
+
+def idle_timeouts(proto: np.ndarray, config, port_a=None, port_b=None) -> np.ndarray:
+    """Inactivity timeout (ns) per row, by transport (and DNS ports for UDP)."""
     tcp, udp = int(config.tcp_inactivity * 1e9), int(config.udp_inactivity * 1e9)
     icmp, other = int(config.icmp_inactivity * 1e9), int(config.other_inactivity * 1e9)
     out = np.full(len(proto), other, dtype=np.int64)
     out[proto == 6] = tcp
     out[proto == 17] = udp
     out[(proto == 1) | (proto == 58)] = icmp
+    if port_a is not None and config.dns_inactivity is not None:
+        dns = (proto == 17) & (_DNS_PORTS[port_a] | _DNS_PORTS[port_b])
+        out[dns] = int(config.dns_inactivity * 1e9)
     return out
 
 
@@ -38,7 +46,7 @@ def cut(rows: Rows, group_start: np.ndarray, config) -> np.ndarray:
     dt = np.zeros(n, dtype=np.int64)
     dt[1:] = ts[1:] - ts[:-1]
     dt[group_start] = 0
-    brk = group_start | (dt > idle_timeouts(rows.proto, config))
+    brk = group_start | (dt > idle_timeouts(rows.proto, config, rows.sport, rows.dport))
 
     close_ns = int(config.close_delay * 1e9)
     quiet = (dt > close_ns) & ~group_start
@@ -50,7 +58,11 @@ def cut(rows: Rows, group_start: np.ndarray, config) -> np.ndarray:
     rst_b = np.bincount(burst, weights=rst, minlength=nb) > 0
     fin0 = np.bincount(burst, weights=fin & (rows.dir == 0), minlength=nb) > 0
     fin1 = np.bincount(burst, weights=fin & (rows.dir == 1), minlength=nb) > 0
-    closing = rst_b | (fin0 & fin1)
+    # a flow whose first packet is no SYN is "partial": one FIN ends it
+    gid = np.cumsum(group_start) - 1
+    partial = (f[group_start] & SYN) == 0
+    burst_partial = partial[gid[np.flatnonzero(group_start | quiet)]]
+    closing = rst_b | (fin0 & fin1) | ((fin0 | fin1) & burst_partial)
     q = np.flatnonzero(quiet)
     brk[q] |= closing[burst[q] - 1]
 

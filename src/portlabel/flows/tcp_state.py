@@ -67,8 +67,6 @@ RULES: dict[str, list[tuple]] = {
     "rst": [
         ((E.INACTIVE, E.SYN_SENT, E.SYN_ACK_SENT, E.PARTIAL, E.ESTABLISHED), _ANY, _ANY,
          RST, 0, E.RESET, None),
-        # after a completed FIN exchange a RST does not change the state
-        ((E.CLOSED,), tuple(s for s in E if s != E.CLOSED), _ANY, RST, 0, E.RESET, None),
     ],
     "plain": [
         # a responder's bare ACK of a pending SYN does not make it partial
@@ -135,10 +133,17 @@ def packet_events(tcp_flags: np.ndarray, payload_len: np.ndarray, from_resp: np.
     return ev
 
 
-def finished(joint: np.ndarray) -> np.ndarray:
-    """A connection that is over: either side reset, or both sides closed."""
+def finished(joint: np.ndarray, partial: np.ndarray | bool = False) -> np.ndarray:
+    """Connections Zeek removes once quiet for the close delay: either side reset, both
+    sides closed, or -- for a connection joined mid-stream (``partial``) -- one side closed.
+    """
     o, r = joint // N_STATES, joint % N_STATES
-    return (o == E.RESET) | (r == E.RESET) | ((o == E.CLOSED) & (r == E.CLOSED))
+    reset = (o == E.RESET) | (r == E.RESET)
+    return (
+        reset
+        | ((o == E.CLOSED) & (r == E.CLOSED))
+        | (partial & ((o == E.CLOSED) | (r == E.CLOSED)))
+    )
 
 
 # ---- history letters -------------------------------------------------------------------
