@@ -1,0 +1,163 @@
+"""Enrich one log from a file, stdin or a stream: the adapter around the enrichers.
+
+Reading is bounded: the input is read in blocks of ``block_size`` bytes, each cut after
+its last newline (the rest is carried into the next block), so memory depends on the
+block size, not the log's size. A gzip input is recognised by its magic bytes. The
+format is told from the first byte: ``#`` a TSV log, ``{`` JSON lines; a file with NUL
+bytes at its start is not a log at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import sys
+import zlib
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from portlabel.enrich.atomic import atomic_output
+from portlabel.enrich.report import Report
+from portlabel.enrich.transport import path_from_filename
+from portlabel.errors import LogFormatError
+
+BLOCK_SIZE = 16 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_log(src: str, stack: contextlib.ExitStack) -> tuple[BinaryIO, bool]:
+    """A binary reader over ``src`` (``-``: stdin), decompressing gzip; and whether it was.
+
+    Files opened here are closed by ``stack``.
+    """
+    try:
+        raw = sys.stdin.buffer if src == "-" else stack.enter_context(open(src, "rb"))
+    except OSError as exc:
+        raise LogFormatError(src, exc.strerror or str(exc)) from None
+    if not hasattr(raw, "peek"):
+        raw = io.BufferedReader(raw)
+    try:
+        magic = raw.peek(2)[:2]
+    except OSError as exc:
+        raise LogFormatError(src, exc.strerror or str(exc)) from None
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb"), True
+    return raw, False
+
+
+def blocks(fh: BinaryIO, name: str, block_size: int = BLOCK_SIZE) -> Iterator[memoryview]:
+    """Whole-line blocks of about ``block_size`` bytes (the last may lack a newline)."""
+    carry = b""
+    while True:
+        try:
+            chunk = fh.read(block_size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise LogFormatError(name, f"cannot read: {exc}") from None
+        if not chunk:
+            if carry:
+                yield memoryview(carry)
+            return
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        view = memoryview(data)
+        carry = bytes(view[cut + 1 :])
+        yield view[: cut + 1]
+
+
+def _enricher(first: bytes, registry, name: str, hint: str | None):
+    from portlabel.enrich.zeek_json import JsonEnricher
+    from portlabel.enrich.zeek_tsv import TsvEnricher
+
+    head = bytes(first[:4096]).lstrip()
+    if head[:1] == b"{":
+        return JsonEnricher(registry, name, hint)
+    if head[:1] != b"#" and (b"\0" in head or not _is_text(head)):
+        raise LogFormatError(name, "not a Zeek log (binary data)", "line 1")
+    enricher = TsvEnricher(registry, name, hint)
+    enricher.report.format = "zeek-tsv"
+    return enricher
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head[:-4].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def enrich_stream(
+    fh: BinaryIO,
+    write: Callable[[bytes], object],
+    registry=None,
+    name: str = "-",
+    block_size: int = BLOCK_SIZE,
+) -> Report:
+    """Enrich the log read from ``fh``, passing the output to ``write`` piece by piece."""
+    if registry is None:
+        from portlabel.registry import default_registry
+
+        registry = default_registry()
+    hint = path_from_filename(name)
+    enricher = None
+    lines = 0
+    for block in blocks(fh, name, block_size):
+        if enricher is None:
+            enricher = _enricher(block, registry, name, hint)
+        for piece in enricher.feed(block):
+            write(piece)
+        lines = enricher.line
+    if enricher is None:
+        return Report(name)
+    enricher.report.lines = lines
+    return enricher.report
+
+
+def enrich_log(
+    src, dst, registry=None, *, compress: bool | None = None, block_size: int = BLOCK_SIZE
+) -> Report:
+    """Enrich the Zeek log ``src`` into ``dst`` and return what was found.
+
+    ``src`` is a path, ``"-"`` (stdin) or a binary file object; gzip is recognised.
+    ``dst`` is a path (written atomically: a temporary file renamed into place when
+    complete; ``dst == src`` enriches in place), ``"-"`` (stdout) or a binary file
+    object. ``compress=None`` gzips a path output ending in ``.gz``, or in place when
+    the input was gzip. Raises ``LogFormatError`` if ``src`` is not a Zeek log.
+    """
+    with contextlib.ExitStack() as stack:
+        if isinstance(src, (str, os.PathLike)):
+            name = os.fspath(src)
+            fh, was_gzip = open_log(name, stack)
+        else:
+            name, was_gzip = str(getattr(src, "name", "<stream>")), False
+            fh = src
+        return _enrich_to(fh, name, was_gzip, dst, registry, compress, block_size)
+
+
+def _enrich_to(
+    fh: BinaryIO, name: str, was_gzip: bool, dst, registry, compress: bool | None, block_size: int
+) -> Report:
+    if not isinstance(dst, (str, os.PathLike)):
+        return enrich_stream(fh, dst.write, registry, name, block_size)
+    target = os.fspath(dst)
+    if target == "-":
+        out = sys.stdout.buffer
+        report = enrich_stream(fh, out.write, registry, name, block_size)
+        out.flush()
+        return report
+    if compress is None:
+        compress = target.endswith(".gz") or (was_gzip and _same_file(name, target))
+    with atomic_output(target, compress=compress) as out:
+        return enrich_stream(fh, out.write, registry, name, block_size)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -1,0 +1,196 @@
+"""Enrich Zeek JSON-lines logs block by block, sans-IO, keeping every original byte.
+
+Each record gets the ``iana.*`` keys inserted just before its final ``}``, so the
+original text of the line is untouched; unset fields are omitted, as Zeek's JSON writer
+does. Fast path: when every non-blank line of a block looks like one object, pyarrow's
+JSON reader pulls only the few columns needed (``proto``, ``id.resp_p``, ...) in C++, and
+the suffixes are spliced in with numpy. A block the fast path cannot take (a malformed
+line, a port written as a string) is done line by line with ``json.loads``, which also
+says which lines are malformed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from portlabel.enrich import splice as sp
+from portlabel.enrich.render import NO_PORT, Style, SuffixTable
+from portlabel.enrich.report import Report
+from portlabel.enrich.transport import (
+    PATH_TRANSPORT,
+    PORT_COLUMN,
+    PROTO_NUMBERS,
+    TUNNEL_TRANSPORT,
+    UNKNOWN,
+    path_transport,
+)
+from portlabel.errors import LogFormatError
+from portlabel.labels import IANA_COLUMNS
+
+_SCHEMA = pa.schema(
+    [
+        ("proto", pa.string()),
+        (PORT_COLUMN, pa.int64()),
+        ("ip_proto", pa.int64()),
+        ("tunnel_type", pa.string()),
+        ("_path", pa.string()),
+        (IANA_COLUMNS[0], pa.string()),
+    ]
+)
+OPEN, CLOSE, CR = 123, 125, 13
+
+
+class JsonEnricher:
+    """Streaming JSON-lines enricher: ``feed`` whole-line blocks."""
+
+    def __init__(self, registry, name: str, path_hint: str | None = None) -> None:
+        self.name = name
+        self.path_hint = path_hint
+        self.report = Report(name, format="zeek-json")
+        self.table = SuffixTable(registry, Style(json=True))
+        self.line = 0
+
+    def feed(self, block) -> list:
+        buf = np.frombuffer(block, dtype=np.uint8)
+        starts, ends = sp.line_bounds(buf)
+        ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == CR))
+        rows = np.flatnonzero(ends > starts)
+        out = self._fast(block, buf, starts, ends, rows)
+        if out is None:
+            out = self._slow(block, starts, ends, rows)
+        self.line += len(starts)
+        return out
+
+    def finish(self) -> list:
+        return []
+
+    # -- fast path --------------------------------------------------------------------
+    def _fast(self, block, buf, starts, ends, rows) -> list | None:
+        if not len(rows):
+            return [memoryview(block)]
+        s, e = starts[rows], ends[rows]
+        closing = e - 1
+        shaped = (buf[s] == OPEN) & (buf[closing] == CLOSE) & (buf[closing - 1] != OPEN)
+        if not shaped.all():
+            return None
+        import pyarrow.json as pj
+
+        try:
+            table = pj.read_json(
+                pa.BufferReader(pa.py_buffer(block)),
+                read_options=pj.ReadOptions(block_size=max(len(block), 1 << 20) + 1),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if table.num_rows != len(rows):
+            return None
+        if table.column(IANA_COLUMNS[0]).null_count != table.num_rows:
+            valid = table.column(IANA_COLUMNS[0]).is_valid().to_numpy(zero_copy_only=False)
+            self._refuse(int(rows[np.flatnonzero(valid)[0]]))
+        protos = self._protocols(table)
+        port = table.column(PORT_COLUMN)
+        ports = port.fill_null(-1).to_numpy()
+        ports = np.where((ports >= 0) & (ports <= 65535), ports, NO_PORT)
+        ids = self.table.ids(protos, ports)
+        self._count(ids)
+        return sp.splice(block, 0, len(block), closing, self.table.take(ids))
+
+    def _protocols(self, table: pa.Table) -> np.ndarray:
+        import pyarrow.compute as pc
+
+        def lookup(column: str, values: dict[str, int]) -> np.ndarray:
+            keys = list(values)
+            codes = np.array([*values.values(), UNKNOWN], dtype=np.int64)
+            pos = pc.index_in(table.column(column), value_set=pa.array(keys, pa.string()))
+            return codes[pos.fill_null(len(keys)).to_numpy()]
+
+        ip_proto = table.column("ip_proto").fill_null(UNKNOWN).to_numpy()
+        protos = np.where((ip_proto >= 0) & (ip_proto < UNKNOWN), ip_proto, UNKNOWN)
+        proto_names = {**PROTO_NUMBERS}
+        for column, values in (
+            ("proto", proto_names),
+            ("tunnel_type", TUNNEL_TRANSPORT),
+            ("_path", PATH_TRANSPORT),
+        ):
+            protos = np.where(protos == UNKNOWN, lookup(column, values), protos)
+        return np.where(protos == UNKNOWN, path_transport(self.path_hint), protos)
+
+    # -- slow path --------------------------------------------------------------------
+    def _slow(self, block, starts, ends, rows) -> list:
+        view = memoryview(block)
+        out, last = [], 0
+        bad = []
+        for r in rows.tolist():
+            s, e = int(starts[r]), int(ends[r])
+            raw = bytes(view[s:e])
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or not raw.rstrip().endswith(b"}"):
+                bad.append(r)
+                continue
+            if IANA_COLUMNS[0] in record:
+                self._refuse(r)
+            proto, port = self._record_key(record)
+            ids = self.table.ids(np.array([proto]), np.array([port]))
+            self._count(ids)
+            suffix = self.table.array[int(ids[0])].as_py()
+            if not record:
+                suffix = suffix[1:]
+            cut = s + raw.rstrip().rfind(b"}")
+            out += [view[last:cut], suffix]
+            last = cut
+        out.append(view[last:])
+        if bad:
+            self.report.malformed_at(np.array(bad) + self.line + 1, "not a JSON object")
+        return out
+
+    def _record_key(self, record: dict) -> tuple[int, int]:
+        proto = UNKNOWN
+        ip = record.get("ip_proto")
+        if isinstance(ip, int) and 0 <= ip < UNKNOWN:
+            proto = ip
+        for column, values in (
+            ("proto", PROTO_NUMBERS),
+            ("tunnel_type", TUNNEL_TRANSPORT),
+            ("_path", PATH_TRANSPORT),
+        ):
+            if proto == UNKNOWN and isinstance(record.get(column), str):
+                proto = values.get(record[column], UNKNOWN)
+        if proto == UNKNOWN:
+            proto = path_transport(self.path_hint)
+        return proto, _port(record.get(PORT_COLUMN))
+
+    def _count(self, ids: np.ndarray) -> None:
+        self.report.records += len(ids)
+        self.report.unlabelled += int(np.count_nonzero(ids == 0))
+
+    def _refuse(self, index: int) -> None:
+        raise LogFormatError(
+            self.name,
+            f"already enriched (has {IANA_COLUMNS[0]}): refusing "
+            "to add the iana.* keys twice; enrich the original log",
+            f"line {self.line + index + 1}",
+        )
+
+
+def _port(value) -> int:
+    if isinstance(value, bool) or value is None:
+        return NO_PORT
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            return NO_PORT
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= 65535:
+        return value
+    return NO_PORT
