@@ -14,11 +14,16 @@ import pyarrow as pa
 
 _ARROW_TYPES = {
     np.dtype("bool"): pa.bool_(),
-    np.dtype("int8"): pa.int8(), np.dtype("int16"): pa.int16(),
-    np.dtype("int32"): pa.int32(), np.dtype("int64"): pa.int64(),
-    np.dtype("uint8"): pa.uint8(), np.dtype("uint16"): pa.uint16(),
-    np.dtype("uint32"): pa.uint32(), np.dtype("uint64"): pa.uint64(),
-    np.dtype("float32"): pa.float32(), np.dtype("float64"): pa.float64(),
+    np.dtype("int8"): pa.int8(),
+    np.dtype("int16"): pa.int16(),
+    np.dtype("int32"): pa.int32(),
+    np.dtype("int64"): pa.int64(),
+    np.dtype("uint8"): pa.uint8(),
+    np.dtype("uint16"): pa.uint16(),
+    np.dtype("uint32"): pa.uint32(),
+    np.dtype("uint64"): pa.uint64(),
+    np.dtype("float32"): pa.float32(),
+    np.dtype("float64"): pa.float64(),
 }
 
 
@@ -63,8 +68,9 @@ def from_blob(blob: bytes, offsets: np.ndarray, null_mask: np.ndarray | None = N
     off = np.asarray(offsets, dtype=np.int64 if large else np.int32)
     validity, nulls = _validity(null_mask)
     kind = pa.large_string() if large else pa.string()
-    return pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(off), pa.py_buffer(blob)],
-                                 null_count=nulls)
+    return pa.Array.from_buffers(
+        kind, n, [validity, pa.py_buffer(off), pa.py_buffer(blob)], null_count=nulls
+    )
 
 
 def string_lists(lists: list[list[str]]) -> pa.Array:

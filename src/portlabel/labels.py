@@ -41,18 +41,21 @@ _NO_PORTS = len(TRANSPORTS)
 @lru_cache(maxsize=8)
 def _dictionaries(registry: Registry) -> dict[str, pa.Array]:
     """Per-label pyarrow arrays: registry entries, then the 256 IP protocols."""
+
     def joined(entries: np.ndarray, protocols: np.ndarray) -> pa.Array:
         return strings(np.concatenate([entries, protocols]).tolist(), null_empty=True)
 
     keyword = registry.protocol_text("keyword")
-    proto_status = np.where(keyword != "", STATUS_NAMES[Status.ASSIGNED],
-                            STATUS_NAMES[Status.UNASSIGNED])
+    proto_status = np.where(
+        keyword != "", STATUS_NAMES[Status.ASSIGNED], STATUS_NAMES[Status.UNASSIGNED]
+    )
     aliases = [a.split("\n") if a else [] for a in registry.text("aliases").tolist()]
     transport_names = np.array([*TRANSPORTS, ""], dtype=object)
     protocol_label = (registry.meta.get("protocols") or {}).get("label", "")
     return {
-        "service": joined(registry.text("name"),
-                          np.array([k.lower() for k in keyword.tolist()], dtype=object)),
+        "service": joined(
+            registry.text("name"), np.array([k.lower() for k in keyword.tolist()], dtype=object)
+        ),
         "description": joined(registry.text("description"), registry.protocol_text("description")),
         "source": joined(registry.text("source"), np.full(256, protocol_label, dtype=object)),
         "aliases": string_lists(aliases + [[]] * 256),

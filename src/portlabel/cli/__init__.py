@@ -17,17 +17,23 @@ import sys
 
 from portlabel.errors import PortlabelError, UsageError
 
-# The order subcommands appear in --help; modules not listed here are appended.
-_ORDER = ("label", "packets", "registry", "enrich", "live")
+# Subcommand modules in the order they appear in --help (other modules here are helpers).
+SUBCOMMANDS = ("label", "packets", "registry", "enrich", "live")
 
 
 def _subcommand_modules() -> list[str]:
-    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-    return [n for n in _ORDER if n in found] + sorted(found - set(_ORDER))
+    found = {m.name for m in pkgutil.iter_modules(__path__)}
+    return [n for n in SUBCOMMANDS if n in found]
+
+
+# Options every subcommand takes. They are declared with SUPPRESS so that giving one at any
+# level (``portlabel registry --registry X lookup`` or ``... lookup --registry X``) is kept
+# instead of being reset by the nested parser's default; main() fills the defaults in.
+COMMON_DEFAULTS = {"registry": None, "overlay": [], "quiet": False}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
         "--registry",
         metavar="PATH",
@@ -38,7 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay",
         metavar="PATH",
         action="append",
-        default=[],
         help="extra registry file (services-style or CSV) whose names override or add to "
         "the registry's; may be repeated, later ones win",
     )
@@ -61,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name, default in COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, list(default) if isinstance(default, list) else default)
     try:
         return int(args.run(args) or 0)
     except UsageError as exc:

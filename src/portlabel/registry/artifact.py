@@ -70,8 +70,11 @@ def parse_sections(path: str, buf) -> tuple[dict, dict[str, np.ndarray]]:
         raise RegistryFormatError(path, "not a compiled registry (bad magic)", "offset 0")
     if version != FORMAT_VERSION:
         raise RegistryFormatError(
-            path, f"compiled registry format {version}, this portlabel reads {FORMAT_VERSION}; "
-            "recompile it with `portlabel registry compile`", "offset 8")
+            path,
+            f"compiled registry format {version}, this portlabel reads {FORMAT_VERSION}; "
+            "recompile it with `portlabel registry compile`",
+            "offset 8",
+        )
     start = _PREAMBLE.size
     try:
         header = json.loads(bytes(buf[start : start + header_len]))
@@ -84,7 +87,12 @@ def parse_sections(path: str, buf) -> tuple[dict, dict[str, np.ndarray]]:
         count = int(np.prod(shape)) if shape else 1
         end = base + offset + count * dt.itemsize
         if end > len(buf):
-            raise RegistryFormatError(path, f"section {name!r} runs past the end of the file "
-                                      "(truncated?)", f"offset {base + offset}")
-        arrays[name] = np.frombuffer(buf, dtype=dt, count=count, offset=base + offset).reshape(shape)
+            raise RegistryFormatError(
+                path,
+                f"section {name!r} runs past the end of the file (truncated?)",
+                f"offset {base + offset}",
+            )
+        arrays[name] = np.frombuffer(buf, dtype=dt, count=count, offset=base + offset).reshape(
+            shape
+        )
     return header["meta"], arrays

@@ -16,15 +16,21 @@ from portlabel.registry.compiler import compile_sources
 from portlabel.registry.sources import read_source
 
 
-def compile_files(base: str | Path, overlays: list[str] | tuple[str, ...] = (),
-                  protocols: str | Path | None = None) -> bytes:
+def compile_files(
+    base: str | Path,
+    overlays: list[str] | tuple[str, ...] = (),
+    protocols: str | Path | None = None,
+) -> bytes:
     """Compile ``base`` with ``overlays`` on top; protocols default to the bundled XML."""
     from portlabel.registry.compiled import BUNDLED_PROTOCOLS_XML
 
     source = read_source(base)
     if source.kind in ("iana-protocols",):
-        raise RegistryFormatError(str(base), "this is the protocol-numbers registry; give the "
-                                  "service names and port numbers registry as the base")
+        raise RegistryFormatError(
+            str(base),
+            "this is the protocol-numbers registry; give the "
+            "service names and port numbers registry as the base",
+        )
     layers = [read_source(p) for p in overlays]
     protocol_source = read_source(protocols or BUNDLED_PROTOCOLS_XML)
     if protocol_source.kind != "iana-protocols":

@@ -33,10 +33,12 @@ BUNDLED_ARTIFACT = DATA_DIR / "iana-registry.plreg"
 BUNDLED_SERVICES_XML = DATA_DIR / "service-names-port-numbers.xml.xz"
 BUNDLED_PROTOCOLS_XML = DATA_DIR / "protocol-numbers.xml.xz"
 
-# IP protocol number -> row of the index array (row 4: no ports).
+# IP protocol number -> row of the index array (row 4: no ports), and that row's start in
+# the flattened array, so a lookup is one gather, one add and one gather.
 ROW_OF_PROTO = np.full(256, len(TRANSPORTS), dtype=np.intp)
 for _name, _proto in IP_PROTO_OF_TRANSPORT.items():
     ROW_OF_PROTO[_proto] = TRANSPORTS.index(_name)
+ROW_START_OF_PROTO = ROW_OF_PROTO << 16
 
 
 def user_cache_path() -> Path:
@@ -74,17 +76,24 @@ class Registry:
     def rows(self, transports) -> np.ndarray:
         """Index-array rows for transports given as protocol numbers or names."""
         t = np.asarray(transports)
-        if t.dtype.kind in "US":
+        if t.dtype.kind in "USO":
+            names, inverse = np.unique(t.astype(str), return_inverse=True)
             codes = {name: i for i, name in enumerate(TRANSPORTS)}
-            return np.array([codes.get(str(x).lower(), len(TRANSPORTS)) for x in t.ravel()],
-                            dtype=np.intp).reshape(t.shape)
+            row_of_name = np.array(
+                [codes.get(n.lower(), len(TRANSPORTS)) for n in names], dtype=np.intp
+            )
+            return row_of_name[inverse].reshape(t.shape)
         return ROW_OF_PROTO[t.astype(np.uint8, copy=False)]
 
     def lookup(self, transports, ports) -> np.ndarray:
         """Entry index of the primary label of each (transport, port); 0 means no record."""
-        rows = self.rows(transports)
-        p = np.asarray(ports)
-        return self._flat[(rows << 16) | p.astype(np.intp, copy=False)]
+        t = np.asarray(transports)
+        if t.dtype.kind in "USO":
+            flat_index = self.rows(t) << 16
+        else:
+            flat_index = ROW_START_OF_PROTO[t.astype(np.uint8, copy=False)]
+        flat_index += np.asarray(ports).astype(np.uint16, copy=False)
+        return self._flat.take(flat_index)
 
     def status(self, entries: np.ndarray, ports, transports=None) -> np.ndarray:
         """Status code per lookup: the entry's, with unassigned 49152-65535 as dynamic."""
@@ -146,6 +155,8 @@ class Registry:
         tcode = int(self.column("transport")[entry])
         lo, hi = int(self.column("port_lo")[entry]), int(self.column("port_hi")[entry])
         status = Status(int(self.entry_status[entry]))
+        if port is None and lo >= 0:
+            port = lo
         if port is not None and status == Status.UNASSIGNED and port >= 49152:
             status = Status.DYNAMIC
         code = int(self.column("service_code")[entry])
@@ -160,16 +171,19 @@ class Registry:
 
         return {
             "transport": transport or (TRANSPORTS[tcode] if tcode >= 0 else None),
-            "port": port if port is not None else (lo if lo >= 0 else None),
+            "port": port,
             "port_range": None if lo < 0 or lo == hi else [lo, hi],
             "service": text("name"),
             "aliases": lines("aliases"),
             "description": text("description"),
             "status": STATUS_NAMES[status],
-            "port_class": PORT_CLASS_NAMES[int(self.port_class(port))] if port is not None
+            "port_class": PORT_CLASS_NAMES[int(self.port_class(port))]
+            if port is not None
             else None,
             "assignee": text("assignee"),
             "contact": text("contact"),
+            "assignee_ids": lines("assignee_id"),
+            "contact_ids": lines("contact_id"),
             "references": lines("references"),
             "registered": text("registered"),
             "modified": text("modified"),
@@ -201,8 +215,11 @@ class Registry:
         """Entries whose name or description contains ``text`` (case-insensitive)."""
         needle = text.lower()
         names, descs = self.text("name"), self.text("description")
-        return [i for i in range(1, len(names))
-                if needle in names[i].lower() or needle in descs[i].lower()]
+        return [
+            i
+            for i in range(1, len(names))
+            if needle in names[i].lower() or needle in descs[i].lower()
+        ]
 
 
 def load_registry(path: str | Path | None = None, overlays: list[str] | None = None) -> Registry:

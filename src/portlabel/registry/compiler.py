@@ -40,8 +40,19 @@ NO_PORT_ROW = len(TRANSPORTS)  # the all-zero row for protocols without ports
 
 # Entry-table text columns, in artifact order. Each becomes section "entry.<name>".
 TEXT_COLUMNS = (
-    "name", "description", "aliases", "assignee", "contact", "assignee_id", "contact_id",
-    "registered", "modified", "references", "notes", "unauthorized", "source",
+    "name",
+    "description",
+    "aliases",
+    "assignee",
+    "contact",
+    "assignee_id",
+    "contact_id",
+    "registered",
+    "modified",
+    "references",
+    "notes",
+    "unauthorized",
+    "source",
 )
 PROTOCOL_TEXT_COLUMNS = ("keyword", "description", "references")
 
@@ -98,12 +109,15 @@ def _fill_index(records: list[Record], overlay_from: int) -> np.ndarray:
     base = [i for i in ported if i < overlay_from]
     # 1. Base records of a transport: worst rank first, and within a rank later records
     #    first, so the best and earliest record is painted last and wins.
-    for i in sorted((i for i in base if records[i].transport is not None),
-                    key=lambda i: (-_rank(records[i]), -i)):
+    for i in sorted(
+        (i for i in base if records[i].transport is not None),
+        key=lambda i: (-_rank(records[i]), -i),
+    ):
         index[_rows(records[i])[0], _span(records[i])] = i + 1
     # 2. Transport-less records fill only what no record of the transport claimed.
-    for i in sorted((i for i in base if records[i].transport is None),
-                    key=lambda i: (_rank(records[i]), i)):
+    for i in sorted(
+        (i for i in base if records[i].transport is None), key=lambda i: (_rank(records[i]), i)
+    ):
         for row in _rows(records[i]):
             span = index[row, _span(records[i])]
             span[span == 0] = i + 1
@@ -175,14 +189,19 @@ def compile_sources(
         under = under_overlay.get(i)
         description = records[under].description if under is not None else rec.description
         values = {
-            "name": rec.name, "description": description,
+            "name": rec.name,
+            "description": description,
             "aliases": "\n".join(aliases.get(i, rec.aliases)),
             "assignee": _people_text(rec.assignee, people),
             "contact": _people_text(rec.contact, people),
-            "assignee_id": "\n".join(rec.assignee), "contact_id": "\n".join(rec.contact),
-            "registered": rec.registered, "modified": rec.modified,
-            "references": "\n".join(rec.references), "notes": rec.notes,
-            "unauthorized": rec.unauthorized, "source": rec.source,
+            "assignee_id": "\n".join(rec.assignee),
+            "contact_id": "\n".join(rec.contact),
+            "registered": rec.registered,
+            "modified": rec.modified,
+            "references": "\n".join(rec.references),
+            "notes": rec.notes,
+            "unauthorized": rec.unauthorized,
+            "source": rec.source,
         }
         for column, value in values.items():
             text[column][e] = strings.add(value)
@@ -196,8 +215,11 @@ def compile_sources(
 
     sections: dict[str, np.ndarray] = {
         "index": index.astype(np.uint16) if n <= 65535 else index,
-        "entry.port_lo": port_lo, "entry.port_hi": port_hi, "entry.transport": transport,
-        "entry.status": status, "entry.service_code": service_code,
+        "entry.port_lo": port_lo,
+        "entry.port_hi": port_hi,
+        "entry.transport": transport,
+        "entry.status": status,
+        "entry.service_code": service_code,
         "entry.frequency": frequency,
     }
     sections.update({f"entry.{c}": a for c, a in text.items()})
@@ -224,5 +246,11 @@ def _protocol_sections(protocols: RegistrySource, strings: _Strings) -> dict[str
 def _describe(source: RegistrySource) -> dict:
     from os.path import basename
 
-    return {"kind": source.kind, "file": basename(source.path), "sha256": source.sha256,
-            "updated": source.updated, "label": source.label, "records": len(source.records)}
+    return {
+        "kind": source.kind,
+        "file": basename(source.path),
+        "sha256": source.sha256,
+        "updated": source.updated,
+        "label": source.label,
+        "records": len(source.records),
+    }

@@ -107,8 +107,14 @@ def read_source(path: str | Path) -> RegistrySource:
 
         return read_services_file(path, data, sha256)
     if kind == "artifact":
-        raise RegistryFormatError(path, "this is a compiled registry artifact, not a source; "
-                                  "load it with portlabel.load_registry")
+        raise RegistryFormatError(
+            path,
+            "this is a compiled registry artifact, not a source; "
+            "load it with portlabel.load_registry",
+        )
     raise RegistryFormatError(
-        path, "not a registry format portlabel knows (IANA XML/CSV/text, services(5), "
-        "nmap-services, compiled artifact)", "offset 0")
+        path,
+        "not a registry format portlabel knows (IANA XML/CSV/text, services(5), "
+        "nmap-services, compiled artifact)",
+        "offset 0",
+    )

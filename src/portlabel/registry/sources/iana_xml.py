@@ -21,22 +21,37 @@ from portlabel.registry.sources.common import clean_text, parse_port_range
 NS = "{http://www.iana.org/assignments}"
 
 
+def _inline(element: ET.Element) -> str:
+    """Element text with inline ``<xref>`` rendered as ``[data]``, as IANA's CSV does."""
+    parts = [element.text or ""]
+    for child in element:
+        if child.tag == f"{NS}xref":
+            ref = _reference(child) if child.get("type") != "person" else child.get("data")
+            parts.append(f"[{ref}]" if ref else "")
+        else:
+            parts.append(_inline(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
 def _text(element: ET.Element | None) -> str | None:
     if element is None:
         return None
-    text = clean_text("".join(element.itertext()))
+    text = clean_text(_inline(element))
     return text or None
 
 
 def _reference(xref: ET.Element) -> str | None:
     kind, data = xref.get("type"), xref.get("data")
+    own_text = clean_text("".join(xref.itertext())) or None
     if kind == "rfc" and data:
-        return data.upper()
-    if kind == "uri":
-        return _text(xref) or data
+        section = xref.get("section")
+        return f"{data.upper()}, Section {section}" if section else data.upper()
+    if kind in ("uri", "draft"):
+        return own_text or data
     if kind == "text":
-        return _text(xref)
-    return data or _text(xref)
+        return own_text
+    return data or own_text
 
 
 def _parse_record(path: str, element: ET.Element, number: int) -> Record:
@@ -51,7 +66,8 @@ def _parse_record(path: str, element: ET.Element, number: int) -> Record:
         transport = transport.lower()
     assignee_el = element.find(f"{NS}assignee")
     assignee = tuple(
-        x.get("data", "") for x in (assignee_el.iter(f"{NS}xref") if assignee_el is not None else ())
+        x.get("data", "")
+        for x in (assignee_el.iter(f"{NS}xref") if assignee_el is not None else ())
     )
     contact: list[str] = []
     references: list[str] = []
@@ -105,16 +121,18 @@ def _load_root(path: str, data: bytes) -> ET.Element:
         raise RegistryFormatError(path, f"refused unsafe XML: {exc}") from None
     except ET.ParseError as exc:
         line, col = exc.position
-        raise RegistryFormatError(path, f"not well-formed XML ({exc.msg})",
-                                  f"line {line}, column {col}") from None
+        raise RegistryFormatError(
+            path, f"not well-formed XML ({exc.msg})", f"line {line}, column {col}"
+        ) from None
 
 
 def read_services_xml(path: str, data: bytes, sha256: str) -> RegistrySource:
     """Parse IANA's service-names-port-numbers.xml."""
     root = _load_root(path, data)
     if root.get("id") != "service-names-port-numbers":
-        raise RegistryFormatError(path, f"XML registry id is {root.get('id')!r}, "
-                                  "not 'service-names-port-numbers'")
+        raise RegistryFormatError(
+            path, f"XML registry id is {root.get('id')!r}, not 'service-names-port-numbers'"
+        )
     source = RegistrySource("iana-xml", path, sha256, updated=_text(root.find(f"{NS}updated")))
     for number, element in enumerate(root.iter(f"{NS}record"), 1):
         source.records.append(_parse_record(path, element, number).with_source(source.label))
@@ -125,8 +143,9 @@ def read_services_xml(path: str, data: bytes, sha256: str) -> RegistrySource:
 def read_protocols_xml(path: str, data: bytes, sha256: str) -> RegistrySource:
     """Parse IANA's protocol-numbers.xml (IP protocol numbers / IPv6 next headers)."""
     root = _load_root(path, data)
-    source = RegistrySource("iana-protocols", path, sha256,
-                            updated=_text(root.find(f"{NS}updated")))
+    source = RegistrySource(
+        "iana-protocols", path, sha256, updated=_text(root.find(f"{NS}updated"))
+    )
     for number, element in enumerate(root.iter(f"{NS}record"), 1):
         value = _text(element.find(f"{NS}value")) or ""
         try:
@@ -135,11 +154,13 @@ def read_protocols_xml(path: str, data: bytes, sha256: str) -> RegistrySource:
             raise RegistryFormatError(path, str(exc), f"record {number}") from None
         refs = tuple(r for r in (_reference(x) for x in element.findall(f"{NS}xref")) if r)
         for proto in range(lo, hi + 1):
-            source.protocols.append(ProtocolRecord(
-                number=proto,
-                keyword=_text(element.find(f"{NS}name")),
-                description=_text(element.find(f"{NS}description")) or "",
-                references=refs,
-                ipv6_ext=_text(element.find(f"{NS}ipv6")) == "Y",
-            ))
+            source.protocols.append(
+                ProtocolRecord(
+                    number=proto,
+                    keyword=_text(element.find(f"{NS}name")),
+                    description=_text(element.find(f"{NS}description")) or "",
+                    references=refs,
+                    ipv6_ext=_text(element.find(f"{NS}ipv6")) == "Y",
+                )
+            )
     return source
