@@ -73,9 +73,7 @@ def compare(zeek: list[dict[str, str]], ours: list[dict[str, str]]):
     fields = [f for f in COMPARED if zeek and f in zeek[0]]
     by_key: dict[tuple, list[tuple]] = {}
     for r in ours:
-        by_key.setdefault(tuple(r[k] for k in key_fields), []).append(
-            tuple(r[f] for f in fields)
-        )
+        by_key.setdefault(tuple(r[k] for k in key_fields), []).append(tuple(r[f] for f in fields))
     identical = 0
     diffs = []
     zeek_by_key: dict[tuple, list[tuple]] = {}

@@ -93,6 +93,8 @@ def endpoint_greater(
 
 def _put(out: np.ndarray, name: str, values: np.ndarray) -> None:
     off, width = KEY_FIELDS[name]
+    if not len(out):
+        return
     raw = np.ascontiguousarray(values).reshape(len(out), -1).view(np.uint8)
     out[:, off : off + width] = raw[:, :width]
 

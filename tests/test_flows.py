@@ -1,0 +1,209 @@
+"""Unit tests of the flow engine on synthetic PacketBatches (no reader/decoder needed)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from portlabel.capture.batch import DecodeStatus, PacketBatch
+from portlabel.flows import FLOW_SCHEMA, FlowConfig, FlowTable, community_ids
+from portlabel.flows.tcp_state import TRANSITIONS
+from portlabel.flows.tcp_track import IDEMPOTENT
+from portlabel.flows.uid import UidSource, uid_to_int
+
+S, A, F, R, P = 0x02, 0x10, 0x01, 0x04, 0x08
+
+
+def _ip16(text: str) -> np.ndarray:
+    ip = ipaddress.ip_address(text)
+    raw = ip.packed if ip.version == 6 else b"\0" * 10 + b"\xff\xff" + ip.packed
+    return np.frombuffer(raw, dtype=np.uint8)
+
+
+def make(packets: list[dict]) -> PacketBatch:
+    """A decoded batch from dicts with keys src, dst, sport, dport, proto, t, flags, len..."""
+    b = PacketBatch.empty(len(packets))
+    for i, p in enumerate(packets):
+        b.frame[i] = i
+        b.ts_ns[i] = int(p["t"] * 1e9)
+        b.status[i] = p.get("status", DecodeStatus.OK)
+        b.ip_version[i] = 6 if ":" in p["src"] else 4
+        b.src_ip[i], b.dst_ip[i] = _ip16(p["src"]), _ip16(p["dst"])
+        b.ip_proto[i] = p.get("proto", 6)
+        b.sport[i], b.dport[i] = p.get("sport", 0), p.get("dport", 0)
+        b.tcp_flags[i] = p.get("flags", 0)
+        b.tcp_seq[i], b.tcp_ack[i] = p.get("seq", 0), p.get("ack", 0)
+        b.payload_len[i] = p.get("len", 0)
+        b.ip_len[i] = p.get("len", 0) + (40 if b.ip_proto[i] == 6 else 28)
+        b.icmp_type[i], b.icmp_code[i] = p.get("type", 0), p.get("code", 0)
+        b.ip_id[i] = p.get("ip_id", 0)
+        b.more_frags[i] = p.get("mf", False)
+        b.frag_offset[i] = p.get("off", 0)
+        b.vlan[i] = p.get("vlan", -1)
+    return b
+
+
+def run(batches: list[PacketBatch], **cfg) -> pa.Table:
+    table = FlowTable(FlowConfig(uid_seed=1, **cfg))
+    parts = [t for b in batches if (t := table.update(b)) is not None]
+    parts.append(table.flush())
+    return pa.concat_tables(parts)
+
+
+C, SV = "10.0.0.1", "10.0.0.2"
+
+
+def handshake_close(t0=0.0, sport=40000):
+    c = dict(src=C, dst=SV, sport=sport, dport=80)
+    s = dict(src=SV, dst=C, sport=80, dport=sport)
+    return [
+        {**c, "t": t0, "flags": S, "seq": 100},
+        {**s, "t": t0 + 0.1, "flags": S | A, "seq": 500, "ack": 101},
+        {**c, "t": t0 + 0.2, "flags": A, "seq": 101, "ack": 501},
+        {**c, "t": t0 + 0.3, "flags": A | P, "seq": 101, "ack": 501, "len": 10},
+        {**s, "t": t0 + 0.4, "flags": A | P, "seq": 501, "ack": 111, "len": 20},
+        {**c, "t": t0 + 0.5, "flags": A | F, "seq": 111, "ack": 521},
+        {**s, "t": t0 + 0.6, "flags": A | F, "seq": 521, "ack": 112},
+        {**c, "t": t0 + 0.7, "flags": A, "seq": 112, "ack": 522},
+    ]
+
+
+def test_full_tcp_connection_has_zeek_fields():
+    (row,) = run([make(handshake_close())]).to_pylist()
+    assert (row["id.orig_h"], row["id.orig_p"], row["id.resp_h"], row["id.resp_p"]) == (
+        C, 40000, SV, 80)  # fmt: skip
+    assert row["history"] == "ShADdFf"  # the server never sends a bare ACK
+    assert row["conn_state"] == "SF"
+    assert (row["orig_bytes"], row["resp_bytes"]) == (10, 20)
+    assert (row["orig_pkts"], row["resp_pkts"]) == (5, 3)
+    assert row["responder_by"] == "syn"
+    assert abs(row["duration"] - 0.7) < 1e-9
+
+
+def test_same_result_whatever_the_batch_split():
+    packets = handshake_close() + handshake_close(t0=100.0, sport=40001)
+    whole = run([make(packets)]).drop(["uid"]).sort_by("ts")
+    for cut in range(1, len(packets)):
+        split = run([make(packets[:cut]), make(packets[cut:])]).drop(["uid"]).sort_by("ts")
+        assert split.equals(whole), cut
+
+
+def test_mid_stream_flow_is_flipped_to_the_server_port():
+    p = [dict(src=SV, dst=C, sport=443, dport=51000, t=0, flags=A, len=100, seq=9)]
+    (row,) = run([make(p)]).to_pylist()
+    assert (row["id.orig_p"], row["id.resp_p"]) == (51000, 443)
+    assert row["history"] == "^d"
+    assert row["responder_by"] == "likely-server-port"
+
+
+def test_ephemeral_registered_port_is_not_a_server():
+    p = [dict(src=C, dst=SV, sport=40000, dport=50000, proto=17, t=0, len=5)]
+    (row,) = run([make(p)]).to_pylist()
+    assert (row["id.orig_p"], row["responder_by"]) == (40000, "first-packet")
+
+
+def test_rst_then_quiet_starts_a_new_connection():
+    p = [dict(src=C, dst=SV, sport=2035, dport=80, t=60.0 * i, flags=R) for i in range(4)]
+    out = run([make(p)])
+    assert out.num_rows == 4
+    assert set(out["conn_state"].to_pylist()) == {"OTH"}
+
+
+def test_idle_timeout_per_transport_and_expiry_in_update():
+    udp = [dict(src=C, dst=SV, sport=5000, dport=9999, proto=17, t=t, len=1) for t in (0, 30, 100)]
+    table = FlowTable(FlowConfig(uid_seed=1))
+    assert table.update(make(udp[:2])) is None
+    done = table.update(make(udp[2:]))  # 70 s gap > 60 s: the first flow is finished
+    assert done.num_rows == 1 and done["orig_pkts"].to_pylist() == [2]
+    assert table.flush()["end_reason"].to_pylist() == ["flush"]
+
+
+def test_icmp_echo_pairs_join_and_one_way_types_do_not():
+    p = [
+        dict(src=C, dst=SV, proto=1, type=8, t=0, len=56),
+        dict(src=SV, dst=C, proto=1, type=0, t=0.1, len=56),
+        dict(src=SV, dst=C, proto=1, type=3, code=3, t=0.2, len=20),
+    ]
+    rows = sorted(run([make(p)]).to_pylist(), key=lambda r: r["ts"])
+    assert [(r["id.orig_p"], r["id.resp_p"], r["orig_pkts"], r["resp_pkts"]) for r in rows] == [
+        (8, 0, 1, 1), (3, 3, 1, 0)]  # fmt: skip
+    assert rows[0]["proto"] == "icmp" and rows[0]["history"] is None
+
+
+def test_non_first_fragment_joins_its_flow_across_batches():
+    first = dict(src=C, dst=SV, sport=5353, dport=53, proto=17, t=0, len=1472, ip_id=7, mf=True)
+    later = dict(src=C, dst=SV, proto=17, t=0.001, len=500, ip_id=7, off=185,
+                 status=DecodeStatus.FRAGMENT)  # fmt: skip
+    (row,) = run([make([first]), make([later])]).to_pylist()
+    assert (row["id.resp_p"], row["orig_pkts"]) == (53, 2)
+
+
+def test_vlan_is_part_of_the_key():
+    p = [dict(src=C, dst=SV, sport=1, dport=2, proto=17, t=0, vlan=v) for v in (10, 20)]
+    assert sorted(run([make(p)])["vlan"].to_pylist()) == [10, 20]
+
+
+def test_schema_and_uids():
+    out = run([make(handshake_close())])
+    assert out.schema.equals(FLOW_SCHEMA)
+    uid = out["uid"][0].as_py()
+    assert uid.startswith("C") and 0 <= uid_to_int(uid) < 2**96
+
+
+def test_uid_rendering_round_trips():
+    limbs = UidSource(3).draw(200)
+    for u, row in zip(UidSource.render(limbs), limbs, strict=True):
+        assert uid_to_int(u) == (int(row[0]) << 64) | (int(row[1]) << 32) | int(row[2])
+
+
+def test_community_id_spec_example():
+    # the example in the Community ID specification's README (TCP, seed 0)
+    src, dst = _ip16("128.232.110.120")[None], _ip16("66.35.250.204")[None]
+    cid = community_ids(src, dst, np.array([4]), np.array([6]), np.array([34855]),
+                        np.array([80]))  # fmt: skip
+    assert cid == ["1:LQU9qZlK+B5F3KDmev6m5PMibrg="]
+    back = community_ids(dst, src, np.array([4]), np.array([6]), np.array([80]),
+                         np.array([34855]))  # fmt: skip
+    assert back == cid
+
+
+def test_repeated_events_that_are_dropped_are_idempotent():
+    for e in np.flatnonzero(IDEMPOTENT):
+        once = TRANSITIONS[:, e]
+        assert np.array_equal(TRANSITIONS[once, e], once)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.integers(0, 1),
+            st.sampled_from([S, S | A, A, A | P, A | F, R, A | R]),
+            st.floats(0, 400),
+        ),  # fmt: skip
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(1, 59),
+)
+def test_packets_are_never_lost_and_splitting_batches_changes_nothing(spec, cut):
+    pkts = []
+    for conn, rev, flags, t in sorted(spec, key=lambda x: x[3]):
+        a, b = dict(src=C, dst=SV, sport=40000 + conn, dport=80), None
+        b = dict(src=SV, dst=C, sport=80, dport=40000 + conn)
+        pkts.append({**(b if rev else a), "t": t, "flags": flags, "len": 3 * (flags == A | P)})
+    whole = run([make(pkts)])
+    assert sum(whole["orig_pkts"].to_pylist()) + sum(whole["resp_pkts"].to_pylist()) == len(pkts)
+    cut = min(cut, len(pkts))
+    split = run([make(pkts[:cut]), make(pkts[cut:])])
+    key = ["ts", "id.orig_p", "orig_pkts", "resp_pkts", "conn_state", "history"]
+
+    def rows(t):
+        return sorted(tuple(r.values()) for r in t.select(key).to_pylist())
+
+    assert rows(split) == rows(whole)
