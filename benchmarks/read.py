@@ -26,10 +26,11 @@ def read_portlabel(path: str) -> int:
 def touch_portlabel(path: str) -> int:
     """As above, plus one numpy pass over each batch's first frame bytes (an ethertype
     gather), to show the cost of actually paging the data in."""
-    n = 0
+    n = ipv4 = 0
     for batch in open_capture(path).batches():
-        n += int((batch.buf[batch.offset + 12] == 8).sum()) * 0 + len(batch)
-    return n
+        ipv4 += int((batch.buf[batch.offset + 12] == 8).sum())
+        n += len(batch)
+    return n if ipv4 >= 0 else -1
 
 
 def read_dpkt(path: str) -> int:

@@ -36,6 +36,7 @@ COMPRESSION_MAGIC: dict[bytes, str] = {
 }
 SNIFF_BYTES = 8
 CHUNK_BYTES = 8 << 20  # decompressed bytes added per refill (at least)
+READ_PIECE = 64 << 10  # most decompressed bytes lost before a damaged spot
 
 
 def sniff_compression(head: bytes) -> str | None:
@@ -109,10 +110,10 @@ class MappedWindow:
 class StreamWindow:
     """A sliding window over a decompressed stream, refilled chunk by chunk."""
 
-    def __init__(self, stream: BinaryIO, chunk: int = CHUNK_BYTES, raw: BinaryIO | None = None):
+    def __init__(self, stream: BinaryIO, chunk: int | None = None, raw: BinaryIO | None = None):
         self._stream = stream
         self._raw = raw
-        self._chunk = chunk
+        self._chunk = chunk or CHUNK_BYTES
         self.base = 0
         self.eof = False
         self.error: str | None = None
@@ -136,7 +137,8 @@ class StreamWindow:
         got = 0
         while got < len(view):
             try:
-                n = self._stream.readinto(view[got:])  # type: ignore[attr-defined]
+                # small reads: a decompressor that fails loses the data of that call
+                n = self._stream.readinto(view[got : got + READ_PIECE])  # type: ignore[attr-defined]
             except Exception as exc:  # any decompressor failure means corrupt input
                 self.error = f"decompression failed: {exc}"
                 self.eof = True
