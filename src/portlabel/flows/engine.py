@@ -65,10 +65,11 @@ class FlowConfig:
     community_id_seed: int = 0
 
 
-def _over(rec: Records) -> np.ndarray:
-    """TCP flows that end after the close delay (see ``tcp_state.finished``)."""
-    no_syn = (rec["first_pos"][:, K_S] == NO_POS) & (rec["first_pos"][:, 8 + K_S] == NO_POS)
-    return (rec["key"][:, _PROTO_AT] == 6) & finished(rec["joint"], no_syn)
+def _over(rec: Records, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """TCP flows (``rec[rows]``) that end after the close delay (``tcp_state.finished``)."""
+    pos = rec["first_pos"]
+    no_syn = (pos[rows, K_S] == NO_POS) & (pos[rows, 8 + K_S] == NO_POS)
+    return (rec["key"][rows, _PROTO_AT] == 6) & finished(rec["joint"][rows], no_syn)
 
 
 class FlowTable:
@@ -140,7 +141,7 @@ class FlowTable:
             if s in seg_parents:
                 self._parents.setdefault(slot, set()).update(seg_parents[s])
         ended = np.flatnonzero(~is_last)
-        reasons = np.where(_over(take(rec, ended)), CLOSED, IDLE).astype(np.uint8)
+        reasons = np.where(_over(rec, ended), CLOSED, IDLE).astype(np.uint8)
         ended_parents = [seg_parents.get(s, set()) for s in ended.tolist()]
         return take(rec, ended), reasons, ended_parents
 
@@ -157,7 +158,7 @@ class FlowTable:
         gap = rec["first_ts"][fs] - cols["last_ts"][sl]
         proto = rows.proto[r0]
         bare_syn = ((rows.flags[r0] & SYN) != 0) & ((rows.flags[r0] & ACK) == 0)
-        over = _over(take(cols, sl))
+        over = _over(cols, sl)
         close_ns = int(self.config.close_delay * 1e9)
         idle = idle_timeouts(proto, self.config, rows.sport[r0], rows.dport[r0])
         cont = (gap <= idle) & ~(over & ((gap > close_ns) | bare_syn))
@@ -170,7 +171,7 @@ class FlowTable:
             done.append((old, why.astype(np.uint8), parents))
         fs, sl = fs[cont], sl[cont]
         seg_slot[fs] = sl
-        old = take(cols, sl)
+        old = {k: cols[k][sl] for k in (*_SUMMED, *_FROM_STATE, "mac", "first_pos")}
         for name in _SUMMED:
             rec[name][fs] += old[name]
         for name in _FROM_STATE:

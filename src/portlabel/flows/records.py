@@ -78,8 +78,8 @@ class FlowStore:
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Slot of each packed key row, -1 when not active."""
         raw = np.ascontiguousarray(keys).view(f"V{KEY_WIDTH}").ravel().tolist()
-        get = self.slot_of.get
-        return np.fromiter((get(k, -1) for k in raw), dtype=np.int64, count=len(raw))
+        found = list(map(self.slot_of.get, raw))
+        return np.array([-1 if s is None else s for s in found], dtype=np.int64)
 
     def _grow(self, need: int) -> None:
         cap = len(self.used)
