@@ -135,12 +135,14 @@ class FlowTable:
 
         is_last = np.zeros(n_seg, dtype=bool)
         is_last[last_seg] = True
+        ended = np.flatnonzero(~is_last)
+        moved = seg_slot[ended]  # a stored flow that continued here and then ended
+        self._release(moved[moved >= 0])
         keep = np.flatnonzero(is_last)
         slots = self.store.put(seg_slot[keep], take(rec, keep))
         for s, slot in zip(keep.tolist(), slots.tolist(), strict=True):
             if s in seg_parents:
                 self._parents.setdefault(slot, set()).update(seg_parents[s])
-        ended = np.flatnonzero(~is_last)
         reasons = np.where(_over(rec, ended), CLOSED, IDLE).astype(np.uint8)
         ended_parents = [seg_parents.get(s, set()) for s in ended.tolist()]
         return take(rec, ended), reasons, ended_parents
