@@ -23,6 +23,7 @@ import pytest
 from decode_helpers import read_capture
 from portlabel.capture.batch import DecodeStatus
 from portlabel.capture.decode import decode
+from portlabel.errors import CaptureError
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 TSHARK = "/usr/bin/tshark"
@@ -173,9 +174,10 @@ def compare(view: dict[str, object], batch, i: int) -> str | None:
 
 def disagreements(name: str, rows: list[dict[str, str]]) -> tuple[int, dict[str, list[int]]]:
     try:
-        batch = decode(read_capture(CAPTURES / name))
-    except Exception:  # noqa: BLE001 - the reader's refusal is a category of its own
+        raw = read_capture(CAPTURES / name)
+    except CaptureError:  # the reader's refusal is a category of its own
         return len(rows), {"unreadable": list(range(len(rows)))} if rows else {}
+    batch = decode(raw)
     found: dict[str, list[int]] = {}
     if len(batch) and not rows:
         return len(batch), {"tshark-cannot-read": list(range(1, len(batch) + 1))}

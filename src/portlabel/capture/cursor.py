@@ -12,39 +12,76 @@ bytes end inside the header as TRUNCATED, so gathers never leave a record.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.headers import Field
 from portlabel.capture.nextlayer import NOT_IP, UNSUPPORTED, Layer
 
-_BE = {1: np.dtype("u1"), 2: np.dtype(">u2"), 4: np.dtype(">u4"), 8: np.dtype(">u8")}
-_LE = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
-
 
 def gather(buf: np.ndarray, pos: np.ndarray, size: int) -> np.ndarray:
-    """``size`` consecutive bytes at each position, as an (n, size) uint8 matrix."""
-    return buf[pos[:, None] + np.arange(size, dtype=np.int64)]
+    """``size`` consecutive bytes at each position, as an (n, size) uint8 matrix.
+
+    The buffer is viewed as overlapping ``size``-byte records (stride 1), so the gather is
+    one 1-D fancy index of fixed-size items: much cheaper than an (n, size) index matrix.
+    """
+    if len(pos) == 0 or len(buf) < size:
+        return np.zeros((len(pos), size), dtype=np.uint8)
+    records = np.ndarray(
+        shape=(len(buf) - size + 1,), dtype=np.dtype(f"V{size}"), buffer=buf, strides=(1,)
+    )
+    return records[pos].view(np.uint8).reshape(len(pos), size)
 
 
-def read(buf: np.ndarray, pos: np.ndarray, field: Field) -> np.ndarray:
-    """The value of ``field`` for headers starting at ``pos``, as int64."""
-    start = pos + field.offset if field.offset else pos
-    if field.size == 1:
-        value = buf[start].astype(np.int64)
-    elif field.size in _BE:
-        dtype = (_LE if field.little else _BE)[field.size]
-        value = gather(buf, start, field.size).view(dtype)[:, 0].astype(np.int64)
-    else:  # 6-byte MAC addresses: big-endian, at most 8 bytes
-        m = gather(buf, start, field.size).astype(np.int64)
-        value = np.zeros(len(pos), dtype=np.int64)
-        for k in range(field.size):
-            value = (value << 8) | m[:, k]
-    if field.shift:
-        value >>= field.shift
-    if field.mask:
-        value &= field.mask
+@functools.lru_cache(maxsize=512)
+def _field_dtype(width: int, offset: int, fmt: str) -> np.dtype:
+    return np.dtype({"names": ["v"], "formats": [fmt], "offsets": [offset], "itemsize": width})
+
+
+def field(header: np.ndarray, f: Field) -> np.ndarray:
+    """The value of ``f`` (as int64) from an (n, width) matrix made by ``gather``.
+
+    The matrix rows are viewed through a one-field structured dtype placed at the field's
+    offset, so each field costs one strided conversion pass.
+    """
+    width, offset, size = header.shape[1], f.offset, f.size
+    shift, mask = f.shift, f.mask
+    if size == 6:  # a MAC address: read 8 bytes around it and drop the extra two
+        if width < 8:
+            wide = np.zeros((header.shape[0], 8), dtype=np.uint8)
+            wide[:, 2:] = header[:, offset : offset + 6]
+            header, width, offset = wide, 8, 2
+        if offset + 8 <= width:
+            size, shift = 8, shift + 16
+        else:
+            size, offset, mask = 8, offset - 2, mask or 0xFFFF_FFFF_FFFF
+    fmt = ("<" if f.little else ">") + f"u{size}"
+    if header.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    value = header.view(_field_dtype(width, offset, fmt))["v"][:, 0].astype(np.int64)
+    if shift:
+        value >>= shift
+    if mask:
+        value &= mask
     return value
+
+
+def words(header: np.ndarray, offset: int, count: int) -> np.ndarray:
+    """``count`` 4-byte words at ``offset`` as native uint32, bytes kept in memory order."""
+    dtype = _field_dtype(header.shape[1], offset, f"({count},)=u4")
+    return header.view(dtype)["v"][:, 0]
+
+
+def read(buf: np.ndarray, pos: np.ndarray, f: Field) -> np.ndarray:
+    """The value of field ``f`` for headers starting at ``pos``, as int64."""
+    if f.size == 1:
+        value = buf[pos + f.offset].astype(np.int64)
+        if f.shift:
+            value >>= f.shift
+        return value & f.mask if f.mask else value
+    return field(gather(buf, pos + f.offset, f.size), Field(0, f.size, f.little, f.shift, f.mask))
 
 
 class DecodeState:
@@ -52,7 +89,7 @@ class DecodeState:
 
     def __init__(self, raw: RawBatch) -> None:
         n = len(raw)
-        self.buf = raw.buf
+        self.buf = np.ascontiguousarray(raw.buf, dtype=np.uint8)
         self.pos = raw.offset.astype(np.int64, copy=True)
         self.end = self.pos + raw.caplen.astype(np.int64)
         self.layer = np.zeros(n, dtype=np.uint8)
@@ -117,6 +154,13 @@ class DecodeState:
         self.finish(idx[~ok], short)
         kept = (idx[ok], at[ok], *(a[ok] for a in arrays))
         return kept
+
+    def keep(self, idx: np.ndarray, ok: np.ndarray, *arrays: np.ndarray, status=None):
+        """Finish ``idx[~ok]`` with ``status``; return ``idx[ok]`` and ``arrays[ok]``."""
+        if ok.all():
+            return (idx, *arrays)
+        self.finish(idx[~ok], status)
+        return (idx[ok], *(a[ok] for a in arrays))
 
     def malformed(self, idx: np.ndarray, bad: np.ndarray, *arrays: np.ndarray):
         """Finish ``idx[bad]`` as MALFORMED; return the good ``idx`` and ``arrays`` rows."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from portlabel.capture import headers as H
 from portlabel.capture.batch import NO_VLAN, DecodeStatus, TunnelType
-from portlabel.capture.cursor import DecodeState, read
+from portlabel.capture.cursor import DecodeState, field, gather, read
 from portlabel.capture.nextlayer import (
     DLT_TO_LAYER,
     ETHERTYPE_TO_LAYER,
@@ -224,8 +224,15 @@ def brcm(st: DecodeState, idx: np.ndarray) -> None:
 def ether(st: DecodeState, idx: np.ndarray) -> None:
     L = H.ETHERNET
     idx, pos = st.need(idx, L.min_len)
-    _set_macs(st, idx, pos, L.src, L.dst)
-    goto_ethertype(st, idx, read(st.buf, pos, L.ethertype), pos + L.min_len)
+    hdr = gather(st.buf, pos, L.min_len)
+    own = st.out.tunnel[idx] == TunnelType.NONE
+    if own.all():
+        st.out.src_mac[idx] = field(hdr, L.src)
+        st.out.dst_mac[idx] = field(hdr, L.dst)
+    elif own.any():
+        st.out.src_mac[idx[own]] = field(hdr[own], L.src)
+        st.out.dst_mac[idx[own]] = field(hdr[own], L.dst)
+    goto_ethertype(st, idx, field(hdr, L.ethertype), pos + L.min_len)
 
 
 # --- headers found through an EtherType ----------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 
 from portlabel.capture import headers as H
 from portlabel.capture.batch import DecodeStatus
-from portlabel.capture.cursor import DecodeState, gather, read
+from portlabel.capture.cursor import DecodeState, field, gather, read, words
 from portlabel.capture.nextlayer import (
     IP6PROTO_TO_LAYER,
     IPPROTO_AH,
@@ -27,58 +27,74 @@ from portlabel.capture.nextlayer import (
 )
 
 _MAX_EXTENSIONS = 16
+TRUNCATED = DecodeStatus.TRUNCATED
 
 
-def _store_v4_address(column: np.ndarray, rows: np.ndarray, octets: np.ndarray) -> None:
-    mapped = np.zeros((len(rows), 16), dtype=np.uint8)
-    mapped[:, 10:12] = 0xFF
-    mapped[:, 12:] = octets
-    column[rows] = mapped
+def _rows16(column: np.ndarray) -> np.ndarray:
+    """A (n, 16) uint8 address column seen as n 16-byte items, for fast row writes."""
+    return column.view(np.dtype("V16")).reshape(len(column))
+
+
+# ::ffff:0:0/96 as the third 4-byte word of an address column, in memory order.
+_V4_MAPPED_WORD = np.frombuffer(b"\x00\x00\xff\xff", dtype=np.uint32)[0]
+
+
+def _store_v4_address(column: np.ndarray, rows: np.ndarray, word: np.ndarray) -> None:
+    """Write IPv4 addresses as ::ffff:a.b.c.d (the first 8 bytes of the row are zero)."""
+    as_words = column.view(np.uint32)
+    as_words[rows, 2] = _V4_MAPPED_WORD
+    as_words[rows, 3] = word
 
 
 def ipv4(st: DecodeState, idx: np.ndarray) -> None:
     L, out = H.IPV4, st.out
-    idx, pos = st.need(idx, L.min_len)
-    ihl = read(st.buf, pos, L.ihl) * 4
-    total = read(st.buf, pos, L.total_len)
+    pos, end = st.pos[idx], st.end[idx]
+    idx, pos, end = st.keep(idx, pos + L.min_len <= end, pos, end, status=TRUNCATED)
+    hdr = gather(st.buf, pos, L.min_len)
+    ihl = field(hdr, L.ihl) * 4
+    total = field(hdr, L.total_len)
     # A zero total length is what TSO/LRO captures carry: trust the captured bytes instead.
-    total = np.where(total == 0, st.end[idx] - pos, total)
-    bad = (read(st.buf, pos, L.version) != 4) | (ihl < L.min_len) | (total < ihl)
-    idx, pos, ihl, total = st.malformed(idx, bad, pos, ihl, total)
-    idx, pos, ihl, total = st.need(idx, ihl, pos, ihl, total)
+    total = np.where(total == 0, end - pos, total)
+    bad = (field(hdr, L.version) != 4) | (ihl < L.min_len) | (total < ihl)
+    idx, pos, end, ihl, total, hdr = st.malformed(idx, bad, pos, end, ihl, total, hdr)
+    ok = pos + ihl <= end
+    idx, pos, ihl, total, hdr = st.keep(idx, ok, pos, ihl, total, hdr, status=TRUNCATED)
     if len(idx) == 0:
         return
-    proto = read(st.buf, pos, L.proto)
-    frag_offset = read(st.buf, pos, L.frag_offset)
+    proto = field(hdr, L.proto)
+    frag_offset = field(hdr, L.frag_offset)
     out.ip_version[idx] = 4
-    _store_v4_address(out.src_ip, idx, gather(st.buf, pos + L.src.offset, 4))
-    _store_v4_address(out.dst_ip, idx, gather(st.buf, pos + L.dst.offset, 4))
+    _store_v4_address(out.src_ip, idx, words(hdr, L.src.offset, 1)[:, 0])
+    _store_v4_address(out.dst_ip, idx, words(hdr, L.dst.offset, 1)[:, 0])
     out.ip_proto[idx] = proto
     out.ip_len[idx] = total
-    out.ip_id[idx] = read(st.buf, pos, L.ident)
+    out.ip_id[idx] = field(hdr, L.ident)
     out.frag_offset[idx] = frag_offset
-    out.more_frags[idx] = read(st.buf, pos, L.more_frags) == 1
+    out.more_frags[idx] = field(hdr, L.more_frags) == 1
     st.ip_rest[idx] = total - ihl
     st.arg[idx] = proto
     later = frag_offset > 0
-    st.finish(idx[later], DecodeStatus.FRAGMENT)
-    first = ~later
-    st.goto(idx[first], IPPROTO_TO_LAYER[proto[first]], pos[first] + ihl[first])
+    if later.any():
+        st.finish(idx[later], DecodeStatus.FRAGMENT)
+        first = ~later
+        idx, pos, ihl, proto = idx[first], pos[first], ihl[first], proto[first]
+    st.goto(idx, IPPROTO_TO_LAYER[proto], pos + ihl)
 
 
 def ipv6(st: DecodeState, idx: np.ndarray) -> None:
     L, out = H.IPV6, st.out
     idx, pos = st.need(idx, L.min_len)
-    idx, pos = st.malformed(idx, read(st.buf, pos, L.version) != 6, pos)
+    hdr = gather(st.buf, pos, L.min_len)
+    idx, pos, hdr = st.malformed(idx, field(hdr, L.version) != 6, pos, hdr)
     if len(idx) == 0:
         return
-    payload = read(st.buf, pos, L.payload_len)
+    payload = field(hdr, L.payload_len)
     # Zero is a jumbogram or a TSO capture: the captured bytes are the best length there is.
     payload = np.where(payload == 0, st.end[idx] - pos - L.min_len, payload)
-    next_header = read(st.buf, pos, L.next_header)
+    next_header = field(hdr, L.next_header)
     out.ip_version[idx] = 6
-    out.src_ip[idx] = gather(st.buf, pos + L.src.offset, 16)
-    out.dst_ip[idx] = gather(st.buf, pos + L.dst.offset, 16)
+    out.src_ip.view(np.uint32)[idx] = words(hdr, L.src.offset, 4)
+    out.dst_ip.view(np.uint32)[idx] = words(hdr, L.dst.offset, 4)
     out.ip_proto[idx] = next_header
     out.ip_len[idx] = payload + L.min_len
     out.ip_id[idx] = 0

@@ -13,7 +13,7 @@ import numpy as np
 
 from portlabel.capture import headers as H
 from portlabel.capture.batch import DecodeStatus
-from portlabel.capture.cursor import DecodeState, read
+from portlabel.capture.cursor import DecodeState, field, gather, read
 from portlabel.capture.nextlayer import Layer
 
 _ICMP_WITH_ID = np.zeros(256, dtype=bool)
@@ -35,11 +35,23 @@ for _port, _layer in _UDP_TUNNEL_PORTS.items():
 
 
 def _ports(st: DecodeState, idx: np.ndarray, header_len: int):
-    """Fill ports where captured; keep only packets whose whole fixed header is there."""
+    """Fill ports where captured; keep only packets whose whole fixed header is there.
+
+    Returns ``(idx, pos, header)``: the kept packets and their fixed header bytes.
+    """
     idx, pos = st.need(idx, H.PORTS.min_len)
-    st.out.sport[idx] = read(st.buf, pos, H.PORTS.sport)
-    st.out.dport[idx] = read(st.buf, pos, H.PORTS.dport)
-    return st.need(idx, header_len, pos)
+    full = pos + header_len <= st.end[idx]
+    if full.all():
+        hdr = gather(st.buf, pos, header_len)
+        st.out.sport[idx] = field(hdr, H.PORTS.sport)
+        st.out.dport[idx] = field(hdr, H.PORTS.dport)
+        return idx, pos, hdr
+    ports = gather(st.buf, pos, H.PORTS.min_len)
+    st.out.sport[idx] = field(ports, H.PORTS.sport)
+    st.out.dport[idx] = field(ports, H.PORTS.dport)
+    st.finish(idx[~full], DecodeStatus.TRUNCATED)
+    idx, pos = idx[full], pos[full]
+    return idx, pos, gather(st.buf, pos, header_len)
 
 
 def _payload(st: DecodeState, idx: np.ndarray, header_len) -> None:
@@ -48,19 +60,20 @@ def _payload(st: DecodeState, idx: np.ndarray, header_len) -> None:
 
 def tcp(st: DecodeState, idx: np.ndarray) -> None:
     L, out = H.TCP, st.out
-    idx, pos = _ports(st, idx, L.min_len)
-    out.tcp_seq[idx] = read(st.buf, pos, L.seq)
-    out.tcp_ack[idx] = read(st.buf, pos, L.ack)
-    out.tcp_flags[idx] = read(st.buf, pos, L.flags)
-    data_offset = read(st.buf, pos, L.data_offset) * 4
+    idx, pos, hdr = _ports(st, idx, L.min_len)
+    out.tcp_seq[idx] = field(hdr, L.seq)
+    out.tcp_ack[idx] = field(hdr, L.ack)
+    out.tcp_flags[idx] = field(hdr, L.flags)
+    data_offset = field(hdr, L.data_offset) * 4
     bad = data_offset < L.min_len
     _payload(st, idx, data_offset)
-    st.finish(idx[bad], DecodeStatus.MALFORMED)
-    st.finish(idx[~bad])
+    st.finish(idx)
+    if bad.any():
+        st.finish(idx[bad], DecodeStatus.MALFORMED)
 
 
 def udp(st: DecodeState, idx: np.ndarray) -> None:
-    idx, pos = _ports(st, idx, H.UDP.min_len)
+    idx, pos, _ = _ports(st, idx, H.UDP.min_len)
     _payload(st, idx, H.UDP.min_len)
     # A tunnel is recognised on either port; the destination port wins a tie.
     tunnel = UDP_PORT_TO_TUNNEL[st.out.dport[idx]]
@@ -69,7 +82,7 @@ def udp(st: DecodeState, idx: np.ndarray) -> None:
 
 
 def sctp(st: DecodeState, idx: np.ndarray) -> None:
-    idx, pos = _ports(st, idx, H.SCTP.min_len)
+    idx, pos, _ = _ports(st, idx, H.SCTP.min_len)
     _payload(st, idx, H.SCTP.min_len)
     has_chunk = pos + H.SCTP.min_len < st.end[idx]
     st.out.sctp_chunk[idx[has_chunk]] = read(st.buf, pos[has_chunk], H.SCTP.first_chunk)
@@ -77,8 +90,8 @@ def sctp(st: DecodeState, idx: np.ndarray) -> None:
 
 
 def dccp(st: DecodeState, idx: np.ndarray) -> None:
-    idx, pos = _ports(st, idx, H.DCCP.min_len)
-    data_offset = read(st.buf, pos, H.DCCP.data_offset) * 4
+    idx, pos, hdr = _ports(st, idx, H.DCCP.min_len)
+    data_offset = field(hdr, H.DCCP.data_offset) * 4
     _payload(st, idx, data_offset)
     bad = data_offset < H.DCCP.min_len
     st.finish(idx[bad], DecodeStatus.MALFORMED)
