@@ -1,0 +1,106 @@
+"""The body of ``portlabel label``: inputs -> pipeline -> writer, with the terminal extras.
+
+Imported by ``cli.label.run`` only (it pulls in numpy and pyarrow). Problems with an input
+are printed as they happen, one line each (``portlabel: PATH: reason``); the progress bar
+(rich, on stderr) exists only when asked for, so pipes and ``-q`` stay silent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import BinaryIO
+
+from portlabel.enrich.atomic import atomic_output
+from portlabel.errors import InputError
+from portlabel.label_api import CaptureInputs
+from portlabel.label_flows import labelled_schema
+from portlabel.pipeline import LabelPipeline, label_batches
+from portlabel.writers import writer_class
+from portlabel.writers.summary import Summary
+
+
+class _AllInputsFailed(Exception):
+    """Raised inside the atomic output to leave no file behind."""
+
+
+def _say(text: str) -> None:
+    print(f"portlabel: {text}", file=sys.stderr, flush=True)
+
+
+class LabelJob:
+    """One ``portlabel label`` run over ``paths``."""
+
+    def __init__(self, paths, registry, config, batch_size: int, quiet: bool = False) -> None:
+        self.registry = registry
+        self.config = config
+        self.quiet = quiet
+        self.progress = False
+        self.summary = Summary()
+        self.inputs = CaptureInputs(
+            paths,
+            batch_size,
+            on_problem=lambda exc: _say(str(exc)),
+            on_warning=_say,
+        )
+        self.pipeline = LabelPipeline(registry, config)
+
+    def to_file(self, path: str, fmt: str) -> bool:
+        """Write the output to ``path`` atomically; False (no file) if every input failed."""
+        try:
+            with atomic_output(path) as out:
+                self._run(out, fmt, {})
+                if self._all_failed():
+                    raise _AllInputsFailed
+        except _AllInputsFailed:
+            return False
+        except OSError as exc:
+            raise InputError(path, f"cannot write: {exc.strerror or exc}") from None
+        return True
+
+    def to_stream(self, out: BinaryIO, fmt: str, summary: bool = True) -> bool:
+        options = {"summary": summary} if fmt == "table" else {}
+        self._run(out, fmt, options)
+        out.flush()
+        return not self._all_failed()
+
+    def _all_failed(self) -> bool:
+        return len(self.inputs.failures) == len(self.inputs.paths)
+
+    def _run(self, out: BinaryIO, fmt: str, options: dict) -> None:
+        writer = writer_class(fmt)(out, labelled_schema(self.registry), **options)
+        with self._progress_bar() as advance:
+            self.inputs.on_progress = advance
+            for table in label_batches(self.inputs, self.registry, pipeline=self.pipeline):
+                writer.write(table)
+                if fmt != "table":
+                    self.summary.add(table)
+        if fmt == "table":
+            self.summary = writer.summary
+        writer.close()
+
+    @contextlib.contextmanager
+    def _progress_bar(self):
+        if not self.progress:
+            yield None
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(
+            TextColumn("labelling"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task("label", total=self.inputs.total_bytes or None)
+            yield lambda done: bar.update(task, completed=done)

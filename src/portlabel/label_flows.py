@@ -1,0 +1,71 @@
+"""Labelling finished flows: the ``iana.*`` columns appended to a flow table.
+
+A flow's service port is its responder's port, unless that port is unassigned or in the
+dynamic range while the originator's is assigned (a server that spoke first, a capture
+that missed the handshake): then the originator's (``labels.service_port_side``). The
+``iana.port_of`` column, appended after the ``iana.*`` columns, says which side the label
+came from: ``"resp"`` or ``"orig"``, null for protocols without ports (ICMP, GRE...),
+which are named from the protocol-numbers registry instead.
+
+Pure: a pyarrow Table of flows (``flows.columns.FLOW_SCHEMA``) in, the same table with
+the label columns appended out.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+
+from portlabel.arrowutil import numeric, strings
+from portlabel.labels import IANA_FIELDS, iana_columns, service_port_side
+from portlabel.registry.compiled import Registry
+
+PORT_OF_COLUMN = "iana.port_of"
+PORT_SIDES = ("resp", "orig")
+# Every column label_flows appends, with its Zeek type name, in output order.
+LABEL_FIELDS: tuple[tuple[str, str], ...] = (*IANA_FIELDS, (PORT_OF_COLUMN, "string"))
+LABEL_COLUMNS: tuple[str, ...] = tuple(name for name, _ in LABEL_FIELDS)
+PORTED_PROTOCOLS = (6, 17, 132, 33)  # TCP, UDP, SCTP, DCCP
+
+_PORTED = np.zeros(256, dtype=bool)
+_PORTED[list(PORTED_PROTOCOLS)] = True
+
+
+@lru_cache(maxsize=1)
+def _side_names() -> pa.Array:
+    return strings(list(PORT_SIDES))
+
+
+def _numpy(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy()
+
+
+def service_ports(registry: Registry, flows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(service port, True where it is the originator's) of each flow."""
+    protos = _numpy(flows, "ip_proto").astype(np.uint8, copy=False)
+    orig = _numpy(flows, "id.orig_p").astype(np.int64)
+    resp = _numpy(flows, "id.resp_p").astype(np.int64)
+    from_orig = service_port_side(registry, protos, orig, resp) & _PORTED[protos]
+    return np.where(from_orig, orig, resp), from_orig
+
+
+def label_flows(registry: Registry, flows: pa.Table) -> pa.Table:
+    """``flows`` with the ``LABEL_COLUMNS`` appended (one gather per column)."""
+    protos = _numpy(flows, "ip_proto").astype(np.uint8, copy=False)
+    ports, from_orig = service_ports(registry, flows)
+    columns = iana_columns(registry, protos, ports)
+    portless = ~_PORTED[protos]
+    gather = numeric(from_orig.astype(np.int64), null_mask=portless)
+    columns[PORT_OF_COLUMN] = _side_names().take(gather)
+    for name in LABEL_COLUMNS:
+        flows = flows.append_column(name, columns[name])
+    return flows
+
+
+def labelled_schema(registry: Registry) -> pa.Schema:
+    """The schema of ``label_flows``' output (flow columns, then the label columns)."""
+    from portlabel.flows.columns import FLOW_SCHEMA
+
+    return label_flows(registry, FLOW_SCHEMA.empty_table()).schema

@@ -1,0 +1,82 @@
+"""JSON lines: one object per flow, every column a key, nulls written as ``null``.
+
+Values are rendered with pyarrow kernels (see ``text``): numbers in their shortest
+round-trip form, strings JSON-escaped (the rare ones holding a quote, a backslash or a
+control character through ``json.dumps``), lists as arrays. Non-finite doubles, which
+JSON cannot hold, are written as ``null``. ``JsonWriter(omit_nulls=True, time_digits=6)``
+is Zeek's JSON form (see ``zeek_json``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from portlabel.writers.text import fix_rows, join_rows, list_join, to_text
+
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+
+
+def _escaped(values: pa.Array) -> pa.Array:
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    inner = fix_rows(values, _NEEDS_ESCAPE, lambda s: json.dumps(s, ensure_ascii=False)[1:-1])
+    return pc.binary_join_element_wise('"', inner, '"', "")
+
+
+def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
+    """Each value as JSON text; nulls stay null."""
+    kind = values.type
+    if pa.types.is_floating(kind):
+        if time_digits is not None:
+            values = pc.round(values, time_digits)
+        finite = pc.is_finite(values)
+        return pc.if_else(finite, to_text(values), pa.scalar(None, pa.string()))
+    if pa.types.is_integer(kind):
+        return to_text(values)
+    if pa.types.is_boolean(kind):
+        return pc.if_else(values, "true", "false")
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        joined = list_join(values, json_values, ",")
+        return pc.binary_join_element_wise("[", joined, "]", "")
+    return _escaped(values)
+
+
+class JsonWriter:
+    """Writes labelled flow tables as JSON lines."""
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        schema: pa.Schema,
+        omit_nulls: bool = False,
+        time_digits: int | None = None,
+        time_columns: tuple[str, ...] = (),
+    ) -> None:
+        self.out = out
+        self.names = list(schema.names)
+        self.keys = [json.dumps(n, ensure_ascii=False) + ":" for n in self.names]
+        self.omit_nulls = omit_nulls
+        self.time_digits = time_digits
+        self.time_columns = set(time_columns)
+
+    def write(self, table: pa.Table) -> None:
+        for batch in table.to_batches():
+            if batch.num_rows:
+                self.out.write(self._lines(batch))
+
+    def _lines(self, batch: pa.RecordBatch) -> memoryview:
+        items = []
+        for name, key in zip(self.names, self.keys, strict=True):
+            digits = self.time_digits if name in self.time_columns else None
+            text = json_values(batch.column(name), digits)
+            if not self.omit_nulls:
+                text = text.fill_null("null")
+            items.append(pc.binary_join_element_wise(key, text, ""))
+        return join_rows(items, ",", prefix="{", suffix="}\n", skip_nulls=self.omit_nulls)
+
+    def close(self) -> None:
+        pass

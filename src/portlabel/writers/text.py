@@ -1,0 +1,99 @@
+"""Vectorised text rendering of Arrow columns, shared by the text writers.
+
+Every value of a batch is rendered with pyarrow compute kernels, column by column; rows
+are then joined with ``binary_join_element_wise`` and the joined array's data buffer is
+written as is. Python only touches the rare values that need escaping a kernel cannot
+express (control characters): those rows are found with one regex kernel and rendered
+one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from portlabel.arrowutil import numeric, strings
+
+Renderer = Callable[[str], str]
+
+
+def fix_rows(values: pa.Array, pattern: str, render: Renderer) -> pa.Array:
+    """``values`` with each string matching the regex ``pattern`` replaced by ``render(s)``."""
+    hits = pc.match_substring_regex(values, pattern)
+    if not pc.any(hits).as_py():
+        return values
+    mask = hits.fill_null(False)
+    rows = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    fixed = strings([render(s) for s in values.take(numeric(rows)).to_pylist()])
+    return pc.replace_with_mask(values, mask, fixed.cast(values.type))
+
+
+def fixed_decimals(values: pa.Array, digits: int = 6) -> pa.Array:
+    """Doubles as text with exactly ``digits`` decimals (``%.6f``); nulls stay null."""
+    scale = 10**digits
+    raw = values.fill_null(0).to_numpy(zero_copy_only=False)
+    scaled = np.round(raw * scale).astype(np.int64)
+    negative = scaled < 0
+    whole, frac = np.divmod(np.abs(scaled), scale)
+    text = pc.binary_join_element_wise(
+        pc.cast(numeric(whole), pa.string()),
+        pc.utf8_lpad(pc.cast(numeric(frac), pa.string()), digits, "0"),
+        ".",
+    )
+    if negative.any():
+        text = pc.if_else(numeric(negative), pc.binary_join_element_wise("-", text, ""), text)
+    return _restore_nulls(text, values)
+
+
+def _restore_nulls(text: pa.Array, values: pa.Array) -> pa.Array:
+    if not values.null_count:
+        return text
+    return pc.if_else(pc.is_null(values), pa.scalar(None, pa.string()), text)
+
+
+def list_join(values: pa.Array, render: Callable[[pa.Array], pa.Array], sep: str) -> pa.Array:
+    """Each list rendered element-wise by ``render`` and joined with ``sep`` (nulls stay)."""
+    lengths = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    items = render(pc.list_flatten(values))
+    rebuilt = pa.ListArray.from_arrays(numeric(offsets), items)
+    joined = pc.binary_join(rebuilt, sep)
+    return _restore_nulls(joined, values)
+
+
+def to_text(values: pa.Array) -> pa.Array:
+    """Numbers and booleans cast to text (Arrow's shortest round-trip form for doubles)."""
+    return pc.cast(values, pa.string())
+
+
+def join_rows(
+    columns: list[pa.Array],
+    separator: str,
+    prefix: str = "",
+    suffix: str = "\n",
+    skip_nulls: bool = False,
+) -> memoryview:
+    """One buffer holding ``prefix + separator.join(row) + suffix`` for every row.
+
+    A null value makes its row null unless ``skip_nulls`` (then it is left out).
+    """
+    handling = "skip" if skip_nulls else "emit_null"
+    joined = pc.binary_join_element_wise(*columns, separator, null_handling=handling)
+    if prefix or suffix:
+        joined = pc.binary_join_element_wise(prefix, joined, suffix, "")
+    return blob(joined)
+
+
+def blob(values: pa.Array) -> memoryview:
+    """The concatenated bytes of a null-free string array, without copying."""
+    values = values.cast(pa.string()) if values.type != pa.string() else values
+    if len(values) == 0:
+        return memoryview(b"")
+    _, offsets_buf, data = values.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[values.offset :]
+    start, end = int(offsets[0]), int(offsets[len(values)])
+    return memoryview(data)[start:end]
