@@ -138,7 +138,7 @@ def run(args) -> int:
     table_on_tty = fmt == "table" and not to_file and sys.stdout.isatty()
     job.progress = not args.quiet and sys.stderr.isatty() and not table_on_tty
     if to_file:
-        ok = job.to_file(args.output, fmt)
+        ok = job.to_file(args.output, fmt, summary=not args.quiet)
     else:
         ok = job.to_stream(sys.stdout.buffer, fmt, summary=not args.quiet)
     if not args.quiet and sys.stderr.isatty() and fmt != "table" and ok:

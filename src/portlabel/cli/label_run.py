@@ -45,11 +45,11 @@ class LabelJob:
         )
         self.pipeline = LabelPipeline(registry, config)
 
-    def to_file(self, path: str, fmt: str) -> bool:
+    def to_file(self, path: str, fmt: str, summary: bool = True) -> bool:
         """Write the output to ``path`` atomically; False (no file) if every input failed."""
         try:
             with atomic_output(path) as out:
-                self._run(out, fmt, {})
+                self._run(out, fmt, summary)
                 if self._all_failed():
                     raise _AllInputsFailed
         except _AllInputsFailed:
@@ -59,15 +59,15 @@ class LabelJob:
         return True
 
     def to_stream(self, out: BinaryIO, fmt: str, summary: bool = True) -> bool:
-        options = {"summary": summary} if fmt == "table" else {}
-        self._run(out, fmt, options)
+        self._run(out, fmt, summary)
         out.flush()
         return not self._all_failed()
 
     def _all_failed(self) -> bool:
         return len(self.inputs.failures) == len(self.inputs.paths)
 
-    def _run(self, out: BinaryIO, fmt: str, options: dict) -> None:
+    def _run(self, out: BinaryIO, fmt: str, summary: bool) -> None:
+        options = {"summary": summary} if fmt == "table" else {}
         writer = writer_class(fmt)(out, labelled_schema(self.registry), **options)
         with self._progress_bar() as advance:
             self.inputs.on_progress = advance

@@ -1,0 +1,129 @@
+"""JSON lines, CSV, Parquet and the terminal table: each read back and checked against the
+labelled table; the format registry by name and by extension."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import portlabel.label_api as api
+from portlabel.writers import EXTENSIONS, FORMATS, format_for_path, writer_class
+from portlabel.writers.jsonl import json_values
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+
+
+@pytest.fixture(scope="module")
+def table():
+    """Two real captures: plain TCP/UDP, and tunnels with VLANs and portless protocols."""
+    return pa.concat_tables(
+        [
+            api.label(CAPTURES / "ndpi_1kxun.pcap", uid_seed=1),
+            api.label(CAPTURES / "zeek_gre-sample.pcap", uid_seed=1),
+            api.label(CAPTURES / "zeek_q-in-q.pcap", uid_seed=1),
+            api.label(CAPTURES / "zeek_vxlan.pcap", uid_seed=1),
+        ]
+    )
+
+
+def written(fmt: str, table: pa.Table, parts: int = 3, **options) -> bytes:
+    out = io.BytesIO()
+    writer = writer_class(fmt)(out, table.schema, **options)
+    step = max(1, table.num_rows // parts)
+    for start in range(0, table.num_rows, step):
+        writer.write(table.slice(start, step))
+    writer.close()
+    return out.getvalue()
+
+
+def test_fixture_has_the_interesting_cases(table):
+    assert table.column("vlan").null_count < table.num_rows
+    assert table.column("iana.port").null_count > 0
+    assert any(table.column("tunnel_parents").to_pylist())
+
+
+def test_jsonl_lines_parse_to_the_table_rows(table):
+    lines = written("jsonl", table).decode().splitlines()
+    assert len(lines) == table.num_rows
+    for line, record in zip(lines, table.to_pylist(), strict=True):
+        obj = json.loads(line)
+        assert list(obj) == table.schema.names
+        assert obj == record
+
+
+def test_csv_reads_back_with_the_csv_module(table):
+    text = written("csv", table).decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == table.schema.names
+    assert len(rows) - 1 == table.num_rows
+    for row, record in zip(rows[1:], table.to_pylist(), strict=True):
+        for name, value in zip(rows[0], row, strict=True):
+            want = record[name]
+            if want is None:
+                assert value == ""
+            elif isinstance(want, list):
+                assert value == ",".join(want)
+            elif isinstance(want, float):
+                assert float(value) == want
+            else:
+                assert value == str(want), name
+
+
+def test_parquet_reads_back_equal(table):
+    back = pq.read_table(io.BytesIO(written("parquet", table, parts=7)))
+    assert back.equals(table)
+
+
+def test_table_prints_rows_and_a_summary(table):
+    text = written("table", table).decode()
+    assert f"{table.num_rows:,} flows" in text
+    assert "top services" in text
+    packets = sum(table.column("orig_pkts").to_pylist()) + sum(
+        table.column("resp_pkts").to_pylist()
+    )
+    assert f"{packets:,} packets" in text
+    top_service = table.column("iana.service").drop_null().value_counts()
+    best = max(top_service.to_pylist(), key=lambda d: d["counts"])["values"]
+    assert best in text
+    quiet = written("table", table, summary=False).decode()
+    assert "top services" not in quiet
+
+
+def test_empty_outputs_are_valid(table):
+    empty = table.schema.empty_table()
+    assert written("jsonl", empty) == b""
+    assert list(csv.reader(io.StringIO(written("csv", empty).decode()))) == [empty.schema.names]
+    assert pq.read_table(io.BytesIO(written("parquet", empty))).num_rows == 0
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=10)), max_size=20))
+def test_json_strings_round_trip(values):
+    rendered = json_values(pa.array(values, type=pa.string())).to_pylist()
+    assert [None if r is None else json.loads(r) for r in rendered] == values
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=20))
+def test_json_doubles_round_trip_exactly(values):
+    rendered = json_values(pa.array(values, type=pa.float64())).to_pylist()
+    assert [json.loads(r) for r in rendered] == values
+
+
+def test_formats_by_name_and_extension():
+    assert set(FORMATS) == {"jsonl", "csv", "zeek", "zeek-json", "parquet", "table"}
+    assert set(EXTENSIONS.values()) <= set(FORMATS)
+    assert format_for_path("out.jsonl") == "jsonl"
+    assert format_for_path("out.json") == "jsonl"
+    assert format_for_path("dir.v2/conn.log") == "zeek"
+    assert format_for_path("OUT.PARQUET") == "parquet"
+    assert format_for_path("out.csv") == "csv"
+    assert format_for_path("out.txt") is None
+    for name in FORMATS:
+        assert callable(writer_class(name))
