@@ -431,3 +431,12 @@ def test_every_truncation_of_tcp_frame_is_truncated():
     assert (batch.status == DecodeStatus.TRUNCATED).all()
     has_ports = np.array([len(f) >= 14 + 20 + 4 for f in frames])
     assert (batch.dport[has_ports] == 443).all() and (batch.dport[~has_ports] == 0).all()
+
+
+def test_chunked_decoding_matches_whole_batch():
+    frames = [f for f, _ in TEMPLATES] * 3 + [b"", b"\x00"]
+    linktypes = [lt for _, lt in TEMPLATES] * 3 + [1, 1]
+    whole = decode(raw_batch(frames, linktypes))
+    chunked = decode(raw_batch(frames, linktypes), chunk=4)
+    for name, column in whole.columns().items():
+        assert np.array_equal(column, getattr(chunked, name)), name

@@ -87,23 +87,17 @@ def read(buf: np.ndarray, pos: np.ndarray, f: Field) -> np.ndarray:
 class DecodeState:
     """Per-packet cursors over one RawBatch plus the PacketBatch being filled."""
 
-    def __init__(self, raw: RawBatch) -> None:
-        n = len(raw)
+    def __init__(self, raw: RawBatch, out: PacketBatch, lo: int, hi: int) -> None:
+        """Cursors for records ``lo:hi`` of ``raw``, writing rows ``lo:hi`` of ``out``."""
+        n = hi - lo
         self.buf = np.ascontiguousarray(raw.buf, dtype=np.uint8)
-        self.pos = raw.offset.astype(np.int64, copy=True)
-        self.end = self.pos + raw.caplen.astype(np.int64)
+        self.pos = raw.offset[lo:hi].astype(np.int64, copy=True)
+        self.end = self.pos + raw.caplen[lo:hi]
         self.layer = np.zeros(n, dtype=np.uint8)
         self.arg = np.zeros(n, dtype=np.int64)  # a value passed to the next layer (a proto)
         self.ip_rest = np.zeros(n, dtype=np.int64)  # IP payload bytes still unread per header
         self.pending = np.zeros(256, dtype=bool)  # layer codes some cursor may sit on
-        out = PacketBatch.empty(n)
-        out.frame[:] = raw.frame
-        out.ts_ns[:] = raw.ts_ns
-        out.caplen[:] = raw.caplen
-        out.wirelen[:] = raw.wirelen
-        out.linktype[:] = raw.linktype
-        out.iface[:] = raw.iface
-        self.out = out
+        self.out = PacketBatch(**{name: col[lo:hi] for name, col in out.columns().items()})
 
     # -- cursor moves ---------------------------------------------------------------
     def goto(self, idx: np.ndarray, layer: np.ndarray | int, pos: np.ndarray) -> None:

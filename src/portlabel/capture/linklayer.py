@@ -246,16 +246,18 @@ def vntag(st: DecodeState, idx: np.ndarray) -> None:
 
 
 def vlan(st: DecodeState, idx: np.ndarray) -> None:
-    idx, pos = st.need(idx, H.VLAN.min_len)
+    L = H.VLAN
+    idx, pos = st.need(idx, L.min_len)
+    tag = gather(st.buf, pos, L.min_len)
     own = st.out.tunnel[idx] == TunnelType.NONE
     if own.any():
-        vid = read(st.buf, pos[own], H.VLAN.vid)
+        vid = field(tag[own], L.vid)
         rows = idx[own]
         first = st.out.vlan[rows] == NO_VLAN
         st.out.vlan[rows[first]] = vid[first]
         second = ~first & (st.out.inner_vlan[rows] == NO_VLAN)
         st.out.inner_vlan[rows[second]] = vid[second]
-    goto_ethertype(st, idx, read(st.buf, pos, H.VLAN.ethertype), pos + H.VLAN.min_len)
+    goto_ethertype(st, idx, field(tag, L.ethertype), pos + L.min_len)
 
 
 def llc(st: DecodeState, idx: np.ndarray) -> None:

@@ -32,18 +32,19 @@ TRUNCATED = DecodeStatus.TRUNCATED
 
 def _rows16(column: np.ndarray) -> np.ndarray:
     """A (n, 16) uint8 address column seen as n 16-byte items, for fast row writes."""
-    return column.view(np.dtype("V16")).reshape(len(column))
-
-
-# ::ffff:0:0/96 as the third 4-byte word of an address column, in memory order.
-_V4_MAPPED_WORD = np.frombuffer(b"\x00\x00\xff\xff", dtype=np.uint32)[0]
+    return column.view(np.dtype("V16")).reshape(column.shape[0])
 
 
 def _store_v4_address(column: np.ndarray, rows: np.ndarray, word: np.ndarray) -> None:
-    """Write IPv4 addresses as ::ffff:a.b.c.d (the first 8 bytes of the row are zero)."""
-    as_words = column.view(np.uint32)
-    as_words[rows, 2] = _V4_MAPPED_WORD
-    as_words[rows, 3] = word
+    """Write IPv4 addresses as ::ffff:a.b.c.d, whole 16-byte rows at a time."""
+    mapped = np.zeros((len(rows), 4), dtype=np.uint32)
+    mapped[:, 2] = _V4_MAPPED_WORD
+    mapped[:, 3] = word
+    _rows16(column)[rows] = _rows16(mapped)
+
+
+# ::ffff:0:0/96 as the third 4-byte word of an address, in memory order.
+_V4_MAPPED_WORD = np.frombuffer(b"\x00\x00\xff\xff", dtype=np.uint32)[0]
 
 
 def ipv4(st: DecodeState, idx: np.ndarray) -> None:
