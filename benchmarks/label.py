@@ -1,0 +1,213 @@
+"""Time ``portlabel label CAPTURE -o out.parquet`` as a whole process, next to peers.
+
+    python benchmarks/gen_capture.py /tmp/big.pcap          # ~1 M packets, once
+    python benchmarks/label.py /tmp/big.pcap [--runs 3] [--no-peers] [--scapy-slice N]
+
+Every tool runs as its own child process, ``--runs`` times; the script prints the median
+wall time, the peak RSS of the child (``os.wait4``'s rusage, per process) and the ratio to
+portlabel, all from the same run. Peers: NFStream (flows, no dissection, no statistics;
+skipped if it is not installed), ``tshark -q -z conv,tcp -z conv,udp`` (conversations),
+and a scapy ``PcapReader`` loop grouping packets by 5-tuple, run on the first N packets
+and scaled to the whole file (marked "scaled"). Then portlabel's own time by stage,
+measured in this process: start-up imports (child process), read, decode, flows, label,
+write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+NFSTREAM = """
+import sys
+from nfstream import NFStreamer
+n = sum(1 for _ in NFStreamer(source=sys.argv[1], statistical_analysis=False,
+                                n_dissections=0))
+print(n, file=sys.stderr)
+"""
+SCAPY = """
+import sys
+from scapy.all import IP, IPv6, TCP, UDP, PcapReader
+limit = int(sys.argv[2])
+flows = {}
+with PcapReader(sys.argv[1]) as reader:
+    for i, pkt in enumerate(reader):
+        if i >= limit:
+            break
+        ip = pkt.getlayer(IP) or pkt.getlayer(IPv6)
+        if ip is None:
+            continue
+        l4 = pkt.getlayer(TCP) or pkt.getlayer(UDP)
+        ports = (l4.sport, l4.dport) if l4 is not None else (0, 0)
+        a, b = (ip.src, ports[0]), (ip.dst, ports[1])
+        key = (min(a, b), max(a, b), ip.proto if ip.version == 4 else ip.nh)
+        flows[key] = flows.get(key, 0) + 1
+print(len(flows), file=sys.stderr)
+"""
+IMPORTS = """
+import time
+t = time.perf_counter()
+import portlabel.cli.label_run, portlabel.writers.parquet
+print(time.perf_counter() - t)
+"""
+
+
+def child(argv: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MiB, exit status) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace").strip()
+    proc.stderr.close()
+    if proc.returncode:
+        print(f"  ! {argv[0]} exited {proc.returncode}: {err[-300:]}")
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def measure(argv: list[str], runs: int) -> tuple[float, float] | None:
+    results = [child(argv) for _ in range(runs)]
+    if any(code for _, _, code in results):
+        return None
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+COUNT = """
+import sys
+from portlabel.capture.reader import open_capture
+print(sum(len(batch) for batch in open_capture(sys.argv[1]).batches()))
+"""
+
+
+def count_packets(path: str) -> int:
+    """In a child: a forked child starts with its parent's peak RSS, so this process
+    must not map the capture before the measured children run."""
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT, path], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout)
+
+
+def stages(path: str, out: str) -> dict[str, float]:
+    """portlabel's time per stage in this process (imports measured in a child)."""
+    import pyarrow  # noqa: F401  (imported by every stage; not part of any)
+
+    from portlabel.capture.decode import decode
+    from portlabel.capture.reader import open_capture
+    from portlabel.flows import FlowConfig, FlowTable
+    from portlabel.label_flows import label_flows, labelled_schema
+    from portlabel.registry import default_registry
+    from portlabel.writers.parquet import ParquetWriter
+
+    spent = dict.fromkeys(("read", "decode", "flows", "label", "write"), 0.0)
+    registry = default_registry()
+    table = FlowTable(FlowConfig())
+    with open(out, "wb") as fh:
+        writer = ParquetWriter(fh, labelled_schema(registry))
+        batches = iter(open_capture(path).batches())
+        finished = []
+        while True:
+            t0 = time.perf_counter()
+            raw = next(batches, None)
+            t1 = time.perf_counter()
+            spent["read"] += t1 - t0
+            if raw is None:
+                break
+            packets = decode(raw)
+            t2 = time.perf_counter()
+            spent["decode"] += t2 - t1
+            done = table.update(packets)
+            spent["flows"] += time.perf_counter() - t2
+            if done is not None:
+                finished.append(done)
+            for flows in finished:
+                t3 = time.perf_counter()
+                labelled = label_flows(registry, flows)
+                t4 = time.perf_counter()
+                writer.write(labelled)
+                spent["label"] += t4 - t3
+                spent["write"] += time.perf_counter() - t4
+            finished = []
+        t5 = time.perf_counter()
+        rest = table.flush()
+        t6 = time.perf_counter()
+        writer.write(label_flows(registry, rest))
+        t7 = time.perf_counter()
+        writer.close()
+        spent["flows"] += t6 - t5
+        spent["label"] += t7 - t6
+        spent["write"] += time.perf_counter() - t7
+    imports = subprocess.run(
+        [sys.executable, "-c", IMPORTS], capture_output=True, text=True, check=True
+    )
+    return {"imports (child)": float(imports.stdout), **spent}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("capture")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--scapy-slice", type=int, default=20_000, metavar="N")
+    args = ap.parse_args()
+    if not os.path.exists(args.capture):
+        sys.exit(f"{args.capture}: missing; run python benchmarks/gen_capture.py {args.capture}")
+    packets = count_packets(args.capture)
+    size = os.path.getsize(args.capture)
+    print(f"{args.capture}: {packets:,} packets, {size / 2**20:,.0f} MiB; {args.runs} runs each")
+    tmp = tempfile.mkdtemp(prefix="portlabel-bench-")
+    out = os.path.join(tmp, "out.parquet")
+    portlabel = shutil.which("portlabel") or sys.argv[0]
+    rows: list[tuple[str, float, float, str]] = []
+    got = measure([portlabel, "label", args.capture, "-o", out, "-q"], args.runs)
+    if got is None:
+        sys.exit("portlabel failed")
+    rows.append(("portlabel label -o out.parquet", *got, ""))
+    if not args.no_peers:
+        rows += peers(args, packets)
+    base = rows[0][1]
+    print(f"\n{'tool':44} {'median s':>9} {'peak RSS MiB':>13} {'x portlabel':>12}")
+    for name, wall, rss, note in rows:
+        print(f"{name:44} {wall:9.2f} {rss:13.0f} {wall / base:12.2f}  {note}")
+    print("\nportlabel by stage (in this process, one run):")
+    for stage, seconds in stages(args.capture, out).items():
+        print(f"  {stage:16} {seconds:6.2f} s")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def peers(args, packets: int) -> list[tuple[str, float, float, str]]:
+    rows = []
+    try:
+        import nfstream  # noqa: F401
+    except ImportError:
+        print("NFStream: not installed here (pip install nfstream); skipped")
+    else:
+        got = measure([sys.executable, "-c", NFSTREAM, args.capture], args.runs)
+        if got:
+            rows.append(("NFStream (no dissection, no statistics)", *got, ""))
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        print("tshark: not installed; skipped")
+    else:
+        argv = [tshark, "-q", "-z", "conv,tcp", "-z", "conv,udp", "-r", args.capture]
+        got = measure(argv, args.runs)
+        if got:
+            rows.append(("tshark -q -z conv,tcp -z conv,udp", *got, ""))
+    n = min(args.scapy_slice, packets)
+    got = measure([sys.executable, "-c", SCAPY, args.capture, str(n)], args.runs)
+    if got:
+        wall, rss = got
+        rows.append(("scapy PcapReader 5-tuple loop", wall * packets / n, rss,
+                     f"scaled from {n:,} packets ({wall:.2f} s)"))  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    main()
