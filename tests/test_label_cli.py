@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,11 @@ def test_whole_process_on_a_pipe(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == b""
     assert all(json.loads(x)["iana.source"] for x in proc.stdout.splitlines())
+
+
+def test_new_output_file_gets_the_usual_mode(tmp_path):
+    path = tmp_path / "out.csv"
+    assert run(SSH, "-o", path) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
