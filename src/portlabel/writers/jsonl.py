@@ -69,14 +69,19 @@ class JsonWriter:
                 self.out.write(self._lines(batch))
 
     def _lines(self, batch: pa.RecordBatch) -> memoryview:
-        items = []
-        for name, key in zip(self.names, self.keys, strict=True):
+        texts = []
+        for name in self.names:
             digits = self.time_digits if name in self.time_columns else None
-            text = json_values(batch.column(name), digits)
-            if not self.omit_nulls:
-                text = text.fill_null("null")
-            items.append(pc.binary_join_element_wise(key, text, ""))
-        return join_rows(items, ",", prefix="{", suffix="}\n", skip_nulls=self.omit_nulls)
+            texts.append(json_values(batch.column(name), digits))
+        if self.omit_nulls:
+            pairs = zip(self.keys, texts, strict=True)
+            items = [pc.binary_join_element_wise(k, t, "") for k, t in pairs]
+            return join_rows(items, ",", prefix="{", suffix="}\n", skip_nulls=True)
+        # one kernel call: "{" key0 value0 "," key1 value1 ... "}\n"
+        parts: list = []
+        for i, (key, text) in enumerate(zip(self.keys, texts, strict=True)):
+            parts += [("{" if i == 0 else ",") + key, text.fill_null("null")]
+        return join_rows(parts, "", suffix="}\n")
 
     def close(self) -> None:
         pass
