@@ -58,8 +58,8 @@ print(time.perf_counter() - t)
 """
 
 
-def child(argv: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB, exit status) of one child process."""
+def child(argv: list[str]) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS MiB, exit status, CPU seconds) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -69,14 +69,19 @@ def child(argv: list[str]) -> tuple[float, float, int]:
     proc.stderr.close()
     if proc.returncode:
         print(f"  ! {argv[0]} exited {proc.returncode}: {err[-300:]}")
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    return wall, usage.ru_maxrss / 1024, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
-def measure(argv: list[str], runs: int) -> tuple[float, float] | None:
+def measure(argv: list[str], runs: int) -> tuple[float, float, float] | None:
+    """(median wall s, peak RSS MiB, median CPU s); CPU time is steadier on a busy host."""
     results = [child(argv) for _ in range(runs)]
-    if any(code for _, _, code in results):
+    if any(r[2] for r in results):
         return None
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+    return (
+        statistics.median(r[0] for r in results),
+        max(r[1] for r in results),
+        statistics.median(r[3] for r in results),
+    )
 
 
 COUNT = """
@@ -165,7 +170,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="portlabel-bench-")
     out = os.path.join(tmp, "out.parquet")
     portlabel = shutil.which("portlabel") or sys.argv[0]
-    rows: list[tuple[str, float, float, str]] = []
+    rows: list[tuple[str, float, float, float, str]] = []
     got = measure([portlabel, "label", args.capture, "-o", out, "-q"], args.runs)
     if got is None:
         sys.exit("portlabel failed")
@@ -173,16 +178,16 @@ def main() -> None:
     if not args.no_peers:
         rows += peers(args, packets)
     base = rows[0][1]
-    print(f"\n{'tool':44} {'median s':>9} {'peak RSS MiB':>13} {'x portlabel':>12}")
-    for name, wall, rss, note in rows:
-        print(f"{name:44} {wall:9.2f} {rss:13.0f} {wall / base:12.2f}  {note}")
+    print(f"\n{'tool':40} {'median s':>9} {'CPU s':>7} {'peak RSS MiB':>13} {'x portlabel':>12}")
+    for name, wall, rss, cpu, note in rows:
+        print(f"{name:40} {wall:9.2f} {cpu:7.2f} {rss:13.0f} {wall / base:12.2f}  {note}")
     print("\nportlabel by stage (in this process, one run):")
     for stage, seconds in stages(args.capture, out).items():
         print(f"  {stage:16} {seconds:6.2f} s")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def peers(args, packets: int) -> list[tuple[str, float, float, str]]:
+def peers(args, packets: int) -> list[tuple[str, float, float, float, str]]:
     rows = []
     try:
         import nfstream  # noqa: F401
@@ -203,8 +208,9 @@ def peers(args, packets: int) -> list[tuple[str, float, float, str]]:
     n = min(args.scapy_slice, packets)
     got = measure([sys.executable, "-c", SCAPY, args.capture, str(n)], args.runs)
     if got:
-        wall, rss = got
-        rows.append(("scapy PcapReader 5-tuple loop", wall * packets / n, rss,
+        wall, rss, cpu = got
+        scale = packets / n
+        rows.append(("scapy PcapReader 5-tuple loop", wall * scale, rss, cpu * scale,
                      f"scaled from {n:,} packets ({wall:.2f} s)"))  # fmt: skip
     return rows
 

@@ -39,7 +39,8 @@ def _side_names() -> pa.Array:
 
 
 def _numpy(table: pa.Table, name: str) -> np.ndarray:
-    return table.column(name).to_numpy()
+    # a missing port or protocol is labelled as 0 (never unassigned garbage from a NaN)
+    return table.column(name).fill_null(0).to_numpy()
 
 
 def service_ports(registry: Registry, flows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
