@@ -1,9 +1,4 @@
-"""Test helpers: build RawBatches from frame bytes or from a capture file.
-
-Capture files are read with portlabel's own reader when it is present, else through
-scapy's raw readers (bytes + metadata, no dissection), so the decoder tests do not depend
-on which reader landed first.
-"""
+"""Test helpers: build RawBatches from frame bytes or from a capture file."""
 
 from __future__ import annotations
 
@@ -33,27 +28,11 @@ def raw_batch(frames: list[bytes], linktypes: list[int] | int) -> RawBatch:
     )
 
 
-def _scapy_frames(path: Path) -> tuple[list[bytes], list[int]]:
-    from scapy.utils import RawPcapReader
-
-    frames, linktypes = [], []
-    with RawPcapReader(str(path)) as reader:
-        for data, meta in reader:
-            frames.append(bytes(data))
-            linktypes.append(getattr(meta, "linktype", None) or reader.linktype)
-    return frames, linktypes
-
-
 def read_capture(path: Path) -> RawBatch:
-    """All frames of one capture file as a single RawBatch."""
-    try:
-        from portlabel.capture.reader import open_capture
-    except ImportError:
-        frames, linktypes = _scapy_frames(path)
-        return raw_batch(frames, linktypes)
-    batches = list(open_capture(path).batches())
-    if len(batches) == 1:
-        return batches[0]
-    frames = [b.frame_bytes(i) for b in batches for i in range(len(b))]
-    linktypes = [int(t) for b in batches for t in b.linktype]
-    return raw_batch(frames, linktypes)
+    """All frames of one capture file as a single RawBatch (portlabel's own reader)."""
+    from portlabel.capture.reader import open_capture
+
+    batches = list(open_capture(path).batches(batch_size=1 << 24))
+    if not batches:
+        return raw_batch([], [])
+    return batches[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import ipaddress
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -220,3 +221,29 @@ if __name__ == "__main__":  # exploration: print every file's disagreements
         n, diffs = disagreements(capture, run_tshark(CAPTURES / capture))
         if diffs:
             print(capture, n, {k: (len(v), v[:8]) for k, v in diffs.items()})
+
+
+_TCPDUMP_IPV4 = re.compile(
+    r" IP (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))? > (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))?: (ICMP)?"
+)
+
+
+def test_broadcom_tag_agrees_with_tcpdump() -> None:
+    """tshark 4.0 cannot open DLT 281, so tcpdump's expected output is the oracle here."""
+    name = "tcpd_brcm-tag.pcap"
+    lines = (CAPTURES / f"{name}.tcpdump_brcmtag.out").read_text().splitlines()
+    batch = decode(read_capture(CAPTURES / name))
+    assert len(batch) == len(lines)
+    for i, line in enumerate(lines):
+        match = _TCPDUMP_IPV4.search(line)
+        if match is None:
+            assert "ARP" in line and batch.status[i] == DecodeStatus.NOT_IP, line
+            continue
+        src, sport, dst, dport, icmp = match.groups()
+        assert batch.status[i] == DecodeStatus.OK, line
+        ours = (str(_address(batch.src_ip[i])), str(_address(batch.dst_ip[i])))
+        assert ours == (src, dst), line
+        if icmp:
+            assert batch.ip_proto[i] == 1, line
+        else:
+            assert (int(batch.sport[i]), int(batch.dport[i])) == (int(sport), int(dport)), line

@@ -97,7 +97,14 @@ class DecodeState:
         self.arg = np.zeros(n, dtype=np.int64)  # a value passed to the next layer (a proto)
         self.ip_rest = np.zeros(n, dtype=np.int64)  # IP payload bytes still unread per header
         self.pending = np.zeros(256, dtype=bool)  # layer codes some cursor may sit on
+        self.tunnelled = False  # whether any row has entered a tunnel yet
         self.out = PacketBatch(**{name: col[lo:hi] for name, col in out.columns().items()})
+
+    def on_own_link(self, idx: np.ndarray) -> np.ndarray:
+        """Mask of ``idx`` still on the capture's own link (not inside a tunnel)."""
+        if not self.tunnelled:
+            return np.ones(len(idx), dtype=bool)
+        return self.out.tunnel[idx] == 0
 
     # -- cursor moves ---------------------------------------------------------------
     def goto(self, idx: np.ndarray, layer: np.ndarray | int, pos: np.ndarray) -> None:

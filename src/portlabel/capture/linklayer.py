@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from portlabel.capture import headers as H
-from portlabel.capture.batch import NO_VLAN, DecodeStatus, TunnelType
+from portlabel.capture.batch import NO_VLAN, DecodeStatus
 from portlabel.capture.cursor import DecodeState, field, gather, read
 from portlabel.capture.nextlayer import (
     DLT_TO_LAYER,
@@ -45,12 +45,11 @@ def goto_ip_version(st: DecodeState, idx: np.ndarray, pos: np.ndarray) -> None:
 
 
 def _own_link(st: DecodeState, idx: np.ndarray) -> np.ndarray:
-    return idx[st.out.tunnel[idx] == TunnelType.NONE]
+    return idx[st.on_own_link(idx)]
 
 
 def _set_macs(st: DecodeState, idx: np.ndarray, pos: np.ndarray, src: H.Field, dst: H.Field):
-    own = st.out.tunnel[idx] == TunnelType.NONE
-    own &= st.out.src_mac[idx] == 0
+    own = st.on_own_link(idx)
     if own.any():
         st.out.src_mac[idx[own]] = read(st.buf, pos[own], src)
         st.out.dst_mac[idx[own]] = read(st.buf, pos[own], dst)
@@ -168,7 +167,7 @@ def ieee80211(st: DecodeState, idx: np.ndarray) -> None:
     length += np.where(qos & ((flags & 0x80) != 0), 4, 0)  # HT control field
     idx, pos, ds, length = st.need(idx, length, pos, ds, length)
     # SA/DA sit in addr1..addr4 depending on the To-DS/From-DS bits.
-    own = st.out.tunnel[idx] == TunnelType.NONE
+    own = st.on_own_link(idx)
     if own.any():
         p, d = pos[own], ds[own]
         a1, a2 = read(st.buf, p, L.addr1), read(st.buf, p, L.addr2)
@@ -225,7 +224,7 @@ def ether(st: DecodeState, idx: np.ndarray) -> None:
     L = H.ETHERNET
     idx, pos = st.need(idx, L.min_len)
     hdr = gather(st.buf, pos, L.min_len)
-    own = st.out.tunnel[idx] == TunnelType.NONE
+    own = st.on_own_link(idx)
     if own.all():
         st.out.src_mac[idx] = field(hdr, L.src)
         st.out.dst_mac[idx] = field(hdr, L.dst)
@@ -249,7 +248,7 @@ def vlan(st: DecodeState, idx: np.ndarray) -> None:
     L = H.VLAN
     idx, pos = st.need(idx, L.min_len)
     tag = gather(st.buf, pos, L.min_len)
-    own = st.out.tunnel[idx] == TunnelType.NONE
+    own = st.on_own_link(idx)
     if own.any():
         vid = field(tag[own], L.vid)
         rows = idx[own]

@@ -55,7 +55,8 @@ def ipv4(st: DecodeState, idx: np.ndarray) -> None:
     ihl = field(hdr, L.ihl) * 4
     total = field(hdr, L.total_len)
     # A zero total length is what TSO/LRO captures carry: trust the captured bytes instead.
-    total = np.where(total == 0, end - pos, total)
+    if not total.all():
+        total = np.where(total == 0, end - pos, total)
     bad = (field(hdr, L.version) != 4) | (ihl < L.min_len) | (total < ihl)
     idx, pos, end, ihl, total, hdr = st.malformed(idx, bad, pos, end, ihl, total, hdr)
     ok = pos + ihl <= end

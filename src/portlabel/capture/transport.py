@@ -39,13 +39,15 @@ def _ports(st: DecodeState, idx: np.ndarray, header_len: int):
 
     Returns ``(idx, pos, header)``: the kept packets and their fixed header bytes.
     """
-    idx, pos = st.need(idx, H.PORTS.min_len)
-    full = pos + header_len <= st.end[idx]
+    pos, end = st.pos[idx], st.end[idx]
+    full = pos + header_len <= end
     if full.all():
         hdr = gather(st.buf, pos, header_len)
         st.out.sport[idx] = field(hdr, H.PORTS.sport)
         st.out.dport[idx] = field(hdr, H.PORTS.dport)
         return idx, pos, hdr
+    idx, pos = st.need(idx, H.PORTS.min_len, pos)
+    full = pos + header_len <= st.end[idx]
     ports = gather(st.buf, pos, H.PORTS.min_len)
     st.out.sport[idx] = field(ports, H.PORTS.sport)
     st.out.dport[idx] = field(ports, H.PORTS.dport)
@@ -78,7 +80,11 @@ def udp(st: DecodeState, idx: np.ndarray) -> None:
     # A tunnel is recognised on either port; the destination port wins a tie.
     tunnel = UDP_PORT_TO_TUNNEL[st.out.dport[idx]]
     tunnel = np.where(tunnel == 0, UDP_PORT_TO_TUNNEL[st.out.sport[idx]], tunnel)
-    st.goto(idx, tunnel, pos + H.UDP.min_len)
+    to_tunnel = tunnel != 0
+    if to_tunnel.any():
+        st.goto(idx[to_tunnel], tunnel[to_tunnel], pos[to_tunnel] + H.UDP.min_len)
+        idx = idx[~to_tunnel]
+    st.finish(idx)
 
 
 def sctp(st: DecodeState, idx: np.ndarray) -> None:

@@ -31,6 +31,7 @@ _INNER_COLUMNS = (
 def enter_tunnel(st: DecodeState, idx: np.ndarray, kind) -> None:
     """Record the tunnel (outermost only) and clear the inner columns for ``idx``."""
     out = st.out
+    st.tunnelled = st.tunnelled or len(idx) > 0
     first = out.tunnel[idx] == TunnelType.NONE
     rows = idx[first]
     out.tunnel[rows] = kind if np.isscalar(kind) else np.asarray(kind)[first]
