@@ -37,10 +37,6 @@ TRANSPORTS = {"tcp", "udp", "sctp", "dccp", "icmp", "icmpv6"}
 
 # category -> why portlabel and tshark legitimately disagree there.
 KNOWN_DIFFERENCES = {
-    "unreadable": "the capture reader refuses the file (damaged or unsupported header); "
-    "tshark may still show records",
-    "tshark-no-ip-we-ip": "tshark stops earlier than portlabel (e.g. it does not dissect the "
-    "link type, or treats a tunnel port as another protocol)",
     "truncated": "the packet is cut inside a header: portlabel keeps what it could read "
     "and marks the row TRUNCATED, tshark fills fields from partial headers differently",
     "malformed": "a header field is impossible; portlabel stops with MALFORMED where tshark "
