@@ -17,15 +17,27 @@ _EXPORTS = {
     "Registry": "portlabel.registry.compiled",
     "load_registry": "portlabel.registry.compiled",
     "default_registry": "portlabel.registry.compiled",
-    "compile_registry": "portlabel.registry.compiled",
+    "compile_registry": "portlabel.registry.build",
     "read_source": "portlabel.registry.sources",
     "lookup": "portlabel.registry.compiled",
+    "iana_columns": "portlabel.labels",
+    # the main job: captures -> labelled flows
+    "label": "portlabel.label_api",
+    "iter_labelled": "portlabel.label_api",
+    "LabelPipeline": "portlabel.pipeline",
+    "FlowTable": "portlabel.flows",
+    "FlowConfig": "portlabel.flows",
+    # Zeek log enrichment
+    "enrich_log": "portlabel.enrich",
+    "add_iana_columns": "portlabel.enrich",
     # errors
     "PortlabelError": "portlabel.errors",
     "InputError": "portlabel.errors",
     # capture
     "PacketBatch": "portlabel.capture.batch",
     "RawBatch": "portlabel.capture.batch",
+    "open_capture": "portlabel.capture.reader",
+    "packet_batches": "portlabel.capture.backends",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -52,3 +52,16 @@ def write_artifact(data: bytes, out: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def compile_registry(
+    source: str | Path, overlays: list[str] | tuple[str, ...] = (), output: str | Path | None = None
+):
+    """Compile ``source`` (+ overlays) and return the ``Registry``; write it to ``output`` too."""
+    from portlabel.registry.compiled import load_registry, registry_from_bytes
+
+    data = compile_files(source, overlays)
+    if output is None:
+        return registry_from_bytes(str(source), data)
+    write_artifact(data, output)
+    return load_registry(output)
