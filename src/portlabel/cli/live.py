@@ -107,8 +107,13 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.backend, args.interfaces, args.filter, args.ring_mb, args.promisc)
     try:
         if args.user:
-            from portlabel.live.privileges import drop_privileges
+            from portlabel.live.privileges import drop_privileges, warm_up
 
+            warm_up(registry, args.format)
+            if args.view:
+                import rich.live  # noqa: F401 - may be unreadable once unprivileged
+
+                import portlabel.live.view  # noqa: F401
             drop_privileges(args.user)
         pipe = LabelPipeline(registry, FlowConfig(active_timeout=args.active_timeout))
         sink = FlowSink(args.output, args.format, labelled_schema(registry), args.rotate)

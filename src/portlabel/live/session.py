@@ -146,6 +146,9 @@ class LiveSession:
 
     def _finish(self) -> None:
         """Drain what the kernel still holds, flush every flow, close the output."""
+        stop = getattr(self.source, "stop", None)
+        if stop is not None:
+            stop()
         while self.limits.count is None or self.totals.packets < self.limits.count:
             raw = self.source.read(0)
             if raw is None:
