@@ -440,3 +440,11 @@ def test_chunked_decoding_matches_whole_batch():
     chunked = decode(raw_batch(frames, linktypes), chunk=4)
     for name, column in whole.columns().items():
         assert np.array_equal(column, getattr(chunked, name)), name
+
+
+@pytest.mark.parametrize("src", ["88:e0:f3:c8:bf:f0", "ff:ff:ff:ff:ff:fe", "00:00:00:00:00:01"])
+def test_mac_addresses_with_a_high_first_octet_are_not_sign_extended(src):
+    row = one(bytes(Ether(src=src, dst="fe:dc:ba:98:76:54") / IP() / TCP()))
+    assert mac(int(row["src_mac"])) == src
+    assert mac(int(row["dst_mac"])) == "fe:dc:ba:98:76:54"
+    assert int(row["src_mac"]) < 2**48

@@ -56,7 +56,10 @@ def field(header: np.ndarray, f: Field) -> np.ndarray:
         if offset + 8 <= width:
             size, shift = 8, shift + 16
         else:
-            size, offset, mask = 8, offset - 2, mask or 0xFFFF_FFFF_FFFF
+            size, offset = 8, offset - 2
+        # The 8-byte read lands in a signed int64: keep only the 48 address bits, or the
+        # arithmetic shift above would smear a high first octet into the top bits.
+        mask = mask or 0xFFFF_FFFF_FFFF
     fmt = ("<" if f.little else ">") + f"u{size}"
     if header.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
