@@ -19,21 +19,7 @@ import numpy as np
 
 from portlabel.registry.compiled import Registry
 from portlabel.registry.model import TRANSPORTS
-
-CSV_HEADER = [
-    "Service Name",
-    "Port Number",
-    "Transport Protocol",
-    "Description",
-    "Assignee",
-    "Contact",
-    "Registration Date",
-    "Modification Date",
-    "Reference",
-    "Service Code",
-    "Unauthorized Use Reported",
-    "Assignment Notes",
-]
+from portlabel.registry.sources.iana_csv import COLUMNS as CSV_HEADER
 
 
 def _primary_ports(registry: Registry):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from portlabel.errors import RegistryFormatError
+
 _SPACES = re.compile(r"[ \t]+")
 
 
@@ -23,3 +25,13 @@ def parse_port_range(text: str, limit: int = 65535) -> tuple[int, int]:
     if not 0 <= lo <= hi <= limit:
         raise ValueError(f"number or range {text!r} outside 0-{limit}")
     return lo, hi
+
+
+def decode_utf8(path: str, data: bytes) -> str:
+    """The file's text (a BOM is dropped); a RegistryFormatError at the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RegistryFormatError(
+            path, f"not UTF-8 ({exc.reason})", f"offset {exc.start}"
+        ) from None

@@ -13,7 +13,7 @@ import io
 
 from portlabel.errors import RegistryFormatError
 from portlabel.registry.model import TRANSPORTS, Record, RegistrySource
-from portlabel.registry.sources.common import clean_text, parse_port_range
+from portlabel.registry.sources.common import clean_text, decode_utf8, parse_port_range
 
 COLUMNS = (
     "Service Name",
@@ -88,12 +88,7 @@ def _record(path: str, row: list[str], line: int) -> Record:
 
 def read_services_csv(path: str, data: bytes, sha256: str) -> RegistrySource:
     """Parse IANA's service-names-port-numbers.csv; the first malformed row is an error."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RegistryFormatError(
-            path, f"not UTF-8 ({exc.reason})", f"offset {exc.start}"
-        ) from None
+    text = decode_utf8(path, data)
     source = RegistrySource("iana-csv", path, sha256)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     line = 1

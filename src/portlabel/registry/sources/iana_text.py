@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from portlabel.errors import RegistryFormatError
 from portlabel.registry.model import Person, Record, RegistrySource
-from portlabel.registry.sources.common import clean_text, parse_port_range
+from portlabel.registry.sources.common import clean_text, decode_utf8, parse_port_range
 
 COLUMN_HEADER = (
     "Service Name Port Number Transport Protocol Description Assignee Contact Registration "
@@ -80,12 +80,7 @@ class _Token:
 
 def read_services_text(path: str, data: bytes, sha256: str) -> RegistrySource:
     """Parse the plain-text rendering of IANA's port registry (or an excerpt of it)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RegistryFormatError(
-            path, f"not UTF-8 ({exc.reason})", f"offset {exc.start}"
-        ) from None
+    text = decode_utf8(path, data)
     lines = [line.rstrip() for line in text.splitlines()]
     first = _find_line(lines, COLUMN_HEADER, 0)
     if first is None:
