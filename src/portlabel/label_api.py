@@ -175,10 +175,11 @@ def label(paths: Paths, **options: Any):
     """
     import pyarrow as pa
 
+    from portlabel.flows.columns import empty_table
     from portlabel.label_flows import labelled_schema
 
     tables = list(iter_labelled(paths, **options))
     if not tables:
         reg = _registry(options.get("registry"), list(options.get("overlays", ())))
-        return labelled_schema(reg).empty_table()
+        return empty_table(labelled_schema(reg))
     return pa.concat_tables(tables)

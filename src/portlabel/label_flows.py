@@ -38,9 +38,30 @@ def _side_names() -> pa.Array:
     return strings(list(PORT_SIDES))
 
 
+def column_values(table: pa.Table, name: str, fill: int = 0) -> np.ndarray:
+    """A fixed-width numeric column as numpy, nulls replaced by ``fill``.
+
+    Read from the Arrow buffers: ``to_numpy``/``fill_null`` on a chunked or nullable
+    column import pandas (~0.4 s of start-up).
+    """
+    col = table.column(name)
+    dtype = np.dtype(col.type.to_pandas_dtype())
+    parts = [np.zeros(0, dtype=dtype)]
+    for chunk in col.chunks:
+        n, off = len(chunk), chunk.offset
+        validity, data = chunk.buffers()[:2]
+        values = np.frombuffer(data, dtype=dtype, count=off + n)[off:] if n else parts[0]
+        if chunk.null_count:
+            bits = np.frombuffer(validity, dtype=np.uint8)
+            valid = np.unpackbits(bits, bitorder="little", count=off + n)[off:].astype(bool)
+            values = np.where(valid, values, fill).astype(dtype)
+        parts.append(values)
+    return np.concatenate(parts) if len(parts) > 2 else parts[-1]
+
+
 def _numpy(table: pa.Table, name: str) -> np.ndarray:
     # a missing port or protocol is labelled as 0 (never unassigned garbage from a NaN)
-    return table.column(name).fill_null(0).to_numpy()
+    return column_values(table, name, 0)
 
 
 def service_ports(registry: Registry, flows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +88,6 @@ def label_flows(registry: Registry, flows: pa.Table) -> pa.Table:
 
 def labelled_schema(registry: Registry) -> pa.Schema:
     """The schema of ``label_flows``' output (flow columns, then the label columns)."""
-    from portlabel.flows.columns import FLOW_SCHEMA
+    from portlabel.flows.columns import FLOW_SCHEMA, empty_table
 
-    return label_flows(registry, FLOW_SCHEMA.empty_table()).schema
+    return label_flows(registry, empty_table(FLOW_SCHEMA)).schema

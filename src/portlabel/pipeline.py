@@ -22,7 +22,7 @@ import pyarrow as pa
 from portlabel.capture.batch import DecodeStatus, RawBatch
 from portlabel.capture.decode import decode
 from portlabel.flows import FlowConfig, FlowTable
-from portlabel.label_flows import label_flows
+from portlabel.label_flows import column_values, label_flows
 from portlabel.registry.compiled import Registry
 
 
@@ -40,9 +40,9 @@ class PipelineStats:
     def count_flows(self, table: pa.Table) -> None:
         self.flows += table.num_rows
         for name in ("orig_pkts", "resp_pkts"):
-            self.flow_packets += int(table.column(name).to_numpy().sum())
+            self.flow_packets += int(column_values(table, name).sum())
         for name in ("orig_ip_bytes", "resp_ip_bytes"):
-            self.flow_ip_bytes += int(table.column(name).to_numpy().sum())
+            self.flow_ip_bytes += int(column_values(table, name).sum())
 
 
 class LabelPipeline:

@@ -75,6 +75,13 @@ FLOW_COLUMNS: tuple[FlowColumn, ...] = (
 )
 
 FLOW_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.arrow) for c in FLOW_COLUMNS])
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table with no rows (``Schema.empty_table`` imports pandas, ~0.4 s of start-up)."""
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
+
+
 ZEEK_TYPES: dict[str, str] = {c.name: c.zeek_type for c in FLOW_COLUMNS}
 ZEEK_CONN_FIELDS: tuple[str, ...] = tuple(c.name for c in FLOW_COLUMNS if c.zeek)
 

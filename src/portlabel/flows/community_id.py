@@ -36,6 +36,24 @@ def community_ids(
     Addresses are 16-byte rows (IPv4 as ::ffff:a.b.c.d, hashed as 4 bytes). For ICMP,
     pass the raw ``icmp_type``/``icmp_code``; otherwise ``sport``/``dport`` are used.
     """
+    chars = community_id_chars(
+        src_ip, dst_ip, ip_version, ip_proto, sport, dport, icmp_type, icmp_code, seed
+    )
+    return chars.view(f"S{chars.shape[1]}").ravel().astype(str).tolist()
+
+
+def community_id_chars(
+    src_ip: np.ndarray,
+    dst_ip: np.ndarray,
+    ip_version: np.ndarray,
+    ip_proto: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+    icmp_type: np.ndarray | None = None,
+    icmp_code: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """``community_ids`` as an ``(n, 30)`` uint8 character matrix ("1:" + base64)."""
     n = len(ip_proto)
     proto = ip_proto.astype(np.uint8)
     icmp = (proto == 1) | (proto == 58)
@@ -62,10 +80,18 @@ def community_ids(
     rows[:, 38:40] = bp.astype(">u2").view(np.uint8).reshape(-1, 2)
     # IPv4 rows: seed, a[12:16], b[12:16], proto, pad, ports -> 16 bytes
     v4rows = np.concatenate([rows[:, 0:2], a[:, 12:], b[:, 12:], rows[:, 34:40]], axis=1)
-    out = []
-    for i in range(n):
-        data = v4rows[i].tobytes() if v4[i] else rows[i].tobytes()
-        if not has_ports[i]:
-            data = data[:-4]  # transports without ports hash no port bytes
-        out.append("1:" + base64.b64encode(hashlib.sha1(data).digest()).decode("ascii"))
-    return out
+    # one SHA-1 per flow over its own bytes; transports without ports hash no port bytes
+    v4_raw, v6_raw = v4rows.tobytes(), rows.tobytes()
+    ends = np.where(has_ports, 0, -4).tolist()
+    sha1 = hashlib.sha1
+    digests = b"".join(
+        sha1(v4_raw[16 * i : 16 * i + 16 + e] if is4 else v6_raw[40 * i : 40 * i + 40 + e]).digest()
+        + b"\0"  # 21 bytes encode to 28 base64 characters without padding
+        for i, (is4, e) in enumerate(zip(v4.tolist(), ends, strict=True))
+    )
+    chars = np.zeros((n, 30), dtype=np.uint8)
+    chars[:, 0], chars[:, 1] = ord("1"), ord(":")
+    if n:
+        chars[:, 2:] = np.frombuffer(base64.b64encode(digests), dtype=np.uint8).reshape(n, 28)
+        chars[:, 29] = ord("=")  # the 20-byte digest's padding, in place of the NUL's bits
+    return chars

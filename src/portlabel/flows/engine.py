@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch
-from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA
+from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, empty_table
 from portlabel.flows.direction import decide_orientation
 from portlabel.flows.emit import to_flow_batch
 from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
@@ -240,7 +240,7 @@ class FlowTable:
     def _emit(self, parts: list[tuple[Records, np.ndarray, list]]) -> pa.Table:
         parts = [p for p in parts if len(p[1])]
         if not parts:
-            return FLOW_SCHEMA.empty_table()
+            return empty_table(FLOW_SCHEMA)
         rec = concat([p[0] for p in parts])
         reasons = np.concatenate([p[1] for p in parts])
         parent_sets = [s for p in parts for s in p[2]]
@@ -258,8 +258,13 @@ class FlowTable:
         )
 
     def _parent_uids(self, parent_sets: list[set[bytes]]) -> list[list[str]]:
-        out = []
+        out: list[list[str]] = []
+        if not any(parent_sets):
+            return [[] for _ in parent_sets]
         for keys in parent_sets:
+            if not keys:
+                out.append([])
+                continue
             limbs = []
             for k in sorted(keys):
                 slot = self.store.slot_of.get(k)

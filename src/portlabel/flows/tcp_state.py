@@ -222,9 +222,21 @@ def conn_state(
     syn_then_rst: np.ndarray,
 ) -> np.ndarray:
     """conn_state strings for a set of flows (TCP from the joint state, UDP from activity)."""
+    codes = conn_state_codes(ip_proto, joint, orig_pkts, resp_pkts, no_bytes, syn_then_rst)
+    return np.asarray(CONN_STATES, dtype=object)[codes]
+
+
+def conn_state_codes(
+    ip_proto: np.ndarray,
+    joint: np.ndarray,
+    orig_pkts: np.ndarray,
+    resp_pkts: np.ndarray,
+    no_bytes: np.ndarray,
+    syn_then_rst: np.ndarray,
+) -> np.ndarray:
+    """``conn_state`` as indices into ``CONN_STATES``."""
     tcp = TCP_CONN_STATE[joint, no_bytes.astype(np.int64), syn_then_rst.astype(np.int64)]
     o, r = orig_pkts > 0, resp_pkts > 0
     udp = np.select([o & r, o, r], [CONN_STATES.index(s) for s in ("SF", "S0", "SHR")],
                     CONN_STATES.index("OTH"))  # fmt: skip
-    idx = np.where(ip_proto == 6, tcp, np.where(ip_proto == 17, udp, CONN_STATES.index("OTH")))
-    return np.asarray(CONN_STATES, dtype=object)[idx]
+    return np.where(ip_proto == 6, tcp, np.where(ip_proto == 17, udp, CONN_STATES.index("OTH")))

@@ -27,6 +27,12 @@ class UidSource:
     @staticmethod
     def render(limbs: np.ndarray) -> list[str]:
         """Uid strings for ``(n, 3)`` limbs (leading zero digits dropped, like Zeek)."""
+        chars = UidSource.chars(limbs)
+        return chars.view(f"S{chars.shape[1]}").ravel().astype(str).tolist()
+
+    @staticmethod
+    def chars(limbs: np.ndarray) -> np.ndarray:
+        """``(n, 18)`` uint8 uid characters, NUL-padded on the right."""
         n = len(limbs)
         rem = limbs.astype(np.uint64)
         digits = np.zeros((n, _DIGITS), dtype=np.uint8)
@@ -46,7 +52,7 @@ class UidSource:
         chars[:, 1:] = np.where(
             cols < _DIGITS, _ALPHABET[digits[np.arange(n)[:, None], np.minimum(cols, 16)]], 0
         )
-        return chars.view(f"S{_DIGITS + 1}").ravel().astype(str).tolist()
+        return chars
 
 
 def uid_to_int(uid: str) -> int:
