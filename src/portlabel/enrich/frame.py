@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from portlabel.arrowutil import numeric, strings
 from portlabel.enrich.render import NO_PORT, label_columns
 from portlabel.enrich.transport import (
     PORT_COLUMN,
@@ -39,7 +40,12 @@ def add_iana_columns(frame, registry=None, path: str | None = None):
             return None
         if is_arrow:
             return frame.column(name).combine_chunks()
-        return pa.Array.from_pandas(frame[name], from_pandas=True)
+        import pandas as pd
+
+        if name in (PORT_COLUMN, "ip_proto"):  # object columns may mix int, float, str
+            numbers = pd.to_numeric(frame[name], errors="coerce").to_numpy(float, na_value=np.nan)
+            return numeric(numbers)
+        return pa.Array.from_pandas(frame[name].astype("string"))
 
     protos = _protocols(values, path)
     ports = _ports(values(PORT_COLUMN))
@@ -73,7 +79,7 @@ def _protocols(values, path: str | None) -> np.ndarray:
         array = pc.utf8_lower(array.cast(pa.string())) if column == "proto" else array
         keys = [k.lower() if column == "proto" else k for k in table]
         codes = np.array([*table.values(), UNKNOWN], dtype=np.int64)
-        pos = pc.index_in(array.cast(pa.string()), value_set=pa.array(keys, pa.string()))
+        pos = pc.index_in(array.cast(pa.string()), value_set=strings(keys))
         protos = np.where(protos == UNKNOWN, codes[pos.fill_null(len(keys)).to_numpy()], protos)
     return np.where(protos == UNKNOWN, path_transport(path), protos)
 

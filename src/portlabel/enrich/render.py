@@ -58,21 +58,38 @@ class Style:
     unset_field: bytes = b"-"
     json: bool = False
 
-    def suffix(self, row: dict) -> bytes:
-        if self.json:
-            return b"".join(_json_item(name, row[name]) for name, _ in IANA_FIELDS)
-        return b"".join(
-            self.separator + self._tsv_value(row[name], kind) for name, kind in IANA_FIELDS
-        )
+    def suffixes(self, columns: dict[str, list]) -> list[bytes]:
+        """The appended text of each row, given each column's Python values."""
+        parts = [self.column(name, kind, columns[name]) for name, kind in IANA_FIELDS]
+        return [b"".join(row) for row in zip(*parts, strict=True)]
+
+    def column(self, name: str, kind: str, values: list) -> list[bytes]:
+        """One column's rendered values (each distinct value rendered once)."""
+        memo: dict = {}
+        out = []
+        for value in values:
+            key = tuple(value) if isinstance(value, list) else value
+            text = memo.get(key)
+            if text is None:
+                text = memo[key] = self._item(name, kind, value)
+            out.append(text)
+        return out
 
     def unset_suffix(self) -> bytes:
-        return (
-            b"" if self.json else self.separator.join([b""] + [self.unset_field] * len(IANA_FIELDS))
-        )
+        return b"" if self.json else (self.separator + self.unset_field) * len(IANA_FIELDS)
+
+    def _item(self, name: str, kind: str, value) -> bytes:
+        if self.json:
+            if value is None:
+                return b""
+            return b',"' + name.encode() + b'":' + json.dumps(value, ensure_ascii=False).encode()
+        return self.separator + self._tsv_value(value, kind)
 
     def _tsv_value(self, value, kind: str) -> bytes:
         if value is None:
             return self.unset_field
+        if kind in ("count", "int", "port"):
+            return b"%d" % value
         if kind.startswith(("set[", "vector[")):
             if not value:
                 return self.empty_field
@@ -80,27 +97,24 @@ class Style:
         return self._escape(str(value))
 
     def _escape(self, text: str, in_set: bool = False) -> bytes:
-        """Zeek's ASCII-writer escaping: separators and control bytes as ``\\xHH``."""
+        """Zeek's ASCII-writer escaping: separators, backslash, control bytes as ``\\xHH``."""
         raw = text.encode("utf-8")
-        special = {self.separator, b"\\"} | ({self.set_separator} if in_set else set())
-        out = bytearray()
-        for i in range(len(raw)):
-            ch = raw[i : i + 1]
-            if ch in special or raw[i] < 0x20 or raw[i] == 0x7F:
-                out += b"\\x%02x" % raw[i]
-            else:
-                out += ch
         if not raw:
             return self.empty_field
+        special = {self.separator[0], 0x5C} | ({self.set_separator[0]} if in_set else set())
+        if raw.isascii() and raw.isalnum():
+            return raw
+        out = (
+            b"".join(
+                b"\\x%02x" % c if (c in special or c < 0x20 or c == 0x7F) else bytes((c,))
+                for c in raw
+            )
+            if any(c in special or c < 0x20 or c == 0x7F for c in raw)
+            else raw
+        )
         if raw in (self.unset_field, self.empty_field):
-            out = bytearray(b"\\x%02x" % raw[0]) + out[1:]
-        return bytes(out)
-
-
-def _json_item(name: str, value) -> bytes:
-    if value is None:
-        return b""
-    return b',"' + name.encode() + b'":' + json.dumps(value, ensure_ascii=False).encode()
+            out = b"\\x%02x" % raw[0] + out[1:]
+        return out
 
 
 class SuffixTable:
@@ -136,11 +150,14 @@ class SuffixTable:
 
     def _render(self, proto: int, ports: np.ndarray, slots: np.ndarray) -> None:
         cols = label_columns(self.registry, np.full(len(ports), proto), ports)
-        values = {name: array.to_pylist() for name, array in cols.items()}
-        first = len(self._items)
-        for i in range(len(ports)):
-            self._items.append(self.style.suffix({name: v[i] for name, v in values.items()}))
-        slots[ports] = np.arange(first, len(self._items), dtype=np.int32)
+        rendered = self.style.suffixes({name: a.to_pylist() for name, a in cols.items()})
+        unset = self._items[0]
+        ids = np.zeros(len(rendered), dtype=np.int32)  # all-unset rows share id 0
+        for i, text in enumerate(rendered):
+            if text != unset:
+                ids[i] = len(self._items)
+                self._items.append(text)
+        slots[ports] = ids
         self._array = None
 
     @property

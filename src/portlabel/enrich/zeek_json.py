@@ -16,6 +16,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from portlabel.arrowutil import strings
 from portlabel.enrich import splice as sp
 from portlabel.enrich.render import NO_PORT, Style, SuffixTable
 from portlabel.enrich.report import Report
@@ -95,7 +96,7 @@ class JsonEnricher:
             self._refuse(int(rows[np.flatnonzero(valid)[0]]))
         protos = self._protocols(table)
         port = table.column(PORT_COLUMN)
-        ports = port.fill_null(-1).to_numpy()
+        ports = _ints(port, -1)
         ports = np.where((ports >= 0) & (ports <= 65535), ports, NO_PORT)
         ids = self.table.ids(protos, ports)
         self._count(ids)
@@ -107,10 +108,10 @@ class JsonEnricher:
         def lookup(column: str, values: dict[str, int]) -> np.ndarray:
             keys = list(values)
             codes = np.array([*values.values(), UNKNOWN], dtype=np.int64)
-            pos = pc.index_in(table.column(column), value_set=pa.array(keys, pa.string()))
-            return codes[pos.fill_null(len(keys)).to_numpy()]
+            pos = pc.index_in(table.column(column), value_set=strings(keys))
+            return codes[_ints(pos, len(keys))]
 
-        ip_proto = table.column("ip_proto").fill_null(UNKNOWN).to_numpy()
+        ip_proto = _ints(table.column("ip_proto"), UNKNOWN)
         protos = np.where((ip_proto >= 0) & (ip_proto < UNKNOWN), ip_proto, UNKNOWN)
         proto_names = {**PROTO_NUMBERS}
         for column, values in (
@@ -179,6 +180,17 @@ class JsonEnricher:
             "to add the iana.* keys twice; enrich the original log",
             f"line {self.line + index + 1}",
         )
+
+
+def _ints(array, default: int) -> np.ndarray:
+    """An integer column as int64 with nulls as ``default`` (no ``fill_null``: its
+    scalar conversion imports pandas)."""
+    values = np.asarray(array.to_numpy(zero_copy_only=False))
+    if values.dtype.kind == "f":
+        values = np.where(np.isnan(values), default, values)
+    elif values.dtype == object:
+        values = np.array([default if v is None else v for v in values.tolist()])
+    return values.astype(np.int64)
 
 
 def _port(value) -> int:
