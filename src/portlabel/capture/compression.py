@@ -9,8 +9,9 @@ This module owns *getting at the bytes* of a capture, whatever wraps them:
 
 Theory of operation: format parsers walk records in ``buf`` and, when a record runs past
 the end of ``buf`` while ``eof`` is false, call ``refill(keep_from)``. A mapped file is a
-single window over the whole file (``eof`` is true from the start, nothing is ever copied,
-the OS pages data in and out so a 10 GB file needs no 10 GB of RAM). A compressed stream
+single window over the whole file (``eof`` is true from the start, nothing is ever copied);
+readers call ``release`` behind the batch they hand out, which drops those pages from
+the process's resident set, so a 10 GB file needs no 10 GB of RAM. A compressed stream
 keeps ``buf[keep_from:]`` (the records of the batch being assembled), appends at least one
 more decompressed chunk into a *fresh* array, and reports how far the old offsets moved.
 Batches already handed out keep referring to the old arrays, which stay valid.
@@ -37,6 +38,7 @@ COMPRESSION_MAGIC: dict[bytes, str] = {
 SNIFF_BYTES = 8
 CHUNK_BYTES = 8 << 20  # decompressed bytes added per refill (at least)
 READ_PIECE = 64 << 10  # most decompressed bytes lost before a damaged spot
+RELEASE_BYTES = 8 << 20  # mapped bytes dropped from memory at a time
 
 
 def sniff_compression(head: bytes) -> str | None:
@@ -73,6 +75,10 @@ class ByteWindow(Protocol):
         """Drop ``buf[:keep_from]``, read more; return the shift applied to buf offsets."""
         ...
 
+    def release(self, upto: int) -> None:
+        """``buf[:upto]`` will not be read again soon: let its memory go (a hint)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -93,9 +99,23 @@ class MappedWindow:
         if hasattr(self._map, "madvise"):
             self._map.madvise(mmap.MADV_SEQUENTIAL)
         self.buf = np.frombuffer(self._map, dtype=np.uint8)
+        self._released = 0
 
     def refill(self, keep_from: int) -> int:
         return 0
+
+    def release(self, upto: int) -> None:
+        """Drop the mapped pages before ``upto`` from this process's resident set.
+
+        The map is read-only and file-backed, so a batch still viewing those bytes reads
+        them again from the page cache: only RSS changes, never the data.
+        """
+        upto -= upto % mmap.PAGESIZE
+        if self._map is None or upto - self._released < RELEASE_BYTES:
+            return
+        if hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+        self._released = upto
 
     def close(self) -> None:
         # Batches handed out may still view the map; then the GC unmaps it later.
@@ -119,6 +139,9 @@ class StreamWindow:
         self.error: str | None = None
         self.buf = np.zeros(0, dtype=np.uint8)
         self.refill(0)
+
+    def release(self, upto: int) -> None:
+        pass  # refill drops what is behind the batch being assembled
 
     def refill(self, keep_from: int) -> int:
         if self.eof:

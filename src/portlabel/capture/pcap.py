@@ -1,10 +1,13 @@
 """Classic libpcap capture files: file header, record walk and ``RawBatch`` assembly.
 
 Theory of operation: the record walk is sequential by nature (record *i+1* starts where
-record *i*'s ``caplen`` says). It runs in a small numba kernel (pure Python when numba is
-missing) that fills preallocated arrays with each record's data offset, lengths and raw
-timestamp fields; everything else (timestamp scaling, batch slicing) is vectorised numpy.
-The window's bytes are never copied for a mapped file: a batch's ``buf`` is a view.
+record *i*'s ``caplen`` says); ``recordwalk`` finds the record starts of a span of the file
+with many chains walked in lockstep (numpy, no compiler), using the timestamp and length
+fields to recognise headers. The fields of the records found are then gathered with one
+numpy gather each, checked (an impossible length or a record running past the data ends
+the walk there) and sliced into batches. The window's bytes are never copied for a mapped
+file: a batch's ``buf`` is a view, and the pages behind the batch being handed out are
+released (``ByteWindow.release``) so memory stays bounded whatever the file size.
 
 Format facts handled here: both byte orders; microsecond (0xa1b2c3d4) and nanosecond
 (0xa1b23c4d) magics, and the 24-byte-record variant (0xa1b2cd34); versions before 2.3
@@ -24,15 +27,8 @@ import numpy as np
 
 from portlabel.capture.batch import RawBatch
 from portlabel.capture.compression import ByteWindow
+from portlabel.capture.recordwalk import BROKEN, RecordShape, u32_view, walk
 from portlabel.errors import CaptureError
-
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps a slow path
-
-    def njit(*args, **kwargs):  # type: ignore[no-redef]
-        return lambda f: f
-
 
 # magic as read little-endian -> (byte order, nanosecond?, record header bytes)
 PCAP_MAGICS: dict[int, tuple[str, bool, int]] = {
@@ -51,8 +47,14 @@ MAX_RECORD = 256 << 20  # a caplen beyond this is a corrupt header, not a packet
 
 # how the two length fields are read, by file version
 LENGTHS_NORMAL, LENGTHS_SWAPPED, LENGTHS_MAYBE_SWAPPED = 0, 1, 2
-# kernel exit status
-FULL, NEED_MORE, BAD_LENGTH = 0, 1, 2
+# why a walk stopped
+NEED_MORE, BAD_LENGTH = 1, 2
+SPAN_BYTES = 32 << 20  # bytes of records found per walk (bounds the pages touched ahead)
+# guessing headers: a plausible record has both lengths below these and a timestamp
+# within PLAUSIBLE_SECONDS of the file's first record
+PLAUSIBLE_CAPLEN = 1 << 18
+PLAUSIBLE_WIRELEN = 1 << 24
+PLAUSIBLE_SECONDS = 1 << 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,48 +99,54 @@ def parse_file_header(head: bytes, path: str) -> tuple[PcapHeader, list[str]]:
     return header, warnings
 
 
-@njit(cache=True, nogil=True)
-def _u32(b, p, big):
-    if big:
-        return (
-            (np.uint32(b[p]) << 24)
-            | (np.uint32(b[p + 1]) << 16)
-            | (np.uint32(b[p + 2]) << 8)
-            | np.uint32(b[p + 3])
-        )
-    return (
-        (np.uint32(b[p + 3]) << 24)
-        | (np.uint32(b[p + 2]) << 16)
-        | (np.uint32(b[p + 1]) << 8)
-        | np.uint32(b[p])
-    )
+def _lengths(u: np.ndarray, at: np.ndarray, header: PcapHeader):
+    """(caplen, wirelen) of the records starting at ``at``, as int64."""
+    return _ordered(u[at + 8].astype(np.int64), u[at + 12].astype(np.int64), header)
 
 
-@njit(cache=True, nogil=True)
-def walk_records(b, p, big, hdr_len, lengths, data_off, caplen, wirelen, sec, frac, n, maxn):
-    """Walk records from ``b[p]`` into the arrays from row ``n``; return (n, p, status)."""
-    end = b.shape[0]
-    while n < maxn:
-        if p + hdr_len > end:
-            return n, p, NEED_MORE
-        cap = _u32(b, p + 8, big)
-        wire = _u32(b, p + 12, big)
-        if lengths != LENGTHS_NORMAL:
-            if lengths == LENGTHS_SWAPPED or cap > wire:
-                cap, wire = wire, cap
-        if cap > MAX_RECORD:
-            return n, p, BAD_LENGTH
-        q = p + hdr_len + np.int64(cap)
-        if q > end:
-            return n, p, NEED_MORE
-        data_off[n] = p + hdr_len
-        caplen[n] = cap
-        wirelen[n] = wire
-        sec[n] = _u32(b, p, big)
-        frac[n] = _u32(b, p + 4, big)
-        n += 1
-        p = q
-    return n, p, FULL
+def _ordered(first: np.ndarray, second: np.ndarray, header: PcapHeader):
+    """(caplen, wirelen) from the header's two length fields, by file version."""
+    if header.lengths == LENGTHS_NORMAL:
+        return first, second
+    if header.lengths == LENGTHS_SWAPPED:
+        return second, first
+    return np.minimum(first, second), np.maximum(first, second)
+
+
+def _header_fields(buf: np.ndarray, at: np.ndarray, byteorder: str) -> np.ndarray:
+    """The four u32 fields of the record headers at ``at`` as an aligned ``(n, 4)`` array."""
+    if not len(at):
+        return np.zeros((0, 4), dtype=np.int64)
+    records = np.ndarray((len(buf) - 15,), dtype="V16", buffer=buf, strides=(1,))
+    return records[at].view(byteorder + "u4").reshape(len(at), 4)
+
+
+def record_shape(header: PcapHeader, u: np.ndarray, first_sec: int) -> RecordShape:
+    """How ``recordwalk`` steps through this file's records and recognises a header."""
+    hdr = header.record_header_len
+    sec0 = np.uint32(first_sec)
+    frac_limit = np.uint32(1_000_000_000 if header.nanosecond else 1_000_000)
+
+    length_at = 12 if header.lengths == LENGTHS_SWAPPED else 8
+
+    def step(at: np.ndarray) -> np.ndarray:
+        if header.lengths == LENGTHS_MAYBE_SWAPPED:
+            return _lengths(u, at, header)[0] + hdr
+        return u[at + length_at].astype(np.int64) + hdr
+
+    def plausible(field) -> np.ndarray:
+        cap, wire = field(8), field(12)
+        if header.lengths == LENGTHS_SWAPPED:
+            cap, wire = wire, cap
+        ok = (field(4) < frac_limit) & (cap > 0) & (cap <= PLAUSIBLE_CAPLEN)
+        ok &= wire < PLAUSIBLE_WIRELEN
+        if header.lengths == LENGTHS_NORMAL:
+            ok &= cap <= wire
+        age = field(0) - sec0 + np.uint32(PLAUSIBLE_SECONDS)  # wraps around: |dt| test
+        return ok & (age < np.uint32(2 * PLAUSIBLE_SECONDS))
+
+    key_offset = 0 if header.byteorder == ">" else 3  # the seconds' high byte
+    return RecordShape(step, plausible, key_offset, int(sec0) >> 24, hdr + MAX_RECORD)
 
 
 def make_batch(
@@ -157,17 +165,69 @@ def make_batch(
     )
 
 
-def _new_columns(size: int) -> dict[str, np.ndarray]:
-    return {
-        "offset": np.empty(size, np.int64),
-        "caplen": np.empty(size, np.uint32),
-        "wirelen": np.empty(size, np.uint32),
-        "sec": np.empty(size, np.uint32),
-        "frac": np.empty(size, np.uint32),
-        "ts_ns": np.empty(size, np.int64),
-        "linktype": np.empty(size, np.uint16),
-        "iface": np.zeros(size, np.uint16),
-    }
+class _Records:
+    """Record starts found and not yet handed out, with the walk's position."""
+
+    def __init__(self, window: ByteWindow, header: PcapHeader, first_frame: int) -> None:
+        self.window, self.header = window, header
+        self.frame = first_frame
+        self.pos = self.start = FILE_HEADER_LEN - window.base  # start: next batch's bytes
+        self.pending: list[np.ndarray] = []
+        self.count = 0
+
+    def find(self) -> int | None:
+        """Walk one span; None while more follows, else why the walk stopped."""
+        buf, hdr = self.window.buf, self.header.record_header_len
+        end = buf.shape[0]
+        limit = end - hdr + 1  # a record starting before this has its whole header
+        if self.pos >= limit:
+            return NEED_MORE
+        u = u32_view(buf, self.header.byteorder)
+        # headers are recognised by a timestamp near this span's first one
+        shape = record_shape(self.header, u, int(u[self.pos]))
+        found, nxt = walk(buf, u, self.pos, min(self.pos + SPAN_BYTES, limit), shape)
+        status = None
+        if nxt == BROKEN:  # a length field beyond MAX_RECORD
+            i = int(np.argmax(_lengths(u, found, self.header)[0] > MAX_RECORD))
+            status, found, nxt = BAD_LENGTH, found[:i], int(found[i])
+        elif nxt > end:  # only the last record of a chain can run past the data
+            status, found, nxt = NEED_MORE, found[:-1], int(found[-1])
+        self.pending.append(found)
+        self.count += len(found)
+        self.pos = nxt
+        return status
+
+    def batch(self, n: int) -> RawBatch:
+        """The next ``n`` pending records as a batch."""
+        found = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        take, rest = found[:n], found[n:]
+        self.pending, self.count = [rest], len(rest)
+        buf, header = self.window.buf, self.header
+        hdr = header.record_header_len
+        fields = _header_fields(buf, take, header.byteorder)  # one gather: sec frac len len
+        cap, wire = _ordered(fields[:, 2], fields[:, 3], header)
+        ts = fields[:, 0].astype(np.int64) * 1_000_000_000
+        ts += fields[:, 1].astype(np.int64) * (1 if header.nanosecond else 1000)
+        stop = int(rest[0]) if len(rest) else self.pos
+        cols = {
+            "offset": take + hdr,
+            "caplen": cap.astype(np.uint32),
+            "wirelen": wire.astype(np.uint32),
+            "ts_ns": ts,
+            "linktype": np.full(n, header.linktype, dtype=np.uint16),
+            "iface": np.zeros(n, dtype=np.uint16),
+        }
+        self.window.release(self.start)
+        out = make_batch(buf, self.start, stop, cols, n, self.frame)
+        self.frame += n
+        self.start = stop
+        return out
+
+    def refill(self) -> None:
+        shift = self.window.refill(self.start)
+        self.pending = [p - shift for p in self.pending]
+        self.pos -= shift
+        self.start -= shift
 
 
 def iter_pcap(
@@ -178,32 +238,19 @@ def iter_pcap(
     warnings: list[str],
 ) -> Iterator[RawBatch]:
     """Batches of the records after the file header; problems end up in ``warnings``."""
-    big = header.byteorder == ">"
-    frac_ns = 1 if header.nanosecond else 1000
-    pos = start = FILE_HEADER_LEN - window.base
-    frame = first_frame
-    cols, n = _new_columns(batch_size), 0
+    records = _Records(window, header, first_frame)
     while True:
-        buf = window.buf
-        n, pos, status = walk_records(
-            buf, pos, big, header.record_header_len, header.lengths, cols["offset"],
-            cols["caplen"], cols["wirelen"], cols["sec"], cols["frac"], n, batch_size,
-        )  # fmt: skip
+        status = records.find()
+        while records.count >= batch_size:
+            yield records.batch(batch_size)
+        if status is None:
+            continue
         if status == NEED_MORE and not window.eof:
-            shift = window.refill(start)
-            cols["offset"][:n] -= shift
-            pos, start = pos - shift, start - shift
+            records.refill()
             continue
-        if n:
-            ts = cols["ts_ns"][:n]
-            np.multiply(cols["sec"][:n], 1_000_000_000, out=ts, dtype=np.int64)
-            ts += cols["frac"][:n].astype(np.int64) * frac_ns
-            cols["linktype"][:n] = header.linktype
-            yield make_batch(buf, start, pos, cols, n, frame)
-            frame += n
-            cols, n, start = _new_columns(batch_size), 0, pos
-        if status == FULL:
-            continue
+        if records.count:
+            yield records.batch(records.count)
+        buf, pos = window.buf, records.pos
         if status == BAD_LENGTH:
             warnings.append(_bad_record(buf, pos, window.base, header))
         elif pos < buf.shape[0]:

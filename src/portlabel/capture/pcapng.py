@@ -1,6 +1,6 @@
 """pcapng capture files: sections, interfaces, packet blocks and ``RawBatch`` assembly.
 
-Theory of operation: a numba kernel walks consecutive packet blocks (Enhanced, Simple and
+Theory of operation: a kernel walks consecutive packet blocks (Enhanced, Simple and
 obsolete Packet blocks), checks their framing, and fills preallocated arrays with the data
 offset, lengths, raw 64-bit timestamp, interface id and where the options are. It stops at
 any other block; Python then handles that block (a Section Header switches byte order and
@@ -9,7 +9,8 @@ type, snaplen, ``if_tsresol`` and ``if_tsoffset``; the rest are skipped) and res
 kernel. After each kernel run the new rows are finished with numpy: timestamps scaled per
 interface, link types looked up, local interface ids made file-global (interfaces of later
 sections get the next numbers). Packet comments (``opt_comment``) are decoded in Python only
-for the records whose options the kernel saw a comment in.
+for the records whose options the kernel saw a comment in. The kernel is plain Python
+for small inputs and compiled by numba (imported only then) for big ones.
 
 Simple Packet Blocks carry no timestamp; they get the previous packet's time (0 if none).
 """
@@ -17,7 +18,8 @@ Simple Packet Blocks carry no timestamp; they get the previous packet's time (0 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,20 +29,13 @@ from portlabel.capture.compression import ByteWindow
 from portlabel.capture.pcap import make_batch
 from portlabel.errors import CaptureError
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps a slow path
-
-    def njit(*args, **kwargs):  # type: ignore[no-redef]
-        return lambda f: f
-
-
 SHB, IDB, OPB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 OPT_ENDOFOPT, OPT_COMMENT = 0, 1
 IF_TSRESOL, IF_TSOFFSET = 9, 14
 MIN_BLOCK = 12
 MAX_BLOCK = 256 << 20
+COMPILE_BYTES = 8 << 20  # inputs from this size on walk with the numba-compiled kernel
 # fixed part before the packet data: (header+body bytes, trailing bytes)
 EPB_FIXED = 28
 SPB_FIXED = 12
@@ -56,14 +51,12 @@ _MESSAGES = {
 }
 
 
-@njit(cache=True, nogil=True, inline="always")
 def _u16(b, p, big):
     if big:
         return (np.uint32(b[p]) << 8) | np.uint32(b[p + 1])
     return (np.uint32(b[p + 1]) << 8) | np.uint32(b[p])
 
 
-@njit(cache=True, nogil=True, inline="always")
 def _u32(b, p, big):
     if big:
         return (
@@ -80,7 +73,6 @@ def _u32(b, p, big):
     )
 
 
-@njit(cache=True, nogil=True)
 def _count_comments(b, q, opt_end, big):
     count = 0
     while q + 4 <= opt_end:
@@ -94,7 +86,6 @@ def _count_comments(b, q, opt_end, big):
     return count
 
 
-@njit(cache=True, nogil=True)
 def walk_blocks(b, p, big, n_ifaces, spb_snaplen, cols_i64, cols_u32, n, maxn):
     """Walk packet blocks from ``b[p]`` filling rows from ``n``; return (n, p, status).
 
@@ -157,6 +148,32 @@ def walk_blocks(b, p, big, n_ifaces, spb_snaplen, cols_i64, cols_u32, n, maxn):
         n += 1
         p += blen
     return n, p, FULL
+
+
+_COMPILED: dict[str, Callable] = {}
+
+
+def compiled_walk() -> Callable | None:
+    """``walk_blocks`` compiled by numba (imported on first use), or None without numba.
+
+    Importing numba and loading the cached machine code costs about half a second, so
+    only inputs big enough to win that back use it; the same functions run as plain
+    Python (over a memoryview, whose items are ints) otherwise.
+    """
+    if "walk" not in _COMPILED:
+        try:
+            from numba import njit
+        except ImportError:  # pragma: no cover - numba is optional here
+            return None
+        space = dict(globals())
+        for name in ("_u16", "_u32", "_count_comments", "walk_blocks"):
+            fn = globals()[name]
+            copy = types.FunctionType(fn.__code__, space, name, fn.__defaults__)
+            copy.__module__, copy.__qualname__ = fn.__module__, fn.__qualname__
+            inline = "always" if name in ("_u16", "_u32") else "never"
+            space[name] = njit(cache=True, nogil=True, inline=inline)(copy)
+        _COMPILED["walk"] = space["walk_blocks"]
+    return _COMPILED["walk"]
 
 
 @dataclass(slots=True)
@@ -289,6 +306,8 @@ class _Walk:
         self.last_ts = 0
         self.pos = self.start = -window.base
         self.comments: dict[int, str] = {}
+        big_input = window.buf.shape[0] >= COMPILE_BYTES or not window.eof
+        self._walk = (compiled_walk() if big_input else None) or walk_blocks
         self._new_batch()
 
     def _new_batch(self) -> None:
@@ -305,8 +324,11 @@ class _Walk:
         assert sec is not None
         n0 = self.n
         spb_snaplen = sec.snaplens[0] if sec.snaplens else 0
-        self.n, self.pos, status = walk_blocks(
-            self.window.buf, self.pos, sec.big, len(sec.linktypes), spb_snaplen,
+        buf = self.window.buf
+        if self._walk is walk_blocks:  # plain Python: a memoryview yields int items
+            buf = memoryview(buf)
+        self.n, self.pos, status = self._walk(
+            buf, self.pos, sec.big, len(sec.linktypes), spb_snaplen,
             self.i64, self.u32, n0, self.batch_size,
         )  # fmt: skip
         if self.n > n0:
