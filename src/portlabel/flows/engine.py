@@ -116,8 +116,8 @@ class FlowTable:
     # ---- one batch -------------------------------------------------------------------
 
     def _fold(self, rows: Rows, done: list) -> tuple[Records, np.ndarray, list]:
-        order, gstarts = group_rows(rows.keys)
-        rows = rows.take(order)
+        order, gstarts, keys = group_rows(rows.keys)
+        rows = rows.take(order, keys)
         group_start = np.zeros(len(rows), dtype=bool)
         group_start[gstarts] = True
         brk = cut(rows, group_start, self.config)

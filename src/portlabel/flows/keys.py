@@ -9,9 +9,10 @@ ICMP has no ports; following Zeek, the "ports" are (type, counterpart type) for 
 message types (echo request/reply, ...) so that a request and its reply share a key, and
 (type, code) for one-way types.
 
-Keys are packed into an ``(n, KEY_WIDTH)`` uint8 array and grouped by a 64-bit hash of
-the rows (argsort of uint64 is much cheaper than sorting long byte strings); hash
-collisions are detected and resolved by an exact sort.
+Keys are packed into an ``(n, KEY_WIDTH)`` uint8 array whose fields are laid out on
+8-byte words (so packing, hashing and comparing work on uint64 words, not bytes) and
+grouped by a 64-bit hash of the rows (argsort of uint64 is much cheaper than sorting long
+byte strings); hash collisions are detected exactly and resolved by an exact sort.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ ICMP_PROTOS = (1, 58)
 KEY_FIELDS: dict[str, tuple[int, int]] = {}
 _off = 0
 for _name, _width in (
-    ("a_ip", 16), ("b_ip", 16), ("a_port", 2), ("b_port", 2), ("proto", 1),
-    ("vlan", 4), ("inner_vlan", 4), ("parent", 40),
+    ("a_ip", 16), ("b_ip", 16),
+    ("a_port", 2), ("b_port", 2), ("vlan", 4),  # word 4
+    ("inner_vlan", 4), ("proto", 1), ("pad", 3),  # word 5
+    ("parent", 40),  # words 6-10: zero unless keyed by a tunnel parent
 ):  # fmt: skip
     KEY_FIELDS[_name] = (_off, _width)
     _off += _width
 KEY_WIDTH = (_off + 7) // 8 * 8
+KEY_WORDS = KEY_WIDTH // 8
 PARENT_WIDTH = KEY_FIELDS["parent"][1]
+PARENT_WORD = KEY_FIELDS["parent"][0] // 8
 
 
 def _pair_table(pairs: dict[int, int]) -> np.ndarray:
@@ -91,12 +96,11 @@ def endpoint_greater(
     return (h1 > h2) | ((h1 == h2) & ((l1 > l2) | ((l1 == l2) & (port1 > port2))))
 
 
-def _put(out: np.ndarray, name: str, values: np.ndarray) -> None:
-    off, width = KEY_FIELDS[name]
-    if not len(out):
-        return
-    raw = np.ascontiguousarray(values).reshape(len(out), -1).view(np.uint8)
-    out[:, off : off + width] = raw[:, :width]
+def _be_word(hi32: np.ndarray, lo32: np.ndarray) -> np.ndarray:
+    """A uint64 whose big-endian bytes are ``hi32`` then ``lo32`` (each taken mod 2**32)."""
+    hi = hi32.astype(np.int64).astype(np.uint64) & np.uint64(0xFFFF_FFFF)
+    lo = lo32.astype(np.int64).astype(np.uint64) & np.uint64(0xFFFF_FFFF)
+    return (hi << np.uint64(32)) | lo
 
 
 def pack_keys(
@@ -113,15 +117,20 @@ def pack_keys(
     n = len(proto)
     swap = endpoint_greater(src_ip, sport, dst_ip, dport)
     keys = np.zeros((n, KEY_WIDTH), dtype=np.uint8)
-    _put(keys, "a_ip", np.where(swap[:, None], dst_ip, src_ip))
-    _put(keys, "b_ip", np.where(swap[:, None], src_ip, dst_ip))
-    _put(keys, "a_port", np.where(swap, dport, sport).astype(">u2"))
-    _put(keys, "b_port", np.where(swap, sport, dport).astype(">u2"))
-    _put(keys, "proto", proto.astype(np.uint8))
-    _put(keys, "vlan", vlan.astype(">i4"))
-    _put(keys, "inner_vlan", inner_vlan.astype(">i4"))
+    if not n:
+        return keys, swap.astype(np.uint8)
+    raw = keys.view(np.uint64)  # byte copies: the words' byte order does not matter here
+    src = np.ascontiguousarray(src_ip).view(np.uint64)
+    dst = np.ascontiguousarray(dst_ip).view(np.uint64)
+    raw[:, 0:2] = np.where(swap[:, None], dst, src)
+    raw[:, 2:4] = np.where(swap[:, None], src, dst)
+    sp, dp = sport.astype(np.int64), dport.astype(np.int64)
+    ports = (np.where(swap, dp, sp) << 16) | np.where(swap, sp, dp)
+    be = keys.view(">u8")
+    be[:, 4] = _be_word(ports, vlan)
+    be[:, 5] = _be_word(inner_vlan, proto.astype(np.int64) << 24)
     if parent is not None:
-        _put(keys, "parent", parent)
+        keys[:, PARENT_WORD * 8 :] = parent
     return keys, swap.astype(np.uint8)
 
 
@@ -163,12 +172,12 @@ def unpack_int(keys: np.ndarray, name: str, dtype: str) -> np.ndarray:
 _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
 
 
-def hash_rows(keys: np.ndarray) -> np.ndarray:
-    """A 64-bit mixing hash of each packed key row."""
+def hash_rows(keys: np.ndarray, n_words: int | None = None) -> np.ndarray:
+    """A 64-bit mixing hash of each packed key row (of its first ``n_words`` words)."""
     words = np.ascontiguousarray(keys).view(np.uint64)
     h = np.zeros(len(keys), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for j in range(words.shape[1]):
+        for j in range(words.shape[1] if n_words is None else n_words):
             h = (h ^ words[:, j]) * _M1
             h ^= h >> np.uint64(29)
         h *= _M2
@@ -176,27 +185,31 @@ def hash_rows(keys: np.ndarray) -> np.ndarray:
     return h
 
 
-def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stable grouping of equal key rows.
 
     Returns ``order`` (row indices, equal keys adjacent, original order kept within a
-    group) and ``starts`` (the positions in ``order`` where each group begins).
+    group), ``starts`` (the positions in ``order`` where each group begins) and
+    ``keys[order]``.
     """
     n = len(keys)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    h = hash_rows(keys)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, keys[:0]
+    words = np.ascontiguousarray(keys).view(np.uint64)
+    # within one call the hash only has to be consistent: skip all-zero parent words
+    used = PARENT_WORD if not words[:, PARENT_WORD:].any() else KEY_WORDS
+    h = hash_rows(keys, used)
     order = np.argsort(h, kind="stable")
     hs = h[order]
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    group_first = order[np.repeat(starts, np.diff(np.append(starts, n)))]
-    if not np.array_equal(keys[order], keys[group_first]):  # a 64-bit hash collision
+    ordered = words[order]
+    same = (ordered[1:, :used] == ordered[:-1, :used]).all(axis=1)
+    if not np.array_equal(same, ~new[1:]):  # a 64-bit hash collision: sort exactly
         void = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel()
         order = np.argsort(void, kind="stable")
-        vs = void[order]
-        new[1:] = vs[1:] != vs[:-1]
-        starts = np.flatnonzero(new)
-    return order, starts
+        ordered = words[order]
+        new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    return order, np.flatnonzero(new), ordered.view(np.uint8)

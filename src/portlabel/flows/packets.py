@@ -55,11 +55,15 @@ class Rows:
     def __len__(self) -> int:
         return len(self.proto)
 
-    def take(self, index: np.ndarray) -> Rows:
+    def take(self, index: np.ndarray, keys: np.ndarray | None = None) -> Rows:
+        """Rows ``index``; pass ``keys`` if ``self.keys[index]`` is already at hand."""
         vals = {}
         for name in self.__slots__:
             v = getattr(self, name)
-            vals[name] = None if v is None else v[index]
+            if name == "keys" and keys is not None:
+                vals[name] = keys
+            else:
+                vals[name] = None if v is None else v[index]
         return Rows(**vals)
 
 
