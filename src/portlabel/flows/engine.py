@@ -243,10 +243,13 @@ class FlowTable:
             return empty_table(FLOW_SCHEMA)
         rec = concat([p[0] for p in parts])
         reasons = np.concatenate([p[1] for p in parts])
-        parent_sets = [s for p in parts for s in p[2]]
         by_time = np.lexsort((rec["uid"][:, 2], rec["first_ts"]))  # writers like ts order
         rec, reasons = take(rec, by_time), reasons[by_time]
-        parent_sets = [parent_sets[i] for i in by_time.tolist()]
+        if any(any(p[2]) for p in parts):
+            parent_sets = [s for p in parts for s in p[2]]
+            parent_sets = [parent_sets[i] for i in by_time.tolist()]
+        else:
+            parent_sets = [set()] * len(reasons)
         raw_keys = np.ascontiguousarray(rec["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
         raw_uids = np.ascontiguousarray(rec["uid"]).view("V12").ravel().tolist()
         self._recent_uid.update(zip(raw_keys, raw_uids, strict=True))

@@ -120,14 +120,15 @@ def batch_rows(
     )
     left_out = np.bincount(status[~flowable], minlength=len(DecodeStatus))
     idx = np.flatnonzero(flowable)
-    proto = b.ip_proto[idx]
-    sport, dport = flow_ports(proto, b.sport[idx], b.dport[idx], b.icmp_type[idx], b.icmp_code[idx])
-    frag = status[idx] == DecodeStatus.FRAGMENT
-    if frag.any() or b.more_frags[idx].any():
+    sel = slice(None) if len(idx) == len(status) else idx  # a view when all are flowable
+    proto = b.ip_proto[sel]
+    sport, dport = flow_ports(proto, b.sport[sel], b.dport[sel], b.icmp_type[sel], b.icmp_code[sel])
+    frag = status[sel] == DecodeStatus.FRAGMENT
+    if frag.any() or b.more_frags[sel].any():
         frags.resolve(b, idx, sport, dport)
     tcp_ok = (proto == 6) & ~frag
-    tunnelled = b.tunnel[idx] != TunnelType.NONE
-    vlan, ivlan = b.vlan[idx], b.inner_vlan[idx]
+    tunnelled = b.tunnel[sel] != TunnelType.NONE
+    vlan, ivlan = b.vlan[sel], b.inner_vlan[sel]
 
     parent_keys = None
     parent_field = None
@@ -161,23 +162,23 @@ def batch_rows(
                 b.tunnel[idx],
             )
     keys, direction = pack_keys(
-        b.src_ip[idx], b.dst_ip[idx], sport, dport, proto, vlan, ivlan, parent_field
+        b.src_ip[sel], b.dst_ip[sel], sport, dport, proto, vlan, ivlan, parent_field
     )
     rows = Rows(
         keys=keys,
         dir=direction,
         pos=first_pos + idx.astype(np.int64),
-        ts=b.ts_ns[idx],
+        ts=b.ts_ns[sel],
         proto=proto,
-        ip_version=b.ip_version[idx],
+        ip_version=b.ip_version[sel],
         sport=sport,
         dport=dport,
-        flags=np.where(tcp_ok, b.tcp_flags[idx], 0).astype(np.uint16),
-        seq=b.tcp_seq[idx],
-        ack=b.tcp_ack[idx],
-        payload=b.payload_len[idx].astype(np.int64),
-        ip_len=b.ip_len[idx].astype(np.int64),
-        mac=b.src_mac[idx],
+        flags=np.where(tcp_ok, b.tcp_flags[sel], 0).astype(np.uint16),
+        seq=b.tcp_seq[sel],
+        ack=b.tcp_ack[sel],
+        payload=b.payload_len[sel].astype(np.int64),
+        ip_len=b.ip_len[sel].astype(np.int64),
+        mac=b.src_mac[sel],
         frag=frag,
         parent=parent_keys,
     )

@@ -4,8 +4,8 @@ Every renderer builds an ``(n, width)`` uint8 matrix of ASCII characters in whic
 are padding, and ``fixed_width`` packs the non-NUL bytes of each row into one blob plus
 offsets (``pa.Array.from_buffers`` through ``portlabel.arrowutil``): no Python string per
 flow, and never ``pa.array`` (which imports pandas). IPv4 addresses are spelled from a
-per-octet digit table; IPv6 addresses go through ``socket.inet_ntop`` once per distinct
-address (the compressed ``::`` form is not worth vectorising for the few there are).
+per-octet digit table; IPv6 addresses go through ``socket.inet_ntop`` (the compressed
+``::`` form is not worth vectorising for the few there are).
 """
 
 from __future__ import annotations
@@ -60,14 +60,13 @@ def ipv4_chars(ip4: np.ndarray) -> np.ndarray:
 
 
 def _ipv6_chars(ips: np.ndarray) -> np.ndarray:
-    """``(n, V6_TEXT_WIDTH)`` text of 16-byte addresses, ``inet_ntop`` once per distinct one."""
-    void = np.ascontiguousarray(ips).view("V16").ravel()
-    uniq, inverse = np.unique(void, return_inverse=True)
-    table = np.zeros((len(uniq), V6_TEXT_WIDTH), dtype=np.uint8)
-    for i, raw in enumerate(uniq.tolist()):
-        text = socket.inet_ntop(socket.AF_INET6, raw).encode("ascii")
-        table[i, : len(text)] = np.frombuffer(text, dtype=np.uint8)
-    return table[inverse.ravel()]
+    """``(n, V6_TEXT_WIDTH)`` text of 16-byte addresses (one ``inet_ntop`` each)."""
+    raw = np.ascontiguousarray(ips).tobytes()
+    ntop, v6 = socket.inet_ntop, socket.AF_INET6
+    text = "".join(
+        ntop(v6, raw[i : i + 16]).ljust(V6_TEXT_WIDTH, "\0") for i in range(0, len(raw), 16)
+    )
+    return np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, V6_TEXT_WIDTH)
 
 
 def addresses(ips: np.ndarray, v4: np.ndarray) -> pa.Array:
