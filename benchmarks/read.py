@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-peers", action="store_true", help="only time portlabel")
     args = ap.parse_args(argv)
-    read_portlabel(args.capture)  # warm the page cache and numba's compiled kernels
+    read_portlabel(args.capture)  # warm the page cache (and numba for a big pcapng)
     readers = {"portlabel": read_portlabel, "portlabel+touch": touch_portlabel}
     if not args.no_peers:
         readers |= {"dpkt pcap.Reader": read_dpkt, "scapy RawPcapReader": read_scapy}
