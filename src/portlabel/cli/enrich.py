@@ -42,9 +42,9 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument(
         "--block-size",
         type=int,
-        default=16,
+        default=8,
         metavar="MB",
-        help="read blocks of about this many MiB (default 16)",
+        help="read blocks of about this many MiB (default 8)",
     )
     p.set_defaults(run=run)
 

@@ -124,7 +124,9 @@ class SuffixTable:
         self.registry = registry
         self.style = style
         self._slots: dict[int, np.ndarray] = {}
-        self._items: list[bytes] = [style.unset_suffix()]
+        self._unset = style.unset_suffix()
+        self._blob = bytearray(self._unset)  # every suffix, back to back
+        self._ends = [len(self._unset)]  # end offset of each suffix in _blob
         self._array: pa.Array | None = None
 
     def ids(self, protos: np.ndarray, ports: np.ndarray) -> np.ndarray:
@@ -151,12 +153,12 @@ class SuffixTable:
     def _render(self, proto: int, ports: np.ndarray, slots: np.ndarray) -> None:
         cols = label_columns(self.registry, np.full(len(ports), proto), ports)
         rendered = self.style.suffixes({name: a.to_pylist() for name, a in cols.items()})
-        unset = self._items[0]
         ids = np.zeros(len(rendered), dtype=np.int32)  # all-unset rows share id 0
         for i, text in enumerate(rendered):
-            if text != unset:
-                ids[i] = len(self._items)
-                self._items.append(text)
+            if text != self._unset:
+                ids[i] = len(self._ends)
+                self._blob += text
+                self._ends.append(len(self._blob))
         slots[ports] = ids
         self._array = None
 
@@ -164,9 +166,8 @@ class SuffixTable:
     def array(self) -> pa.Array:
         """Every suffix rendered so far, as a binary array indexed by suffix id."""
         if self._array is None:
-            offsets = np.cumsum([0, *map(len, self._items)])
-            blob = b"".join(self._items)
-            self._array = from_blob(blob, offsets).cast(pa.binary())
+            offsets = np.array([0, *self._ends], dtype=np.int64)
+            self._array = from_blob(bytes(self._blob), offsets).cast(pa.binary())
         return self._array
 
     def take(self, ids: np.ndarray) -> pa.Array:

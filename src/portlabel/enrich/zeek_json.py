@@ -183,14 +183,22 @@ class JsonEnricher:
 
 
 def _ints(array, default: int) -> np.ndarray:
-    """An integer column as int64 with nulls as ``default`` (no ``fill_null``: its
-    scalar conversion imports pandas)."""
-    values = np.asarray(array.to_numpy(zero_copy_only=False))
-    if values.dtype.kind == "f":
-        values = np.where(np.isnan(values), default, values)
-    elif values.dtype == object:
-        values = np.array([default if v is None else v for v in values.tolist()])
-    return values.astype(np.int64)
+    """An integer column as int64, nulls as ``default``, read from its buffers
+    (``to_numpy`` and ``fill_null`` on nullable columns import pandas)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    n, off = len(array), array.offset
+    validity, data = array.buffers()[:2]
+    dtype = np.dtype(f"int{array.type.bit_width}") if n else np.int64
+    values = (
+        np.frombuffer(data, dtype=dtype)[off : off + n].astype(np.int64)
+        if n
+        else (np.zeros(0, dtype=np.int64))
+    )
+    if validity is not None and array.null_count:
+        valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        values = np.where(valid[off : off + n].astype(bool), values, default)
+    return values
 
 
 def _port(value) -> int:
