@@ -294,6 +294,7 @@ def test_tunnels_to_ipv4(frame, tunnel):
     assert row["tunnel"] == tunnel
     assert (addr(row["outer_src_ip"]), addr(row["outer_dst_ip"])) == (V4_C, V4_D)
     assert row["outer_proto"] == bytes(frame)[14 + 9]
+    assert row["outer_ip_len"] == len(bytes(frame[IP]))  # the whole outer datagram
     assert row["src_mac"] != 0
 
 
@@ -329,14 +330,26 @@ def test_tunnels_to_ipv6(frame, tunnel):
     assert (addr(row["src_ip"]), addr(row["dst_ip"])) == (V6_A, V6_B)
     assert (row["ip_version"], row["sport"], row["dport"], row["payload_len"]) == (6, 5353, 53, 4)
     assert row["tunnel"] == tunnel
+    assert row["outer_ip_len"] == len(bytes(frame.payload))
 
 
 def test_4in6_and_outer_ports():
     row = one(bytes(Ether() / IPv6(src=V6_A, dst=V6_B) / tcp_packet()))
     assert_tcp(row)
     assert addr(row["outer_src_ip"]) == V6_A and row["outer_proto"] == 4
+    assert row["outer_ip_len"] == 40 + len(bytes(tcp_packet()))
     row = one(bytes(outer_ip(UDP(sport=11, dport=4789) / VXLAN() / Ether() / tcp_packet())))
     assert (row["outer_sport"], row["outer_dport"], row["outer_proto"]) == (11, 4789, 17)
+
+
+def test_outer_ip_len_is_the_outermost_datagram_and_zero_without_tunnel():
+    inner = outer_ip(UDP(dport=4789) / VXLAN() / Ether() / tcp_packet())
+    frame = Ether() / IP(src=V4_A, dst=V4_B) / GRE(proto=0x6558) / inner
+    row = one(bytes(frame))
+    assert_tcp(row)
+    assert row["tunnel"] == TunnelType.GRE and addr(row["outer_src_ip"]) == V4_A
+    assert row["outer_ip_len"] == Ether(bytes(frame))[IP].len == len(bytes(frame)) - 14
+    assert one(bytes(Ether() / tcp_packet()))["outer_ip_len"] == 0
 
 
 def test_udp_on_tunnel_port_that_is_not_a_tunnel_stays_udp():

@@ -3,7 +3,8 @@
 tshark runs once per file (two at a time) with reassembly off and prints every occurrence
 of each field; the test picks tshark's innermost IP layer itself from ``frame.protocols``
 (stopping at ICMP, whose quoted datagram is not the packet's own) and compares addresses,
-protocol, ports, TCP flags/seq/ack and ICMP type with the decoded row.
+protocol, ports, TCP flags/seq/ack and ICMP type with the decoded row, and a tunnelled row's
+``outer_ip_len`` with tshark's outermost IP length.
 
 Every disagreement must fall in a category of ``KNOWN_DIFFERENCES`` (each with its reason),
 and each file must reach the agreement recorded in ``MIN_AGREEMENT``.
@@ -29,7 +30,8 @@ from portlabel.errors import CaptureError
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 TSHARK = "/usr/bin/tshark"
 FIELDS = (
-    "frame.number frame.protocols ip.src ip.dst ip.proto ipv6.src ipv6.dst ipv6.nxt "
+    "frame.number frame.protocols ip.src ip.dst ip.proto ip.len ipv6.src ipv6.dst ipv6.nxt "
+    "ipv6.plen "
     "tcp.srcport tcp.dstport udp.srcport udp.dstport sctp.srcport sctp.dstport "
     "dccp.srcport dccp.dstport tcp.flags tcp.seq_raw tcp.ack_raw icmp.type icmpv6.type"
 ).split()
@@ -92,6 +94,8 @@ def tshark_view(row: dict[str, str]) -> dict[str, object]:
     ip_at = [i for i, p in enumerate(protocols) if p in ("ip", "ipv6")]
     if not ip_at:
         return {"ip": None}
+    outermost = protocols[ip_at[0]]
+    outer_len = _pick(row, "ip.len" if outermost == "ip" else "ipv6.plen", 0)
     last = ip_at[-1]
     family = protocols[last]
     k = protocols[: last + 1].count(family) - 1
@@ -106,6 +110,7 @@ def tshark_view(row: dict[str, str]) -> dict[str, object]:
         "ip": addresses,
         "proto": _pick(row, "ip.proto" if family == "ip" else "ipv6.nxt", k),
         "ext": any(p.startswith("ipv6.") for p in protocols[last:]),
+        "outer_len": int(outer_len) + (40 if outermost == "ipv6" else 0) if outer_len else None,
     }
     after = [p for p in protocols[last + 1 :] if p in TRANSPORTS][:1]
     if after:
@@ -130,6 +135,13 @@ def _address(column_row) -> ipaddress._BaseAddress:
 
 def compare(view: dict[str, object], batch, i: int) -> str | None:
     """None when the row agrees with tshark, else the name of the disagreement."""
+    why = compare_innermost(view, batch, i)
+    if why is None and isinstance(view["ip"], tuple):
+        return compare_outer_length(view, batch, i)
+    return why
+
+
+def compare_innermost(view: dict[str, object], batch, i: int) -> str | None:
     status = int(batch.status[i])
     ours_ip = int(batch.ip_version[i]) != 0
     if view["ip"] is None:
@@ -167,6 +179,14 @@ def compare(view: dict[str, object], batch, i: int) -> str | None:
     if "icmp_type" in view and view["icmp_type"] != str(int(batch.icmp_type[i])):
         return "icmp-type"
     return None
+
+
+def compare_outer_length(view: dict[str, object], batch, i: int) -> str | None:
+    """A tunnelled row's outer_ip_len is tshark's outermost IP length; others have 0."""
+    ours = int(batch.outer_ip_len[i])
+    if not batch.tunnel[i]:
+        return None if ours == 0 else "outer-ip-len"
+    return None if ours == view["outer_len"] else "outer-ip-len"
 
 
 def disagreements(name: str, rows: list[dict[str, str]]) -> tuple[int, dict[str, list[int]]]:

@@ -83,6 +83,7 @@ PACKET_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "outer_proto": ("uint8", ()),
     "outer_sport": ("uint16", ()),
     "outer_dport": ("uint16", ()),
+    "outer_ip_len": ("uint32", ()),  # the outermost IP datagram's length, 0 if no tunnel
 }
 
 
@@ -147,6 +148,7 @@ class PacketBatch:
     outer_proto: np.ndarray
     outer_sport: np.ndarray
     outer_dport: np.ndarray
+    outer_ip_len: np.ndarray
 
     @classmethod
     def empty(cls, n: int) -> PacketBatch:

@@ -1,8 +1,8 @@
 """Tunnel handlers: GRE/ERSPAN, VXLAN(-GPE)/NSH, Geneve, GTP-U, Teredo, AYIYA, IP-in-IP.
 
-Entering a tunnel (``enter_tunnel``) copies the row's current IP addresses, protocol and
-ports to the ``outer_*`` columns and clears the inner ones, then the cursor moves to the
-encapsulated frame, which the ordinary handlers decode into the row. Only the outermost
+Entering a tunnel (``enter_tunnel``) copies the row's current IP addresses, protocol, ports
+and IP datagram length to the ``outer_*`` columns and clears the inner ones, then the cursor
+moves to the encapsulated frame, which the ordinary handlers decode into the row. Only the outermost
 tunnel is recorded (``tunnel`` and ``outer_*`` are written once per packet).
 
 The UDP-based tunnels are recognised by port, so each one first checks that its payload
@@ -40,6 +40,7 @@ def enter_tunnel(st: DecodeState, idx: np.ndarray, kind) -> None:
     out.outer_proto[rows] = out.ip_proto[rows]
     out.outer_sport[rows] = out.sport[rows]
     out.outer_dport[rows] = out.dport[rows]
+    out.outer_ip_len[rows] = out.ip_len[rows]
     for name in _INNER_COLUMNS:
         getattr(out, name)[idx] = 0
 
