@@ -26,8 +26,8 @@ from portlabel.flows.emit import to_flow_batch
 from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
-from portlabel.flows.segments import aggregate, cut, idle_timeouts
-from portlabel.flows.tcp_state import ACK, K_S, SYN, finished
+from portlabel.flows.segments import Carry, aggregate, closing, cut, idle_timeouts
+from portlabel.flows.tcp_state import K_S, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
 
@@ -65,11 +65,12 @@ class FlowConfig:
     community_id_seed: int = 0
 
 
-def _over(rec: Records, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """TCP flows (``rec[rows]``) that end after the close delay (``tcp_state.finished``)."""
+def _end_reasons(rec: Records) -> np.ndarray:
+    """CLOSED for flows that were closed or reset (by their TCP state or last burst)."""
     pos = rec["first_pos"]
-    no_syn = (pos[rows, K_S] == NO_POS) & (pos[rows, 8 + K_S] == NO_POS)
-    return (rec["key"][rows, _PROTO_AT] == 6) & finished(rec["joint"][rows], no_syn)
+    no_syn = (pos[:, K_S] == NO_POS) & (pos[:, 8 + K_S] == NO_POS)
+    over = (rec["key"][:, _PROTO_AT] == 6) & finished(rec["joint"], no_syn)
+    return np.where(over | closing(rec["cut_state"]), CLOSED, IDLE).astype(np.uint8)
 
 
 class FlowTable:
@@ -120,15 +121,17 @@ class FlowTable:
         rows = rows.take(order, keys)
         group_start = np.zeros(len(rows), dtype=bool)
         group_start[gstarts] = True
-        brk = cut(rows, group_start, self.config)
-        seg = np.cumsum(brk) - 1
-        seg_starts = np.flatnonzero(brk)
+        slots = self.store.lookup(keys[gstarts])
+        cuts = cut(rows, group_start, self.config, self._carry(slots))
+        seg = np.cumsum(cuts.starts) - 1
+        seg_starts = np.flatnonzero(cuts.starts)
         n_seg = len(seg_starts)
         rec = aggregate(rows, seg, n_seg)
+        rec["cut_state"] = cuts.state
         first_seg = seg[gstarts]
         last_seg = np.r_[first_seg[1:], n_seg] - 1
 
-        seg_slot = self._continue(rows, rec, first_seg, seg_starts, done)
+        seg_slot = self._continue(rec, first_seg, slots, cuts.cont, done)
         self._orient_new(rows, rec, seg_slot, seg_starts)
         track(rows, seg, rec)
         seg_parents = self._segment_parents(rows, seg, seg_slot)
@@ -143,36 +146,34 @@ class FlowTable:
         for s, slot in zip(keep.tolist(), slots.tolist(), strict=True):
             if s in seg_parents:
                 self._parents.setdefault(slot, set()).update(seg_parents[s])
-        reasons = np.where(_over(rec, ended), CLOSED, IDLE).astype(np.uint8)
+        ended_rec = take(rec, ended)
         ended_parents = [seg_parents.get(s, set()) for s in ended.tolist()]
-        return take(rec, ended), reasons, ended_parents
+        return ended_rec, _end_reasons(ended_rec), ended_parents
 
-    def _continue(self, rows: Rows, rec: Records, first_seg, seg_starts, done) -> np.ndarray:
-        """Slot per segment (-1: new flow); merges stored state into continuing segments."""
-        seg_slot = np.full(len(seg_starts), -1, dtype=np.int64)
-        slots = self.store.lookup(rec["key"][first_seg])
+    def _carry(self, slots: np.ndarray) -> Carry | None:
+        known = slots >= 0
+        if not known.any():
+            return None
+        cols, sl = self.store.cols, np.where(known, slots, 0)
+        return Carry(known, cols["last_ts"][sl], cols["first_ts"][sl], cols["cut_state"][sl])
+
+    def _continue(self, rec: Records, first_seg, slots, cont, done) -> np.ndarray:
+        """Slot per segment (-1: new flow); merges stored state into continuing segments.
+
+        Stored flows whose key starts a new flow in this batch (``cont`` False) are done.
+        """
+        seg_slot = np.full(len(rec["key"]), -1, dtype=np.int64)
         known = slots >= 0
         if not known.any():
             return seg_slot
-        fs, sl = first_seg[known], slots[known]
-        cols = self.store.cols
-        r0 = seg_starts[fs]
-        gap = rec["first_ts"][fs] - cols["last_ts"][sl]
-        proto = rows.proto[r0]
-        bare_syn = ((rows.flags[r0] & SYN) != 0) & ((rows.flags[r0] & ACK) == 0)
-        over = _over(cols, sl)
-        close_ns = int(self.config.close_delay * 1e9)
-        idle = idle_timeouts(proto, self.config, rows.sport[r0], rows.dport[r0])
-        cont = (gap <= idle) & ~(over & ((gap > close_ns) | bare_syn))
-        if self.config.active_timeout is not None:
-            cont &= rec["first_ts"][fs] - cols["first_ts"][sl] <= self.config.active_timeout * 1e9
-        gone = sl[~cont]
+        gone = slots[known & ~cont]
         if len(gone):
             old, parents = self._release(gone)
-            why = np.where(_over(old), CLOSED, IDLE)
-            done.append((old, why.astype(np.uint8), parents))
-        fs, sl = fs[cont], sl[cont]
+            done.append((old, _end_reasons(old), parents))
+        go_on = known & cont
+        fs, sl = first_seg[go_on], slots[go_on]
         seg_slot[fs] = sl
+        cols = self.store.cols
         old = {k: cols[k][sl] for k in (*_SUMMED, *_FROM_STATE, "mac", "first_pos")}
         for name in _SUMMED:
             rec[name][fs] += old[name]
@@ -219,7 +220,7 @@ class FlowTable:
         cols, used = self.store.cols, self.store.used
         proto = cols["key"][:, _PROTO_AT]
         quiet = now - cols["last_ts"]
-        closed = used & _over(cols) & (quiet > self.config.close_delay * 1e9)
+        closed = used & closing(cols["cut_state"]) & (quiet > self.config.close_delay * 1e9)
         port_a = unpack_int(cols["key"], "a_port", ">u2")
         port_b = unpack_int(cols["key"], "b_port", ">u2")
         idle = used & ~closed & (quiet > idle_timeouts(proto, self.config, port_a, port_b))
@@ -229,8 +230,8 @@ class FlowTable:
                 used & ~closed & ~idle & (now - cols["first_ts"] > self.config.active_timeout * 1e9)
             )
         slots = np.flatnonzero(closed | idle | active)
-        why = np.select([closed[slots], idle[slots]], [CLOSED, IDLE], ACTIVE).astype(np.uint8)
         rec, parents = self._release(slots)
+        why = np.where(active[slots], ACTIVE, _end_reasons(rec)).astype(np.uint8)
         return rec, why, parents
 
     def _release(self, slots: np.ndarray) -> tuple[Records, list]:

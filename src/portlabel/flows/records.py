@@ -38,6 +38,7 @@ RECORD_FIELDS: dict[str, tuple[str, tuple[int, ...], int]] = {
     "joint": ("uint8", (), 0),  # TCP joint endpoint state (tcp_state)
     "first_pos": ("int64", (N_LETTERS,), NO_POS),  # first packet position of each letter
     "uid": ("uint32", (3,), 0),
+    "cut_state": ("uint8", (), 0),  # segments.CS_* bits: what the cutting rules look back at
 }
 
 Records = dict[str, np.ndarray]

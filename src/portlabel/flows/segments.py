@@ -9,11 +9,19 @@ on a
 fresh SYN after a RST/FIN in the same burst (connection reuse), and, if configured,
 when a flow has been active longer than the active timeout.
 
+Splitting a capture into batches must not change the result, so a flow that goes on in
+the next batch carries what the cutting rules look back at: its last timestamp, whether
+its first packet had a SYN and which RST/FINs its last burst held (``Carry``, the
+``cut_state`` bits). Whether one FIN ends a flow depends on where the flow began, which
+depends on earlier cuts; ``_partial_closes`` resolves that chain without a loop.
+
 ``aggregate`` then computes per-segment sums with ``np.bincount``/``ufunc.at``; nothing
 here loops over packets in Python.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,52 +47,155 @@ def idle_timeouts(proto: np.ndarray, config, port_a=None, port_b=None) -> np.nda
     return out
 
 
-def cut(rows: Rows, group_start: np.ndarray, config) -> np.ndarray:
-    """Boolean ``starts`` over rows (sorted by key, then capture order): new flow here."""
+# bits of a flow's cut state, carried between batches (``Records["cut_state"]``)
+CS_RST, CS_FIN0, CS_FIN1, CS_PARTIAL = 1, 2, 4, 8
+CS_ENDERS = CS_RST | CS_FIN0 | CS_FIN1
+
+
+def closing(state: np.ndarray) -> np.ndarray:
+    """Cut states whose last burst closes the flow once quiet for the close delay."""
+    rst = (state & CS_RST) != 0
+    fin0, fin1 = (state & CS_FIN0) != 0, (state & CS_FIN1) != 0
+    return rst | (fin0 & fin1) | ((fin0 | fin1) & ((state & CS_PARTIAL) != 0))
+
+
+@dataclass(slots=True)
+class Carry:
+    """What the stored flows of a batch's key groups bring in (one entry per group)."""
+
+    known: np.ndarray  # bool: a stored flow has this key
+    last_ts: np.ndarray  # int64
+    first_ts: np.ndarray  # int64
+    state: np.ndarray  # uint8 cut state (CS_* bits)
+
+
+@dataclass(slots=True)
+class Cuts:
+    """Where the rows of a batch start segments, and what each segment carries on."""
+
+    starts: np.ndarray  # bool per row: a segment starts here (every group start is one)
+    cont: np.ndarray  # bool per group: its first segment continues the stored flow
+    state: np.ndarray  # uint8 cut state per segment
+
+
+def cut(rows: Rows, group_start: np.ndarray, config, carry: Carry | None = None) -> Cuts:
+    """Segments of rows sorted by key, then capture order.
+
+    The result does not depend on how the capture was split into batches: a group that
+    continues a stored flow sees that flow's last timestamp, first-packet SYN and last
+    burst's RST/FINs (``carry``) as if its packets were in this batch.
+    """
     n = len(rows)
     ts = rows.ts
+    g0 = np.flatnonzero(group_start)
+    gid = np.cumsum(group_start) - 1
     dt = np.zeros(n, dtype=np.int64)
     dt[1:] = ts[1:] - ts[:-1]
-    dt[group_start] = 0
-    brk = group_start | (dt > idle_timeouts(rows.proto, config, rows.sport, rows.dport))
+    virt = np.zeros(n, dtype=bool)  # first row of a group that has a stored flow
+    if carry is not None and carry.known.any():
+        virt[g0[carry.known]] = True
+        dt[g0] = np.where(carry.known, ts[g0] - carry.last_ts, 0)
+    else:
+        dt[g0] = 0
+        carry = None
+    fresh = group_start & ~virt
+    brk = fresh | (dt > idle_timeouts(rows.proto, config, rows.sport, rows.dport))
 
     close_ns = int(config.close_delay * 1e9)
-    quiet = (dt > close_ns) & ~group_start
-    burst = np.cumsum(group_start | quiet) - 1
+    quiet = (dt > close_ns) & ~fresh
+    new_burst = fresh | quiet | virt
+    burst = np.cumsum(new_burst) - 1
+    nb = int(burst[-1]) + 1 if n else 0
     f = rows.flags
     rst = (f & RST) != 0
     fin = (f & FIN) != 0
-    nb = int(burst[-1]) + 1 if n else 0
-    rst_b = np.bincount(burst, weights=rst, minlength=nb) > 0
-    fin0 = np.bincount(burst, weights=fin & (rows.dir == 0), minlength=nb) > 0
-    fin1 = np.bincount(burst, weights=fin & (rows.dir == 1), minlength=nb) > 0
-    # a flow whose first packet is no SYN is "partial": one FIN ends it
-    gid = np.cumsum(group_start) - 1
-    partial = (f[group_start] & SYN) == 0
-    burst_partial = partial[gid[np.flatnonzero(group_start | quiet)]]
-    closing = rst_b | (fin0 & fin1) | ((fin0 | fin1) & burst_partial)
-    q = np.flatnonzero(quiet)
-    brk[q] |= closing[burst[q] - 1]
+    bits = (
+        (np.bincount(burst, weights=rst, minlength=nb) > 0) * CS_RST
+        | (np.bincount(burst, weights=fin & (rows.dir == 0), minlength=nb) > 0) * CS_FIN0
+        | (np.bincount(burst, weights=fin & (rows.dir == 1), minlength=nb) > 0) * CS_FIN1
+    ).astype(np.uint8)
+    carried = np.flatnonzero(virt & ~quiet)  # bursts that go on from the stored flow's last
+    if carry is not None:
+        bits[burst[carried]] |= carry.state[gid[carried]] & CS_ENDERS
 
     # a bare SYN after a RST/FIN earlier in the same burst opens a new connection
     ender = (rst | fin).astype(np.int64)
     c = np.cumsum(ender) - ender
-    burst_first = np.flatnonzero(group_start | quiet)
-    prior = c - c[burst_first][burst]
+    prior = c - c[np.flatnonzero(new_burst)][burst]
+    if carry is not None and len(carried):
+        in_carried = np.zeros(nb, dtype=bool)
+        in_carried[burst[carried]] = (carry.state[gid[carried]] & CS_ENDERS) != 0
+        prior += in_carried[burst]
     bare_syn = ((f & SYN) != 0) & ((f & ACK) == 0)
     brk |= bare_syn & (prior > 0)
 
+    # after a quiet gap: RST or FINs both ways end the flow; one FIN only a partial one
+    q = np.flatnonzero(quiet)
+    before = bits[np.maximum(burst[q] - 1, 0)]
+    if carry is not None:
+        vq = virt[q]
+        before[vq] = carry.state[gid[q[vq]]]
+    rst_b, fin0, fin1 = before & CS_RST, before & CS_FIN0, before & CS_FIN1
+    sure = (rst_b != 0) | ((fin0 != 0) & (fin1 != 0))
+    brk[q[sure]] = True
+    maybe = q[~sure & ((fin0 | fin1) != 0) & ~brk[q]]
+    nosyn = (f & SYN) == 0
+    if len(maybe):
+        brk[maybe[_partial_closes(brk, virt, nosyn, gid, carry, maybe)]] = True
+
     if config.active_timeout is not None:
-        limit = int(config.active_timeout * 1e9)
-        while True:  # each pass cuts once more per over-long flow
-            seg = np.cumsum(brk) - 1
-            seg_start_ts = ts[np.flatnonzero(brk)][seg]
-            over = (ts - seg_start_ts) > limit
-            if not over.any():
-                break
-            first_over = over & ~np.r_[False, over[:-1] & (seg[1:] == seg[:-1])]
-            brk |= first_over
-    return brk
+        _cut_active(ts, brk, virt & ~brk, gid, carry, int(config.active_timeout * 1e9))
+
+    starts = brk | group_start
+    seg_starts = np.flatnonzero(starts)
+    cont_row = virt & ~brk
+    partial = nosyn[seg_starts]
+    if carry is not None:
+        cs = cont_row[seg_starts]
+        partial[cs] = (carry.state[gid[seg_starts[cs]]] & CS_PARTIAL) != 0
+    ends = np.r_[seg_starts[1:], n] - 1
+    state = bits[burst[ends]] | (partial * CS_PARTIAL).astype(np.uint8)
+    return Cuts(starts, cont_row[g0], state)
+
+
+def _partial_closes(brk, virt, nosyn, gid, carry, maybe) -> np.ndarray:
+    """Which quiet rows after a one-sided FIN end a flow: those inside a partial flow.
+
+    A row ends the flow when the flow so far began without a SYN. Between two sure cuts
+    the flows are a chain: each such row that ends one starts the next, so the k-th
+    candidate ends a flow iff the flow before the first one is partial and none of the
+    candidates before it carries a SYN.
+    """
+    sure_start = brk | virt
+    dseg = np.cumsum(sure_start) - 1
+    heads = np.flatnonzero(sure_start)
+    head_partial = nosyn[heads]
+    if carry is not None:
+        cv = virt[heads] & ~brk[heads]
+        head_partial[cv] = (carry.state[gid[heads[cv]]] & CS_PARTIAL) != 0
+    d = dseg[maybe]
+    syn = (~nosyn[maybe]).astype(np.int64)
+    before = np.cumsum(syn) - syn
+    first = np.r_[True, d[1:] != d[:-1]]
+    base = before[np.flatnonzero(first)][np.cumsum(first) - 1]
+    return head_partial[d] & (before == base)
+
+
+def _cut_active(ts, brk, cont_row, gid, carry, limit: int) -> None:
+    """Cut flows longer than ``limit`` ns (each pass cuts once more per over-long flow)."""
+    while True:
+        head = brk | cont_row
+        seg = np.cumsum(head) - 1
+        heads = np.flatnonzero(head)
+        start_ts = ts[heads]
+        cv = cont_row[heads] & ~brk[heads]
+        if carry is not None and cv.any():
+            start_ts[cv] = carry.first_ts[gid[heads[cv]]]
+        over = (ts - start_ts[seg]) > limit
+        if not over.any():
+            return
+        first_over = over & ~np.r_[False, over[:-1] & (seg[1:] == seg[:-1])]
+        brk |= first_over
 
 
 def first_index(bucket: np.ndarray, n_buckets: int, mask: np.ndarray | None = None) -> np.ndarray:

@@ -51,6 +51,7 @@ def track(rows: Rows, seg: np.ndarray, rec: Records) -> None:
     has = rec["has_base"].reshape(-1)
     first = first_index(sd, 2 * n_seg)
     seen = first < len(idx)
+    had = has.copy()
     new = seen & ~has
     cand = (seq[first[new]].astype(np.int64) - np.where(syn[first[new]], 0, 1)) & 0xFFFFFFFF
     base[new] = cand.astype(np.uint32)
@@ -60,7 +61,10 @@ def track(rows: Rows, seg: np.ndarray, rec: Records) -> None:
     seq_end = rec["seq_end"].reshape(-1)
     np.maximum.at(seq_end, sd[~rst], end[~rst])
     od = s * 2 + (1 - d)
-    acking = ((f & ACK) != 0) & has[od]
+    # an ACK counts once the acked side's base is known: from an earlier batch or an
+    # earlier packet of this one (never from a later packet, which a split would not see)
+    known = had[od] | (first[od] < np.arange(len(idx)))
+    acking = ((f & ACK) != 0) & known
     acked = rec["acked"].reshape(-1)
     np.maximum.at(acked, od[acking], _rel(ack[acking], base[od[acking]]))
 
