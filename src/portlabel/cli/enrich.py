@@ -42,9 +42,9 @@ def add_parser(subparsers, parents) -> None:
     p.add_argument(
         "--block-size",
         type=int,
-        default=8,
+        default=4,
         metavar="MB",
-        help="read blocks of about this many MiB (default 8)",
+        help="read blocks of about this many MiB (default 4)",
     )
     p.set_defaults(run=run)
 

@@ -23,7 +23,7 @@ from portlabel.enrich.report import Report
 from portlabel.enrich.transport import path_from_filename
 from portlabel.errors import LogFormatError
 
-BLOCK_SIZE = 8 << 20
+BLOCK_SIZE = 4 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
