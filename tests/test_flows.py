@@ -235,3 +235,68 @@ def test_the_last_bursts_fins_and_resets_carry_over_to_the_next_batch():
     reset_then_syn = [{**c, "t": 0, "flags": A}, {**c, "t": 0.5, "flags": R},
                       {**c, "t": 1, "flags": S}]  # fmt: skip
     assert sorted(_same_split_or_not(reset_then_syn)) == [1, 2]
+
+
+def _rows_run(batches: list[PacketBatch]) -> tuple[pa.Table, list]:
+    table = FlowTable(FlowConfig(uid_seed=1))
+    parts, uids = [], []
+    for b in batches:
+        got = table.update(b, want_rows=True)
+        uids += got.packets.uids().to_pylist()
+        if got.flows is not None:
+            parts.append(got.flows)
+    parts.append(table.flush())
+    return pa.concat_tables(parts), uids
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.integers(0, 1),
+            st.sampled_from([S, S | A, A, A | P, A | F, R]),
+            st.floats(0, 400),
+        ),
+        min_size=1,
+        max_size=40,
+    ),  # fmt: skip
+    st.integers(1, 39),
+)
+def test_each_packet_is_counted_in_the_flow_whose_uid_it_gets(spec, cut):
+    pkts = []
+    for conn, rev, flags, t in sorted(spec, key=lambda x: x[3]):
+        a = dict(src=C, dst=SV, sport=40000 + conn, dport=80)
+        b = dict(src=SV, dst=C, sport=80, dport=40000 + conn)
+        pkts.append({**(b if rev else a), "t": t, "flags": flags})
+    cut = min(cut, len(pkts))
+    flows, uids = _rows_run(
+        [make(pkts[:cut]), make(pkts[cut:])] if cut < len(pkts) else [make(pkts)]
+    )
+    by_uid = {r["uid"]: r for r in flows.to_pylist()}
+    assert set(uids) == set(by_uid)
+    for uid, row in by_uid.items():
+        mine = [p for p, u in zip(pkts, uids, strict=True) if u == uid]
+        assert len(mine) == row["orig_pkts"] + row["resp_pkts"]
+        assert {p["sport"] for p in mine} | {p["dport"] for p in mine} == {
+            row["id.orig_p"], row["id.resp_p"]}  # fmt: skip
+        assert min(int(p["t"] * 1e9) for p in mine) / 1e9 == row["ts"]
+
+
+def test_packets_in_no_flow_get_no_uid():
+    p = [dict(src=C, dst=SV, sport=1, dport=2, proto=17, t=0),
+         dict(src=C, dst=SV, sport=1, dport=2, proto=17, t=1,
+              status=DecodeStatus.TRUNCATED)]  # fmt: skip
+    flows, uids = _rows_run([make(p)])
+    assert uids[0] == flows["uid"][0].as_py() and uids[1] is None
+
+
+def test_advance_expires_idle_flows_without_packets():
+    table = FlowTable(FlowConfig(uid_seed=1))
+    udp = [dict(src=C, dst=SV, sport=5000, dport=9999, proto=17, t=0, len=1)]
+    assert table.update(make(udp)) is None
+    assert table.advance(int(30e9)) is None and len(table) == 1
+    done = table.advance(int(61e9))
+    assert done.num_rows == 1 and done["end_reason"].to_pylist() == ["idle"]
+    assert table.advance(int(10e9)) is None  # the clock never goes back
+    assert len(table) == 0 and table.flush().num_rows == 0

@@ -69,8 +69,35 @@ def service_ports(registry: Registry, flows: pa.Table) -> tuple[np.ndarray, np.n
     protos = _numpy(flows, "ip_proto").astype(np.uint8, copy=False)
     orig = _numpy(flows, "id.orig_p").astype(np.int64)
     resp = _numpy(flows, "id.resp_p").astype(np.int64)
+    return choose_service_ports(registry, protos, orig, resp)
+
+
+def choose_service_ports(
+    registry: Registry, protos: np.ndarray, orig: np.ndarray, resp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(service port, True where it is the originator's) from a flow's two ports."""
+    orig, resp = orig.astype(np.int64), resp.astype(np.int64)
     from_orig = service_port_side(registry, protos, orig, resp) & _PORTED[protos]
     return np.where(from_orig, orig, resp), from_orig
+
+
+def packet_labels(registry: Registry, packets) -> dict[str, pa.Array]:
+    """``uid`` and the ``iana.*`` columns of each packet: its flow's (null if in no flow).
+
+    ``packets`` is a ``flows.PacketFlows``. The registry is asked once per distinct
+    (protocol, service port); the packets then gather from those few rows.
+    """
+    protos = packets.ip_proto
+    ports, _ = choose_service_ports(registry, protos, packets.orig_p, packets.resp_p)
+    pair = protos.astype(np.int64) << 16 | ports
+    unique, inverse = np.unique(pair[packets.in_flow], return_inverse=True)
+    columns = iana_columns(registry, (unique >> 16).astype(np.uint8), unique & 0xFFFF)
+    where = np.zeros(len(pair), dtype=np.int64)
+    where[packets.in_flow] = inverse.ravel()
+    gather = numeric(where, null_mask=~packets.in_flow)
+    out = {"uid": packets.uids()}
+    out.update({name: col.take(gather) for name, col in columns.items()})
+    return out
 
 
 def label_flows(registry: Registry, flows: pa.Table) -> pa.Table:

@@ -1,14 +1,16 @@
 """The labelling pipeline: raw packet batches in, labelled flow tables out.
 
 Theory of operation: each ``RawBatch`` a reader yields is decoded into a ``PacketBatch``
-(``capture.decode``), folded into one ``FlowTable`` (flows finished by the batch's time
-come back as a pyarrow Table), and each finished table gets the ``iana.*`` columns
-(``label_flows``). At the end of input the table is flushed. Several files are one
-capture when their batches go through the same pipeline, so a flow cut by a file
-rotation stays one flow.
+(``capture.decode``; a ``PacketBatch`` from any capture backend goes in as it is),
+folded into one ``FlowTable`` (flows finished by the batch's time come back as a pyarrow
+Table), and each finished table gets the ``iana.*`` columns (``label_flows``). At the
+end of input the table is flushed. Several files are one capture when their batches go
+through the same pipeline, so a flow cut by a file rotation stays one flow.
 
 Pure: no files, no printing. ``LabelPipeline`` is push-style (``feed``/``finish``, for
-live sources); ``label_batches`` is the pull-style loop over any iterable of batches.
+live sources, with ``advance`` to move the flow clock in quiet periods, and
+``feed_packets`` for per-packet labels); ``label_batches`` is the pull-style loop over any
+iterable of batches.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from portlabel.capture.batch import DecodeStatus, RawBatch
+from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.decode import decode
 from portlabel.flows import FlowConfig, FlowTable
-from portlabel.label_flows import column_values, label_flows
+from portlabel.label_flows import column_values, label_flows, packet_labels
 from portlabel.registry.compiled import Registry
 
 
@@ -46,18 +48,34 @@ class PipelineStats:
 
 
 class LabelPipeline:
-    """Push raw batches in with ``feed``; labelled finished flows come out."""
+    """Push batches in with ``feed``; labelled finished flows come out."""
 
     def __init__(self, registry: Registry, config: FlowConfig | None = None) -> None:
         self.registry = registry
         self.flows = FlowTable(config or FlowConfig())
         self.stats = PipelineStats()
 
-    def feed(self, raw: RawBatch) -> pa.Table | None:
-        """Decode and fold one batch; the flows it finished, labelled, if any."""
-        self.stats.frames += len(raw)
-        self.stats.captured_bytes += int(raw.caplen.sum(dtype=np.int64))
-        finished = self.flows.update(decode(raw))
+    def _decoded(self, batch: RawBatch | PacketBatch) -> PacketBatch:
+        self.stats.frames += len(batch)
+        self.stats.captured_bytes += int(batch.caplen.sum(dtype=np.int64))
+        return decode(batch) if isinstance(batch, RawBatch) else batch
+
+    def feed(self, batch: RawBatch | PacketBatch) -> pa.Table | None:
+        """Fold one batch (raw batches are decoded first); the flows it finished, labelled."""
+        finished = self.flows.update(self._decoded(batch))
+        return None if finished is None else self._label(finished)
+
+    def feed_packets(
+        self, batch: RawBatch | PacketBatch
+    ) -> tuple[pa.Table | None, dict[str, pa.Array]]:
+        """``feed``, plus each packet's ``uid`` and ``iana.*`` labels (its flow's)."""
+        got = self.flows.update(self._decoded(batch), want_rows=True)
+        finished = None if got.flows is None else self._label(got.flows)
+        return finished, packet_labels(self.registry, got.packets)
+
+    def advance(self, now_ns: int) -> pa.Table | None:
+        """Move the flow clock with no packet (live capture); the flows that timed out."""
+        finished = self.flows.advance(now_ns)
         return None if finished is None else self._label(finished)
 
     def finish(self) -> pa.Table:
@@ -76,7 +94,7 @@ class LabelPipeline:
 
 
 def label_batches(
-    raw_batches: Iterable[RawBatch],
+    raw_batches: Iterable[RawBatch | PacketBatch],
     registry: Registry,
     config: FlowConfig | None = None,
     pipeline: LabelPipeline | None = None,

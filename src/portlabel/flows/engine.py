@@ -26,12 +26,14 @@ from portlabel.flows.emit import to_flow_batch
 from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
+from portlabel.flows.render import fixed_width
 from portlabel.flows.segments import Carry, aggregate, closing, cut, idle_timeouts
 from portlabel.flows.tcp_state import K_S, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
 
 CLOSED, IDLE, ACTIVE, FLUSH = range(len(END_REASONS))
+_A_PORT, _B_PORT = KEY_FIELDS["a_port"][0], KEY_FIELDS["b_port"][0]
 _PROTO_AT = KEY_FIELDS["proto"][0]
 _SUMMED = ("pkts", "ip_bytes", "payload", "fins")
 _FROM_STATE = (
@@ -65,6 +67,58 @@ class FlowConfig:
     community_id_seed: int = 0
 
 
+@dataclass(slots=True)
+class PacketFlows:
+    """The flow of each packet of one batch (arrays aligned with the batch's rows).
+
+    A tunnelled packet belongs to its innermost flow. Packets in no flow (not IP,
+    malformed) have ``in_flow`` False. A flow's uid and orientation are fixed when the
+    flow starts, so they are known as soon as its first packet is folded in.
+    """
+
+    in_flow: np.ndarray  # bool
+    uid: np.ndarray  # (n, 3) uint32 uid limbs
+    ip_proto: np.ndarray  # uint8
+    orig_p: np.ndarray  # uint16, the flow's originator port (ICMP: type)
+    resp_p: np.ndarray  # uint16
+
+    @classmethod
+    def empty(cls, n: int) -> PacketFlows:
+        return cls(
+            np.zeros(n, dtype=bool),
+            np.zeros((n, 3), dtype=np.uint32),
+            np.zeros(n, dtype=np.uint8),
+            np.zeros(n, dtype=np.uint16),
+            np.zeros(n, dtype=np.uint16),
+        )
+
+    def fill(self, rows: Rows, seg: np.ndarray, rec: Records, first_pos: int) -> None:
+        inner = slice(None) if rows.outer is None else ~rows.outer
+        at = rows.pos[inner] - first_pos
+        s = seg[inner]
+        keys = rec["key"]
+        ports = np.ascontiguousarray(keys[:, _A_PORT : _B_PORT + 2]).view(">u2")
+        side = rec["orig_side"].astype(np.int64)
+        rows_idx = np.arange(len(side))
+        self.in_flow[at] = True
+        self.uid[at] = rec["uid"][s]
+        self.ip_proto[at] = keys[s, _PROTO_AT]
+        self.orig_p[at] = ports[rows_idx, side][s]
+        self.resp_p[at] = ports[rows_idx, 1 - side][s]
+
+    def uids(self) -> pa.Array:
+        """The uid strings (null for packets in no flow)."""
+        return fixed_width(UidSource.chars(self.uid), null_mask=~self.in_flow)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowUpdate:
+    """What ``FlowTable.update(batch, want_rows=True)`` returns."""
+
+    flows: pa.Table | None  # flows finished by this batch, if any
+    packets: PacketFlows  # the flow of each packet of the batch
+
+
 def _end_reasons(rec: Records) -> np.ndarray:
     """CLOSED for flows that were closed or reset (by their TCP state or last burst)."""
     pos = rec["first_pos"]
@@ -92,20 +146,37 @@ class FlowTable:
 
     # ---- public API ------------------------------------------------------------------
 
-    def update(self, batch: PacketBatch) -> pa.Table | None:
-        """Fold ``batch`` in; return the flows finished as of its last timestamp, if any."""
-        rows, left_out = batch_rows(
-            batch, self._next_pos, self._frags, self.config.key_by_tunnel_parent
-        )
+    def update(self, batch: PacketBatch, want_rows: bool = False) -> pa.Table | None | FlowUpdate:
+        """Fold ``batch`` in; return the flows finished as of its last timestamp, if any.
+
+        With ``want_rows`` the result is a ``FlowUpdate``: the finished flows and, for
+        each packet of ``batch``, the flow it went to (``PacketFlows``).
+        """
+        first_pos = self._next_pos
+        rows, left_out = batch_rows(batch, first_pos, self._frags, self.config.key_by_tunnel_parent)
         self._next_pos += len(batch)
         self.left_out += left_out
         if len(batch):
             self._now = max(self._now, int(batch.ts_ns.max()))
         done: list[tuple[Records, np.ndarray, list]] = []
+        packets = PacketFlows.empty(len(batch)) if want_rows else None
         if len(rows):
-            done.append(self._fold(rows, done))
+            done.append(self._fold(rows, done, packets, first_pos))
         done.append(self._expire(self._now))
         table = self._emit(done)
+        finished = table if table.num_rows else None
+        return FlowUpdate(finished, packets) if want_rows else finished
+
+    def advance(self, now_ns: int) -> pa.Table | None:
+        """Move the flow clock to ``now_ns`` with no packet; the flows that timed out.
+
+        For live capture in quiet periods: idle, closed and active flows finish as if a
+        packet with that timestamp had arrived. A time at or before the clock does nothing.
+        """
+        if now_ns <= self._now:
+            return None
+        self._now = int(now_ns)
+        table = self._emit([self._expire(self._now)])
         return table if table.num_rows else None
 
     def flush(self) -> pa.Table:
@@ -116,7 +187,7 @@ class FlowTable:
 
     # ---- one batch -------------------------------------------------------------------
 
-    def _fold(self, rows: Rows, done: list) -> tuple[Records, np.ndarray, list]:
+    def _fold(self, rows: Rows, done: list, packets, first_pos: int) -> tuple:
         order, gstarts, keys = group_rows(rows.keys)
         rows = rows.take(order, keys)
         group_start = np.zeros(len(rows), dtype=bool)
@@ -133,6 +204,8 @@ class FlowTable:
 
         seg_slot = self._continue(rec, first_seg, slots, cuts.cont, done)
         self._orient_new(rows, rec, seg_slot, seg_starts)
+        if packets is not None:  # uids and orientation are final from here on
+            packets.fill(rows, seg, rec, first_pos)
         track(rows, seg, rec)
         seg_parents = self._segment_parents(rows, seg, seg_slot)
 

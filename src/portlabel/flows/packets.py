@@ -51,6 +51,7 @@ class Rows:
     mac: np.ndarray  # sender MAC
     frag: np.ndarray  # bool: non-first fragment (counted, not analysed)
     parent: np.ndarray | None  # (n, KEY_WIDTH) key of the tunnel parent flow, or None
+    outer: np.ndarray | None = None  # bool: a tunnel parent row (None: there are none)
 
     def __len__(self) -> int:
         return len(self.proto)
@@ -231,5 +232,6 @@ def _with_outer_rows(rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int) 
     for name in Rows.__slots__:
         a, c = getattr(rows, name), getattr(extra, name)
         merged[name] = None if a is None else np.concatenate([a, c])
+    merged["outer"] = np.r_[np.zeros(len(rows), dtype=bool), np.ones(len(t), dtype=bool)]
     both = Rows(**merged)
     return both.take(np.argsort(both.pos, kind="stable"))

@@ -140,11 +140,20 @@ def cut(rows: Rows, group_start: np.ndarray, config, carry: Carry | None = None)
     brk[q[sure]] = True
     maybe = q[~sure & ((fin0 | fin1) != 0) & ~brk[q]]
     nosyn = (f & SYN) == 0
-    if len(maybe):
-        brk[maybe[_partial_closes(brk, virt, nosyn, gid, carry, maybe)]] = True
-
-    if config.active_timeout is not None:
-        _cut_active(ts, brk, virt & ~brk, gid, carry, int(config.active_timeout * 1e9))
+    if config.active_timeout is None:
+        if len(maybe):
+            brk[maybe[_partial_closes(brk, virt, nosyn, gid, carry, maybe)]] = True
+    else:  # active cuts start flows too: settle both together
+        limit, sure_brk = int(config.active_timeout * 1e9), brk.copy()
+        while True:
+            brk = sure_brk.copy()
+            if len(maybe):
+                brk[maybe[_partial_closes(brk, virt, nosyn, gid, carry, maybe)]] = True
+            before = brk.copy()
+            _cut_active(ts, brk, virt & ~brk, gid, carry, limit)
+            if np.array_equal(before, brk):
+                break
+            sure_brk |= brk & ~before
 
     starts = brk | group_start
     seg_starts = np.flatnonzero(starts)

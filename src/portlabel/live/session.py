@@ -23,7 +23,6 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.capture.batch import RawBatch
-from portlabel.label_flows import label_flows
 from portlabel.live.output import FlowSink
 from portlabel.live.stats import SessionTotals, stats_line, sum_counters
 from portlabel.pipeline import LabelPipeline
@@ -40,24 +39,8 @@ class Limits:
 
 
 def advance_clock(pipe: LabelPipeline, now_ns: int) -> pa.Table | None:
-    """Expire flows as of ``now_ns`` with no packet to carry the time; labelled, if any.
-
-    Uses ``FlowTable.advance`` when the flow engine has it; otherwise the engine's own
-    expiry step, exactly as ``update`` runs it after a batch.
-    """
-    table = pipe.flows
-    if hasattr(table, "advance"):
-        finished = table.advance(now_ns)
-    else:
-        if now_ns <= table._now:
-            return None
-        table._now = now_ns
-        finished = table._emit([table._expire(now_ns)])
-    if finished is None or not finished.num_rows:
-        return None
-    labelled = label_flows(pipe.registry, finished)
-    pipe.stats.count_flows(labelled)
-    return labelled
+    """Expire flows as of ``now_ns`` with no packet to carry the time; labelled, if any."""
+    return pipe.advance(now_ns)
 
 
 class LiveSession:
