@@ -7,9 +7,10 @@ through lookup tables) and the fragments are joined column-wise with ``numpy.str
 no Python code runs per packet. A file that cannot be read is reported on one line and the
 others are still shown; the exit status is then 1.
 
-Where labelling will plug in: ``_emit`` is the single place a decoded batch turns into
-output; per-packet ``iana.*`` labels (``--label``) and a labelled pcapng copy (``-o``)
-belong there, next to the formatter choice.
+Labels: with ``--label`` each line also gets the packet's flow ``uid`` and its flow's
+``iana.service`` (``packets_label.PacketLabeller``, fed the same batches, in ``_emit``);
+``-o FILE`` writes a pcapng copy whose packet comments are those labels instead
+(``packets_label.write_labelled``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ def add_parser(subparsers, parents) -> None:
         default="native",
         help="how to read and dissect: native (fast, default), scapy or tshark",
     )
+    p.add_argument(
+        "--label",
+        action="store_true",
+        help="add each packet's flow uid and iana.service (the label of its flow)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PCAPNG",
+        help="write the capture as pcapng with each packet's label as its comment "
+        "(implies --label; nothing is printed)",
+    )
+    p.add_argument("--uid-seed", type=int, metavar="N", help="reproducible flow uids")
     p.set_defaults(run=run)
 
 
@@ -55,21 +69,39 @@ def run(args) -> int:
         failed.append(str(exc))
         print(f"portlabel: {exc}", file=sys.stderr)
 
-    formatter = PacketFormatter()
-    out = sys.stdout
-    for batch in packet_batches(args.captures, args.backend, on_error=report, warnings=warnings):
-        _emit(out, formatter, batch, as_json=args.json)
-    out.flush()
+    if args.output:
+        from portlabel.cli.packets_label import write_labelled
+
+        write_labelled(args, report, warnings)
+    else:
+        labeller = None
+        if args.label:
+            from portlabel.cli.packets_label import PacketLabeller
+
+            labeller = PacketLabeller(args)
+        formatter = PacketFormatter()
+        out = sys.stdout
+        batches = packet_batches(args.captures, args.backend, on_error=report, warnings=warnings)
+        for batch in batches:
+            _emit(out, formatter, batch, as_json=args.json, labeller=labeller)
+        out.flush()
     if not args.quiet:
         for note in warnings:
             print(f"portlabel: warning: {note}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _emit(out, formatter: PacketFormatter, batch, as_json: bool) -> None:
-    if len(batch):
+def _emit(out, formatter: PacketFormatter, batch, as_json: bool, labeller=None) -> None:
+    if not len(batch):
+        return
+    if labeller is None:
         block = formatter.json_lines(batch) if as_json else formatter.text_lines(batch)
-        out.write(block)
+    else:
+        extra = labeller.json_fields(batch) if as_json else labeller.text_fields(batch)
+        block = (
+            formatter.json_lines(batch, extra) if as_json else formatter.text_lines(batch, extra)
+        )
+    out.write(block)
 
 
 class PacketFormatter:
@@ -145,8 +177,9 @@ class PacketFormatter:
         return np.strings.add(np.strings.add(sec.astype(np.dtypes.StringDType()), "."), digits)
 
     # -- JSON --------------------------------------------------------------------------
-    def json_lines(self, batch) -> str:
-        """One JSON object per packet, newline-terminated."""
+    def json_lines(self, batch, extra=None) -> str:
+        """One JSON object per packet, newline-terminated (``extra``: text to append to
+        each object, e.g. ``,"uid":"C..."``)."""
         np, S = self.np, np_strings(self.np)
         p = self._parts(batch)
         null = "null"
@@ -178,10 +211,12 @@ class PacketFormatter:
         ]
         for key, text, present in optional:
             line = np.where(present, S.add(S.add(line, key), text), line)
+        if extra is not None:
+            line = S.add(line, extra)
         return "".join(S.add(line, "}\n").tolist())
 
     # -- text --------------------------------------------------------------------------
-    def text_lines(self, batch) -> str:
+    def text_lines(self, batch, extra=None) -> str:
         """One aligned human line per packet, tcpdump -n style, newline-terminated."""
         np, S = self.np, np_strings(self.np)
         p = self._parts(batch)
@@ -218,6 +253,8 @@ class PacketFormatter:
             line,
         )
         line = np.where(batch.status != 0, S.add(S.add(line, " "), p["status"]), line)
+        if extra is not None:
+            line = S.add(line, extra)
         return "".join(S.add(line, "\n").tolist())  # fmt: skip
 
 

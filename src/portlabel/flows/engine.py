@@ -71,9 +71,10 @@ class FlowConfig:
 class PacketFlows:
     """The flow of each packet of one batch (arrays aligned with the batch's rows).
 
-    A tunnelled packet belongs to its innermost flow. Packets in no flow (not IP,
-    malformed) have ``in_flow`` False. A flow's uid and orientation are fixed when the
-    flow starts, so they are known as soon as its first packet is folded in.
+    A tunnelled packet belongs to its innermost flow (its tunnel's flow if the inner
+    frame is not IP). Packets in no flow (not IP, malformed) have ``in_flow`` False.
+    A flow's uid and orientation are fixed when the flow starts, so they are known as
+    soon as its first packet is folded in.
     """
 
     in_flow: np.ndarray  # bool
@@ -93,18 +94,20 @@ class PacketFlows:
         )
 
     def fill(self, rows: Rows, seg: np.ndarray, rec: Records, first_pos: int) -> None:
-        inner = slice(None) if rows.outer is None else ~rows.outer
-        at = rows.pos[inner] - first_pos
-        s = seg[inner]
         keys = rec["key"]
         ports = np.ascontiguousarray(keys[:, _A_PORT : _B_PORT + 2]).view(">u2")
         side = rec["orig_side"].astype(np.int64)
-        rows_idx = np.arange(len(side))
-        self.in_flow[at] = True
-        self.uid[at] = rec["uid"][s]
-        self.ip_proto[at] = keys[s, _PROTO_AT]
-        self.orig_p[at] = ports[rows_idx, side][s]
-        self.resp_p[at] = ports[rows_idx, 1 - side][s]
+        flows = np.arange(len(side))
+        orig_p, resp_p = ports[flows, side], ports[flows, 1 - side]
+        # tunnel parent rows first: a packet with no inner flow (ARP in VXLAN) keeps
+        # its outer flow, any other is overwritten by its inner flow
+        parts = [slice(None)] if rows.outer is None else [rows.outer, ~rows.outer]
+        for part in parts:
+            at, s = rows.pos[part] - first_pos, seg[part]
+            self.in_flow[at] = True
+            self.uid[at] = rec["uid"][s]
+            self.ip_proto[at] = keys[s, _PROTO_AT]
+            self.orig_p[at], self.resp_p[at] = orig_p[s], resp_p[s]
 
     def uids(self) -> pa.Array:
         """The uid strings (null for packets in no flow)."""

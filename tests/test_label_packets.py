@@ -1,0 +1,133 @@
+"""Per-packet labels: ``portlabel packets --label`` and the ``-o`` pcapng copy.
+
+Checked against ``portlabel label`` (same uids with the same seed, same iana.service),
+the native reader (packet bytes and timestamps of the copy) and tshark (reads the copy
+back, comments in ``frame.comment``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from portlabel.capture.backends import packet_batches
+from portlabel.capture.batch import PacketBatch
+from portlabel.capture.reader import open_capture
+from portlabel.cli import main
+from portlabel.label_api import label
+
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
+# Ethernet captures with TCP and UDP; a pcapng with several interfaces; tunnels
+NAMES = ["zeek_wikipedia.pcap", "zeek_pcapng-multi-interface.pcapng", "zeek_vxlan.pcap",
+         "zeek_q-in-q.pcap"]  # fmt: skip
+
+
+def _packets_json(capsys, path: Path) -> list[dict]:
+    assert main(["packets", "--json", "--label", "--uid-seed", "7", str(path)]) == 0
+    out = capsys.readouterr().out
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_packet_labels_agree_with_the_labelled_flows(capsys, name):
+    path = CAPTURES / name
+    packets = _packets_json(capsys, path)
+    flows = {r["uid"]: r for r in label(path, uid_seed=7).to_pylist()}
+    per_uid = Counter(p["uid"] for p in packets if p["uid"] is not None)
+    parents = {u for f in flows.values() for u in f["tunnel_parents"]}
+    # a tunnelled packet is labelled with its innermost flow: only parents may get none
+    assert set(per_uid) <= set(flows) and set(flows) - set(per_uid) <= parents
+    batch = PacketBatch.concat(list(packet_batches([path])))
+    inner_tunnel = batch.tunnel != 0
+    for uid, flow in flows.items():
+        if not flow["tunnel_parents"] and not np.any(inner_tunnel):
+            assert per_uid[uid] == flow["orig_pkts"] + flow["resp_pkts"], uid
+    for p in packets:
+        if p["uid"] is None:
+            assert p["iana.service"] is None
+            continue
+        flow = flows[p["uid"]]
+        assert p["iana.service"] == flow["iana.service"]
+        assert {p["src"], p["dst"]} == {flow["id.orig_h"], flow["id.resp_h"]} or p.get("tunnel")
+
+
+def test_packets_outside_flows_have_null_labels(capsys):
+    packets = _packets_json(capsys, CAPTURES / "zeek_wikipedia.pcap")
+    for p in packets:
+        assert (p["uid"] is None) == (p["transport"] is None and p["status"] == "ok") or (
+            p["status"] != "ok"
+        )
+
+
+def test_text_lines_end_with_uid_and_service(capsys):
+    assert main(["packets", "--label", "--uid-seed", "7", str(CAPTURES / NAMES[0])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    flows = {
+        r["uid"]: r["iana.service"] for r in label(CAPTURES / NAMES[0], uid_seed=7).to_pylist()
+    }
+    for line in lines:
+        uid, service = line.split()[-2:]
+        if uid != "-":
+            assert (flows[uid] or "-") == service
+
+
+def _read_native(path: Path):
+    raws = list(open_capture(path).batches())
+    data = [r.frame_bytes(i) for r in raws for i in range(len(r))]
+    ts = np.concatenate([r.ts_ns for r in raws])
+    wire = np.concatenate([r.wirelen for r in raws])
+    link = np.concatenate([r.linktype for r in raws])
+    return data, ts, wire, link
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pcapng_copy_has_the_same_packets(tmp_path, name):
+    src, out = CAPTURES / name, tmp_path / "out.pcapng"
+    assert main(["packets", "-o", str(out), "--uid-seed", "7", str(src)]) == 0
+    a, b = _read_native(src), _read_native(out)
+    assert a[0] == b[0]  # bytes identical, in order
+    for x, y in zip(a[1:], b[1:], strict=True):
+        assert np.array_equal(x, y)
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(not Path(TSHARK).exists(), reason="no tshark")
+@pytest.mark.parametrize("name", NAMES)
+def test_tshark_reads_the_comments(tmp_path, name):
+    src, out = CAPTURES / name, tmp_path / "out.pcapng"
+    assert main(["packets", "-o", str(out), "--uid-seed", "7", str(src)]) == 0
+    proc = subprocess.run(
+        [TSHARK, "-r", str(out), "-T", "fields", "-e", "frame.comment", "-e", "frame.len"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    _, _, wire, _ = _read_native(src)
+    assert [int(r[-1]) for r in rows] == wire.tolist()
+    flows = label(src, uid_seed=7).to_pylist()
+    by_uid = {r["uid"]: r for r in flows}
+    seen = set()
+    for comment, _ in rows:
+        if not comment:
+            continue
+        uid = comment.split()[0].removeprefix("uid=")
+        flow = by_uid[uid]
+        seen.add(uid)
+        label_text = f"iana={flow['iana.service'] or '-'}"
+        if flow["iana.port"] is not None:
+            label_text += f"/{flow['iana.transport']} {flow['iana.port']}"
+        assert comment == f"uid={uid} {label_text} ({flow['iana.status'] or '-'})"
+    parents = {u for f in flows for u in f["tunnel_parents"]}
+    assert seen <= set(by_uid) and set(by_uid) - seen <= parents
+
+
+def test_pcapng_output_needs_the_native_backend(tmp_path, capsys):
+    out = tmp_path / "x.pcapng"
+    code = main(["packets", "--backend", "scapy", "-o", str(out), str(CAPTURES / NAMES[0])])
+    assert code == 2 and not out.exists()
