@@ -213,3 +213,17 @@ def test_inputs_record_failures_and_carry_on(tmp_path):
     assert "bad.pcap" in str(problems[0])
     assert progress[-1] == inputs.total_bytes
     assert progress == sorted(progress)
+
+
+@pytest.mark.parametrize("name", ["zeek_wikipedia.pcap", "zeek_ssh.pcap"])
+def test_scapy_backend_gives_the_same_flows_as_native(tmp_path, name):
+    """``portlabel label --backend scapy`` on Ethernet captures: flows equal native's."""
+    from portlabel.cli import main
+
+    outs = {}
+    for backend in ("native", "scapy"):
+        out = tmp_path / f"{backend}.jsonl"
+        argv = ["label", "--backend", backend, "--uid-seed", "3", "-o", str(out)]
+        assert main([*argv, str(CAPTURES / name)]) == 0
+        outs[backend] = out.read_text().splitlines()
+    assert outs["native"] and outs["scapy"] == outs["native"]

@@ -61,6 +61,12 @@ def add_parser(subparsers, parents) -> None:
         help="output format (default: from -o's extension; a table on a terminal, else jsonl)",
     )
     p.add_argument(
+        "--backend",
+        choices=("native", "scapy", "tshark"),
+        default="native",
+        help="how to read and dissect: native (fast, default), scapy or tshark",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         default=65536,
@@ -134,7 +140,9 @@ def run(args) -> int:
     registry = _registry(args)
     from portlabel.cli.label_run import LabelJob
 
-    job = LabelJob(args.captures, registry, config, args.batch_size, quiet=args.quiet)
+    job = LabelJob(
+        args.captures, registry, config, args.batch_size, quiet=args.quiet, backend=args.backend
+    )
     table_on_tty = fmt == "table" and not to_file and sys.stdout.isatty()
     job.progress = not args.quiet and sys.stderr.isatty() and not table_on_tty
     if to_file:

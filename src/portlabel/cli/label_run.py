@@ -39,8 +39,11 @@ def _say(text: str) -> None:
 class LabelJob:
     """One ``portlabel label`` run over ``paths``."""
 
-    def __init__(self, paths, registry, config, batch_size: int, quiet: bool = False) -> None:
+    def __init__(
+        self, paths, registry, config, batch_size: int, quiet: bool = False, backend="native"
+    ) -> None:
         self.registry = registry
+        self.backend = backend
         self.config = config
         self.quiet = quiet
         self.progress = False
@@ -82,13 +85,37 @@ class LabelJob:
         writer = writer_class(fmt)(out, labelled_schema(self.registry), **options)
         with self._progress_bar() as advance:
             self.inputs.on_progress = advance
-            for table in label_batches(self.inputs, self.registry, pipeline=self.pipeline):
+            for table in label_batches(self._batches(), self.registry, pipeline=self.pipeline):
                 writer.write(table)
                 if fmt != "table":
                     self.summary.add(table)
         if fmt == "table":
             self.summary = writer.summary
         writer.close()
+
+    def _batches(self):
+        """Raw batches (native: decoded by the pipeline) or another backend's PacketBatches."""
+        if self.backend == "native":
+            return iter(self.inputs)
+        from portlabel.capture.backends import packet_batches
+
+        inputs = self.inputs
+
+        def problem(exc: InputError) -> None:
+            inputs.failures.append(exc)
+            _say(str(exc))
+
+        notes: list[str] = []
+
+        def batches():
+            yield from packet_batches(
+                inputs.paths, self.backend, inputs.batch_size, on_error=problem, warnings=notes
+            )
+            for line in notes:
+                inputs.warnings.append(line)
+                _say(line)
+
+        return batches()
 
     @contextlib.contextmanager
     def _progress_bar(self):
