@@ -81,17 +81,19 @@ def community_id_chars(
     # IPv4 rows: seed, a[12:16], b[12:16], proto, pad, ports -> 16 bytes
     v4rows = np.concatenate([rows[:, 0:2], a[:, 12:], b[:, 12:], rows[:, 34:40]], axis=1)
     # one SHA-1 per flow over its own bytes; transports without ports hash no port bytes
-    v4_raw, v6_raw = v4rows.tobytes(), rows.tobytes()
-    ends = np.where(has_ports, 0, -4).tolist()
+    inputs = np.empty(n, dtype=object)
+    inputs[v4] = v4rows[v4].view("V16").ravel().tolist()
+    inputs[~v4] = rows[~v4].view("V40").ravel().tolist()
+    for i in np.flatnonzero(~has_ports).tolist():
+        inputs[i] = inputs[i][:-4]
     sha1 = hashlib.sha1
-    digests = b"".join(
-        sha1(v4_raw[16 * i : 16 * i + 16 + e] if is4 else v6_raw[40 * i : 40 * i + 40 + e]).digest()
-        + b"\0"  # 21 bytes encode to 28 base64 characters without padding
-        for i, (is4, e) in enumerate(zip(v4.tolist(), ends, strict=True))
-    )
+    digests = np.zeros((n, 21), dtype=np.uint8)  # 21 bytes encode to 28 base64 characters
+    if n:
+        joined = b"".join([sha1(x).digest() for x in inputs.tolist()])
+        digests[:, :20] = np.frombuffer(joined, dtype=np.uint8).reshape(n, 20)
     chars = np.zeros((n, 30), dtype=np.uint8)
     chars[:, 0], chars[:, 1] = ord("1"), ord(":")
     if n:
-        chars[:, 2:] = np.frombuffer(base64.b64encode(digests), dtype=np.uint8).reshape(n, 28)
+        chars[:, 2:] = np.frombuffer(base64.b64encode(digests.tobytes()), np.uint8).reshape(n, 28)
         chars[:, 29] = ord("=")  # the 20-byte digest's padding, in place of the NUL's bits
     return chars
