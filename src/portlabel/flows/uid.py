@@ -12,6 +12,8 @@ _ALPHABET = np.frombuffer(
     b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8
 )
 _DIGITS = 17  # 62**17 > 2**96
+_GROUPS = 4  # base 62**5 limbs: 20 digits
+_BASE5 = np.uint64(62**5)
 
 
 class UidSource:
@@ -34,24 +36,33 @@ class UidSource:
     def chars(limbs: np.ndarray) -> np.ndarray:
         """``(n, 18)`` uint8 uid characters, NUL-padded on the right."""
         n = len(limbs)
+        # base 62**5 (< 2**30) limbs first, least significant first: a long division of
+        # the 3-limb number while it needs 96 bits, then plain uint64 arithmetic
         rem = limbs.astype(np.uint64)
-        digits = np.zeros((n, _DIGITS), dtype=np.uint8)
-        for k in range(_DIGITS - 1, -1, -1):  # long division of the 3-limb number by 62
+        big = np.zeros((n, _GROUPS), dtype=np.uint64)
+        for g in range(2):
             carry = np.zeros(n, dtype=np.uint64)
             for j in range(3):
                 cur = (carry << np.uint64(32)) | rem[:, j]
-                rem[:, j] = cur // np.uint64(62)
-                carry = cur % np.uint64(62)
-            digits[:, k] = carry
-        # drop leading zero digits by shifting each row left and padding with NULs
+                rem[:, j], carry = np.divmod(cur, _BASE5)
+            big[:, g] = carry
+        rest = (rem[:, 1] << np.uint64(32)) | rem[:, 2]  # below 2**37 after two rounds
+        big[:, 3], big[:, 2] = np.divmod(rest, _BASE5)
+        small = big.astype(np.uint32)
+        digits62 = np.zeros((n, _GROUPS, 5), dtype=np.uint8)
+        for k in range(5):
+            small, digits62[:, :, k] = np.divmod(small, np.uint32(62))
+        # most significant first, keeping the low _DIGITS digits
+        digits = np.ascontiguousarray(digits62.reshape(n, -1)[:, ::-1][:, -_DIGITS:])
+        # drop leading zero digits: scatter the kept digits to the left of each row
         lead = np.argmax(digits != 0, axis=1)
         lead[(digits == 0).all(axis=1)] = _DIGITS - 1
-        cols = np.arange(_DIGITS) + lead[:, None]
-        chars = np.zeros((n, _DIGITS + 1), dtype=np.uint8)
+        kept = np.arange(_DIGITS) >= lead[:, None]
+        row_len = _DIGITS + 1
+        dest = (np.arange(n) * row_len + 1 - lead)[:, None] + np.arange(_DIGITS)
+        chars = np.zeros((n, row_len), dtype=np.uint8)
         chars[:, 0] = ord("C")
-        chars[:, 1:] = np.where(
-            cols < _DIGITS, _ALPHABET[digits[np.arange(n)[:, None], np.minimum(cols, 16)]], 0
-        )
+        chars.ravel()[dest[kept]] = _ALPHABET[digits[kept]]
         return chars
 
 
