@@ -358,6 +358,107 @@ def test_udp_on_tunnel_port_that_is_not_a_tunnel_stays_udp():
     assert (row["sport"], row["dport"], addr(row["src_ip"])) == (3544, 1, V4_C)
 
 
+TEREDO_CLIENT = "2001:0:4137:9e50:8000:f12a:b9c8:2815"  # 2001::/32, as RFC 4380 assigns
+TEREDO_ORIGIN = b"\x00\x00" + bytes(6)
+TEREDO_AUTH = b"\x00\x01\x00\x00" + bytes(9)
+NOT_TUNNEL_PORTS = st.integers(1, 65535).filter(
+    lambda p: p not in (2152, 3544, 4789, 4790, 5072, 6081)
+)
+
+
+@pytest.mark.parametrize("indicators", [b"", TEREDO_ORIGIN, TEREDO_AUTH + TEREDO_ORIGIN])
+def test_teredo_found_by_content_off_port_3544(indicators):
+    inner = IPv6(src=TEREDO_CLIENT, dst=V6_B) / UDP(sport=5353, dport=53) / b"abcd"
+    frame = outer_ip(UDP(sport=3797, dport=32900) / indicators / inner)
+    row = one(bytes(frame))
+    assert row["status"] == DecodeStatus.OK and row["tunnel"] == TunnelType.TEREDO
+    assert (addr(row["src_ip"]), addr(row["dst_ip"])) == (TEREDO_CLIENT, V6_B)
+    assert (row["ip_version"], row["sport"], row["dport"], row["payload_len"]) == (6, 5353, 53, 4)
+    assert (row["outer_sport"], row["outer_dport"], row["outer_proto"]) == (3797, 32900, 17)
+    assert row["outer_ip_len"] == len(bytes(frame.payload))
+
+
+def test_teredo_bubble_found_by_content():
+    frame = outer_ip(UDP(sport=32900, dport=3797) / IPv6(src=TEREDO_CLIENT, dst="fe80::1", nh=59))
+    row = one(bytes(frame))
+    assert row["status"] == DecodeStatus.OK and row["tunnel"] == TunnelType.TEREDO
+    assert (row["ip_proto"], row["ip_len"], row["payload_len"]) == (59, 40, 0)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        IPv6(src=V6_A, dst=V6_B) / UDP() / b"abcd",  # no Teredo address on either side
+        IPv6(src=TEREDO_CLIENT, dst=V6_B, plen=12) / UDP() / b"abcd" / b"\x00",  # 1 byte left
+        IPv6(src=V6_A, dst=TEREDO_CLIENT, nh=1) / (b"\x08" * 8),  # ICMPv4 in IPv6
+        IPv6(src=TEREDO_CLIENT, dst=V6_B, nh=17, plen=100) / UDP() / b"abcd",  # beyond the end
+        b"\x60" + bytes(60),  # a zero source and destination
+    ],
+)
+def test_udp_off_port_3544_that_is_not_teredo_stays_udp(payload):
+    row = one(bytes(outer_ip(UDP(sport=3797, dport=32900) / payload)))
+    assert row["status"] == DecodeStatus.OK and row["tunnel"] == TunnelType.NONE
+    assert (row["sport"], row["dport"], addr(row["src_ip"]), row["ip_proto"]) == (
+        3797,
+        32900,
+        V4_C,
+        17,
+    )
+
+
+def test_teredo_by_content_rules_are_stricter_than_on_port_3544():
+    loose = IPv6(src=V6_A, dst=V6_B) / UDP(sport=5353, dport=53) / b"abcd" / b"pad"
+    assert one(bytes(outer_ip(UDP(sport=3544, dport=1) / loose)))["tunnel"] == TunnelType.TEREDO
+    assert one(bytes(outer_ip(UDP(sport=1, dport=2) / loose)))["tunnel"] == TunnelType.NONE
+
+
+def test_teredo_by_content_needs_ipv4_and_the_whole_ipv6_header():
+    teredo = UDP(sport=3797, dport=32900) / IPv6(src=TEREDO_CLIENT, dst=V6_B) / UDP() / b"ab"
+    row = one(bytes(Ether() / IPv6(src=V6_A, dst=V6_B) / teredo))
+    assert row["tunnel"] == TunnelType.NONE and row["sport"] == 3797
+    cut = bytes(outer_ip(teredo))[: 14 + 20 + 8 + 39]
+    row = one(cut)
+    assert row["tunnel"] == TunnelType.NONE and row["status"] == DecodeStatus.OK
+    assert (row["sport"], row["dport"]) == (3797, 32900)
+
+
+_TEREDO_NEXT_HEADERS = {0, 6, 17, 43, 44, 50, 51, 58, 59, 60}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sport=NOT_TUNNEL_PORTS,
+    dport=NOT_TUNNEL_PORTS,
+    length_error=st.sampled_from([0, 0, 0, -1, 1, 8]),
+    next_header=st.one_of(st.sampled_from(sorted(_TEREDO_NEXT_HEADERS)), st.integers(0, 255)),
+    teredo_src=st.booleans(),
+    teredo_dst=st.booleans(),
+    addresses=st.binary(min_size=32, max_size=32),
+    rest=st.binary(max_size=64),
+)
+def test_teredo_is_found_by_content_exactly_when_the_ipv6_header_fits_the_rules(
+    sport, dport, length_error, next_header, teredo_src, teredo_dst, addresses, rest
+):
+    src, dst = bytearray(addresses[:16]), bytearray(addresses[16:])
+    if teredo_src:
+        src[:4] = b"\x20\x01\x00\x00"
+    if teredo_dst:
+        dst[:4] = b"\x20\x01\x00\x00"
+    plen = max(0, len(rest) + length_error)
+    header = struct.pack("!IHBB", 0x6000_0000, plen, next_header, 64) + bytes(src + dst)
+    frame = outer_ip(UDP(sport=sport, dport=dport) / (header + rest))
+    row = one(bytes(frame))
+    is_teredo = lambda a: a[:4] == b"\x20\x01\x00\x00"  # noqa: E731
+    expected = (
+        plen == len(rest)
+        and next_header in _TEREDO_NEXT_HEADERS
+        and (is_teredo(src) or is_teredo(dst))
+    )
+    assert (row["tunnel"] == TunnelType.TEREDO) == expected
+    if not expected:
+        assert row["status"] == DecodeStatus.OK and (row["sport"], row["dport"]) == (sport, dport)
+
+
 def test_tunnel_to_non_ip_keeps_outer():
     row = one(bytes(outer_ip(UDP(dport=4789) / VXLAN() / Ether() / ARP())))
     assert row["status"] == DecodeStatus.NOT_IP and row["tunnel"] == TunnelType.VXLAN

@@ -73,6 +73,7 @@ def run_tshark(path: Path) -> list[dict[str, str]]:
     cmd = [TSHARK, "-r", str(path), "-n", "-T", "fields", "-E", "separator=/t"]
     cmd += ["-E", "occurrence=a", "-E", "aggregator=,"]
     cmd += ["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"]
+    cmd += ["-o", "teredo.heuristic_teredo:TRUE"]  # Teredo off port 3544, found by content
     for field in FIELDS:
         cmd += ["-e", field]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

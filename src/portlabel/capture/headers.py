@@ -111,6 +111,8 @@ IPV6 = Layout(
     next_header=Field(6, 1),
     src=Field(8, 16),
     dst=Field(24, 16),
+    src_prefix32=Field(8, 4),
+    dst_prefix32=Field(24, 4),
 )
 IPV6_EXT = Layout("ipv6-ext", 8, next_header=Field(0, 1), length=Field(1, 1))
 IPV6_FRAG = Layout(
@@ -176,6 +178,7 @@ GTPU_GPDU = 0xFF
 GTPU_EXT = Layout("gtp-u-ext", 1, length=Field(0, 1))  # in 4-byte units; last byte = next type
 TEREDO_AUTH = Layout("teredo-auth", 13, id_len=Field(2, 1), auth_len=Field(3, 1))
 TEREDO_ORIGIN_LEN = 8
+TEREDO_PREFIX32 = 0x2001_0000  # 2001::/32, the prefix of every Teredo client address
 AYIYA = Layout(
     "ayiya",
     8,

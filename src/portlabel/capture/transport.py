@@ -4,7 +4,8 @@ Ports are filled as soon as their four bytes are captured, even when the rest of
 is cut (the row is then TRUNCATED but still attributable to its flow). ``payload_len`` is
 the IP payload length from the IP header minus the transport header, floored at zero.
 UDP datagrams on a tunnel port are handed to the matching tunnel handler, which gives them
-back as plain UDP when the payload does not look like that tunnel.
+back as plain UDP when the payload does not look like that tunnel; UDP on other ports whose
+payload starts like Teredo goes to the Teredo handler for a stricter content check.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from portlabel.capture import headers as H
+from portlabel.capture import tunnels
 from portlabel.capture.batch import DecodeStatus
 from portlabel.capture.cursor import DecodeState, field, gather, read
 from portlabel.capture.nextlayer import Layer
@@ -83,7 +85,12 @@ def udp(st: DecodeState, idx: np.ndarray) -> None:
     to_tunnel = tunnel != 0
     if to_tunnel.any():
         st.goto(idx[to_tunnel], tunnel[to_tunnel], pos[to_tunnel] + H.UDP.min_len)
-        idx = idx[~to_tunnel]
+        idx, pos = idx[~to_tunnel], pos[~to_tunnel]
+    teredo = tunnels.teredo_candidates(st, idx, pos + H.UDP.min_len)
+    if teredo.any():
+        st.arg[idx[teredo]] = tunnels.TEREDO_BY_CONTENT
+        st.goto(idx[teredo], Layer.TEREDO, pos[teredo] + H.UDP.min_len)
+        idx = idx[~teredo]
     st.finish(idx)
 
 

@@ -15,12 +15,17 @@ import numpy as np
 
 from portlabel.capture import headers as H
 from portlabel.capture.batch import DecodeStatus, TunnelType
-from portlabel.capture.cursor import DecodeState, read
+from portlabel.capture.cursor import DecodeState, field, gather, read
 from portlabel.capture.linklayer import goto_ethertype, goto_ip_version
 from portlabel.capture.nextlayer import IPPROTO_IPIP, IPPROTO_IPV6, NOT_IP, Layer
 
 _ERSPAN_TYPES = (0x88BE, 0x22EB)
 _TEREDO_AUTH, _TEREDO_ORIGIN = 0x0001, 0x0000
+TEREDO_BY_CONTENT = -1  # DecodeState.arg of UDP sent to ``teredo`` by content, not by port
+# Next headers a Teredo-carried IPv6 packet plausibly starts with: hop-by-hop, TCP, UDP,
+# routing, fragment, ESP, AH, ICMPv6, no next header (bubbles), destination options.
+_TEREDO_NEXT_HEADERS = np.zeros(256, dtype=bool)
+_TEREDO_NEXT_HEADERS[[0, 6, 17, 43, 44, 50, 51, 58, 59, 60]] = True
 _MAX_GTP_EXTENSIONS = 8
 _INNER_COLUMNS = (
     "ip_version", "src_ip", "dst_ip", "ip_proto", "ip_len", "ip_id", "frag_offset",
@@ -165,25 +170,52 @@ def gtpu(st: DecodeState, idx: np.ndarray) -> None:
     goto_ip_version(st, idx, inner)
 
 
+def teredo_candidates(st: DecodeState, idx: np.ndarray, payload: np.ndarray) -> np.ndarray:
+    """Mask of the UDP datagrams ``idx`` (payload at ``payload``) worth a Teredo check.
+
+    Teredo runs on any port pair once a client has its mapping, so UDP off the tunnel
+    ports is tried by content: an IPv4 datagram whose payload holds at least an IPv6
+    header and starts like one (version 6) or like a Teredo indicator (a zero byte).
+    This is only the cheap first look; ``teredo`` does the real checks.
+    """
+    ok = (st.out.ip_version[idx] == 4) & (st.ip_rest[idx] - H.UDP.min_len >= H.IPV6.min_len)
+    ok &= payload < st.end[idx]
+    first = st.buf[np.where(ok, payload, 0)]
+    return ok & (((first >> 4) == 6) | (first == 0))
+
+
 def teredo(st: DecodeState, idx: np.ndarray) -> None:
-    """Teredo (RFC 4380): optional authentication and origin indicators, then IPv6."""
-    pos = st.pos[idx]
+    """Teredo (RFC 4380): optional authentication and origin indicators, then IPv6.
+
+    On port 3544 the IPv6 header only has to fit in the UDP payload. Found by content
+    elsewhere (``st.arg`` is ``TEREDO_BY_CONTENT``), it must fill the payload exactly,
+    carry a plausible next header and have a Teredo (2001::/32) source or destination.
+    """
+    L = H.IPV6
+    pos, strict = st.pos[idx], st.arg[idx] == TEREDO_BY_CONTENT
     for indicator in (_TEREDO_AUTH, _TEREDO_ORIGIN):
-        idx, pos = st.need(idx, 2, pos, short=None)
+        idx, pos, strict = st.need(idx, 2, pos, strict, short=None)
         mark = read(st.buf, pos, H.Field(0, 2))
         if indicator == _TEREDO_AUTH:
             auth = mark == _TEREDO_AUTH
             minimum = np.where(auth, H.TEREDO_AUTH.min_len, 0)
-            idx, pos, auth = st.need(idx, minimum, pos, auth, short=None)
+            idx, pos, auth, strict = st.need(idx, minimum, pos, auth, strict, short=None)
             extra = read(st.buf, pos[auth], H.TEREDO_AUTH.id_len)
             extra += read(st.buf, pos[auth], H.TEREDO_AUTH.auth_len)
             pos[auth] += H.TEREDO_AUTH.min_len + extra
         else:
             pos = pos + np.where(mark == _TEREDO_ORIGIN, H.TEREDO_ORIGIN_LEN, 0)
-    idx, pos = st.need(idx, H.IPV6.min_len, pos, short=None)
+    idx, pos, strict = st.need(idx, L.min_len, pos, strict, short=None)
     udp_end = st.pos[idx] + st.ip_rest[idx] - H.UDP.min_len  # payload end, by IP lengths
-    plen = read(st.buf, pos, H.IPV6.payload_len)
-    looks = (read(st.buf, pos, H.IPV6.version) == 6) & (pos + H.IPV6.min_len + plen <= udp_end)
+    hdr = gather(st.buf, pos, L.min_len)
+    ipv6_end = pos + L.min_len + field(hdr, L.payload_len)
+    looks = (field(hdr, L.version) == 6) & (ipv6_end <= udp_end)
+    if strict.any():
+        teredo_address = (field(hdr, L.src_prefix32) == H.TEREDO_PREFIX32) | (
+            field(hdr, L.dst_prefix32) == H.TEREDO_PREFIX32
+        )
+        plausible = _TEREDO_NEXT_HEADERS[field(hdr, L.next_header)]
+        looks &= ~strict | ((ipv6_end == udp_end) & plausible & teredo_address)
     ok = _plain_udp(st, idx, looks)
     enter_tunnel(st, idx[ok], TunnelType.TEREDO)
     st.goto(idx[ok], Layer.IPV6, pos[ok])
