@@ -152,8 +152,8 @@ HISTORY_KINDS = "SHADFRQI"  # index = kind code; upper case = originator
 K_S, K_H, K_A, K_D, K_F, K_R, K_Q, K_I = range(len(HISTORY_KINDS))
 
 
-def tcp_history_kind(tcp_flags: np.ndarray, payload_len: np.ndarray) -> np.ndarray:
-    """Zeek's history letter kind of each TCP packet (-1: none)."""
+def _history_kind_of(tcp_flags: np.ndarray, payload_len: np.ndarray) -> np.ndarray:
+    """Zeek's history letter kind of each TCP packet (-1: none), from its flags."""
     f = tcp_flags.astype(np.int64)
     syn, fin, rst, ack = (f & SYN) != 0, (f & FIN) != 0, (f & RST) != 0, (f & ACK) != 0
     bits = syn.astype(np.int8) + fin + rst
@@ -165,6 +165,18 @@ def tcp_history_kind(tcp_flags: np.ndarray, payload_len: np.ndarray) -> np.ndarr
     kind[(bits == 1) & syn] = np.where(ack[(bits == 1) & syn], K_H, K_S)
     kind[bits > 1] = np.where(fin[bits > 1] & rst[bits > 1], K_I, K_Q)
     return kind
+
+
+_KIND_BITS = FIN | SYN | RST | ACK  # all below 32
+# the kind of every (flag bits, payload > 0) combination: one gather per packet
+_KIND_TABLE = _history_kind_of(np.repeat(np.arange(32), 2), np.tile([0, 1], 32))
+
+
+def tcp_history_kind(tcp_flags: np.ndarray, payload_len: np.ndarray) -> np.ndarray:
+    """Zeek's history letter kind of each TCP packet (-1: none)."""
+    index = (tcp_flags & _KIND_BITS).astype(np.intp) * 2
+    index += payload_len > 0
+    return _KIND_TABLE[index]
 
 
 # ---- conn_state --------------------------------------------------------------------------
