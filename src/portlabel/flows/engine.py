@@ -191,16 +191,17 @@ class FlowTable:
     # ---- one batch -------------------------------------------------------------------
 
     def _fold(self, rows: Rows, done: list, packets, first_pos: int) -> tuple:
-        order, gstarts, keys = group_rows(rows.keys)
-        rows = rows.take(order, keys)
+        order, gstarts, group_keys = group_rows(rows.keys)
+        rows = rows.take(order, drop_keys=True)
         group_start = np.zeros(len(rows), dtype=bool)
         group_start[gstarts] = True
-        slots = self.store.lookup(keys[gstarts])
+        slots = self.store.lookup(group_keys)
         cuts = cut(rows, group_start, self.config, self._carry(slots))
         seg = np.cumsum(cuts.starts) - 1
         seg_starts = np.flatnonzero(cuts.starts)
         n_seg = len(seg_starts)
-        rec = aggregate(rows, seg, n_seg)
+        seg_group = np.cumsum(group_start)[seg_starts] - 1
+        rec = aggregate(rows, seg, n_seg, group_keys[seg_group])
         rec["cut_state"] = cuts.state
         first_seg = seg[gstarts]
         last_seg = np.r_[first_seg[1:], n_seg] - 1

@@ -191,8 +191,8 @@ def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stable grouping of equal key rows.
 
     Returns ``order`` (row indices, equal keys adjacent, original order kept within a
-    group), ``starts`` (the positions in ``order`` where each group begins) and
-    ``keys[order]``.
+    group), ``starts`` (the positions in ``order`` where each group begins) and each
+    group's key (``keys[order[starts]]``).
     """
     n = len(keys)
     if n == 0:
@@ -211,11 +211,12 @@ def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    ordered = words[order]
-    same = (ordered[1:, :used] == ordered[:-1, :used]).all(axis=1)
+    ordered = words[:, :used][order]  # the words that can differ, not the whole keys
+    same = (ordered[1:] == ordered[:-1]).all(axis=1)
     if not np.array_equal(same, ~new[1:]):  # a 64-bit hash collision: sort exactly
         void = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel()
         order = np.argsort(void, kind="stable")
         ordered = words[order]
         new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    return order, np.flatnonzero(new), ordered.view(np.uint8)
+    starts = np.flatnonzero(new)
+    return order, starts, keys[order[starts]]

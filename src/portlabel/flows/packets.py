@@ -35,7 +35,7 @@ _V4_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], dtype=np.uint8)
 class Rows:
     """Flow-ready packet rows (all arrays have one entry per row)."""
 
-    keys: np.ndarray  # (n, KEY_WIDTH) uint8, canonical
+    keys: np.ndarray | None  # (n, KEY_WIDTH) uint8, canonical; None once grouped
     dir: np.ndarray  # uint8: 0 a->b, 1 b->a
     pos: np.ndarray  # int64: global capture order
     ts: np.ndarray
@@ -56,15 +56,13 @@ class Rows:
     def __len__(self) -> int:
         return len(self.proto)
 
-    def take(self, index: np.ndarray, keys: np.ndarray | None = None) -> Rows:
-        """Rows ``index``; pass ``keys`` if ``self.keys[index]`` is already at hand."""
+    def take(self, index: np.ndarray, drop_keys: bool = False) -> Rows:
+        """Rows ``index`` (without their keys if ``drop_keys``: grouped rows keep one
+        key per group instead of one per row)."""
         vals = {}
         for name in self.__slots__:
-            v = getattr(self, name)
-            if name == "keys" and keys is not None:
-                vals[name] = keys
-            else:
-                vals[name] = None if v is None else v[index]
+            v = None if drop_keys and name == "keys" else getattr(self, name)
+            vals[name] = None if v is None else v[index]
         return Rows(**vals)
 
 

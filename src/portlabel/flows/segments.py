@@ -219,8 +219,9 @@ def first_index(bucket: np.ndarray, n_buckets: int, mask: np.ndarray | None = No
     return out
 
 
-def aggregate(rows: Rows, seg: np.ndarray, n_seg: int) -> Records:
-    """Per-segment sums that need no flow state (TCP sequence work comes later)."""
+def aggregate(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarray) -> Records:
+    """Per-segment sums that need no flow state (TCP sequence work comes later);
+    ``seg_keys`` is each segment's packed key."""
     rec = empty_records(n_seg)
     sd = seg * 2 + rows.dir
     m = 2 * n_seg
@@ -233,7 +234,7 @@ def aggregate(rows: Rows, seg: np.ndarray, n_seg: int) -> Records:
     )
     starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
     ends = np.r_[starts[1:], len(seg)] - 1
-    rec["key"] = rows.keys[starts]
+    rec["key"] = seg_keys
     rec["ip_version"] = rows.ip_version[starts]
     rec["first_ts"] = rows.ts[starts]
     rec["last_ts"] = rows.ts[ends]
