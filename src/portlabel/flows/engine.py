@@ -35,6 +35,7 @@ from portlabel.flows.uid import UidSource
 CLOSED, IDLE, ACTIVE, FLUSH = range(len(END_REASONS))
 _A_PORT, _B_PORT = KEY_FIELDS["a_port"][0], KEY_FIELDS["b_port"][0]
 _PROTO_AT = KEY_FIELDS["proto"][0]
+_NO_PARENTS: frozenset[bytes] = frozenset()  # shared, never mutated
 _SUMMED = ("pkts", "ip_bytes", "payload", "fins")
 _FROM_STATE = (
     "uid",
@@ -220,11 +221,12 @@ class FlowTable:
         self._release(moved[moved >= 0])
         keep = np.flatnonzero(is_last)
         slots = self.store.put(seg_slot[keep], take(rec, keep))
-        for s, slot in zip(keep.tolist(), slots.tolist(), strict=True):
-            if s in seg_parents:
-                self._parents.setdefault(slot, set()).update(seg_parents[s])
+        if seg_parents:
+            for s, slot in zip(keep.tolist(), slots.tolist(), strict=True):
+                if s in seg_parents:
+                    self._parents.setdefault(slot, set()).update(seg_parents[s])
         ended_rec = take(rec, ended)
-        ended_parents = [seg_parents.get(s, set()) for s in ended.tolist()]
+        ended_parents = [seg_parents.get(s, _NO_PARENTS) for s in ended.tolist()]
         return ended_rec, _end_reasons(ended_rec), ended_parents
 
     def _carry(self, slots: np.ndarray) -> Carry | None:
@@ -312,7 +314,10 @@ class FlowTable:
         return rec, why, parents
 
     def _release(self, slots: np.ndarray) -> tuple[Records, list]:
-        parents = [self._parents.pop(s, set()) for s in slots.tolist()]
+        if self._parents:
+            parents = [self._parents.pop(s, _NO_PARENTS) for s in slots.tolist()]
+        else:  # the common case: no tunnels
+            parents = [_NO_PARENTS] * len(slots)
         return self.store.release(slots), parents
 
     def _emit(self, parts: list[tuple[Records, np.ndarray, list]]) -> pa.Table:

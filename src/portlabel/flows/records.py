@@ -111,8 +111,7 @@ class FlowStore:
         """Remove flows from the store and return their records."""
         rec = take(self.cols, slots)
         raw = np.ascontiguousarray(rec["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
-        for k in raw:
-            del self.slot_of[k]
+        list(map(self.slot_of.pop, raw))
         self.used[slots] = False
         self._free.extend(slots.tolist())
         return rec
