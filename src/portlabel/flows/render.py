@@ -4,8 +4,8 @@ Every renderer builds an ``(n, width)`` uint8 matrix of ASCII characters in whic
 are padding, and ``fixed_width`` packs the non-NUL bytes of each row into one blob plus
 offsets (``pa.Array.from_buffers`` through ``portlabel.arrowutil``): no Python string per
 flow, and never ``pa.array`` (which imports pandas). IPv4 addresses are spelled from a
-per-octet digit table; IPv6 addresses go through ``socket.inet_ntop`` (the compressed
-``::`` form is not worth vectorising for the few there are).
+per-octet digit table; IPv6 addresses from a hex nibble table with the longest zero run
+compressed (``inet_ntop`` only for the dotted-quad forms).
 """
 
 from __future__ import annotations
@@ -59,29 +59,52 @@ def ipv4_chars(ip4: np.ndarray) -> np.ndarray:
     return np.concatenate([head, _OCTET_END[octets[:, 3]]], axis=1)
 
 
-def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of a uint8 matrix whose width is a multiple of 8, and each row's index
-    among them (a lexsort of uint64 words: much cheaper than ``np.unique`` on bytes)."""
-    words = np.ascontiguousarray(rows).view(np.uint64)
-    order = np.lexsort(words.T[::-1])
-    ordered = words[order]
-    new = np.ones(len(rows), dtype=bool)
-    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    inverse = np.empty(len(rows), dtype=np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return ordered[new].view(np.uint8), inverse
-
-
-def _ipv6_chars(ips: np.ndarray) -> np.ndarray:
-    """``(n, V6_TEXT_WIDTH)`` text of 16-byte addresses (one ``inet_ntop`` per distinct one)."""
-    uniq, inverse = unique_rows(ips)
-    raw = uniq.tobytes()
+def _ntop_chars(ips: np.ndarray) -> np.ndarray:
+    """``(n, V6_TEXT_WIDTH)`` text of 16-byte addresses, one ``inet_ntop`` each."""
+    raw = np.ascontiguousarray(ips).tobytes()
     ntop, v6 = socket.inet_ntop, socket.AF_INET6
     text = "".join(
         ntop(v6, raw[i : i + 16]).ljust(V6_TEXT_WIDTH, "\0") for i in range(0, len(raw), 16)
     )
-    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, V6_TEXT_WIDTH)
-    return chars[inverse]
+    return np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, V6_TEXT_WIDTH)
+
+
+def _ipv6_chars(ips: np.ndarray) -> np.ndarray:
+    """``(n, V6_TEXT_WIDTH)`` RFC 5952 text of 16-byte addresses, NUL bytes anywhere.
+
+    Each of the 8 groups is a cell ``[":", hex digits without leading zeros]`` (no ":" in
+    the first); the longest run of two or more zero groups (the first of equal ones) is
+    blanked and marked by one extra ":" (two when it ends the address). Addresses that
+    ``inet_ntop`` spells with a dotted quad (``::a.b.c.d``, ``::ffff:a.b.c.d``) go
+    through ``inet_ntop``.
+    """
+    n = len(ips)
+    groups = np.ascontiguousarray(ips).view(">u2").astype(np.int64)
+    zero = groups == 0
+    run = np.zeros((n, 9), dtype=np.int64)  # run[:, j]: zero groups starting at j
+    for j in range(7, -1, -1):
+        run[:, j] = (run[:, j + 1] + 1) * zero[:, j]
+    base = np.argmax(run[:, :8], axis=1)
+    length = run[np.arange(n), base]
+    length[length < 2] = 0
+    cells = np.zeros((n, 8, 5), dtype=np.uint8)
+    cells[:, 1:, 0] = ord(":")
+    for k in range(4):  # nibble k from the right, kept if the group reaches it
+        shown = (groups >= 16**k) if k else np.ones_like(zero)
+        cells[:, :, 4 - k] = np.where(shown, _HEX[(groups >> (4 * k)) & 15], 0)
+    col = np.arange(8)
+    in_run = (col >= base[:, None]) & (col < (base + length)[:, None])
+    cells[in_run] = 0
+    rows = np.flatnonzero(length > 0)
+    cells[rows, base[rows], 0] = ord(":")
+    at_end = rows[base[rows] + length[rows] == 8]
+    cells[at_end, base[at_end], 1] = ord(":")
+    chars = np.zeros((n, V6_TEXT_WIDTH), dtype=np.uint8)
+    chars[:, :40] = cells.reshape(n, 40)
+    dotted = (base == 0) & ((length == 6) | ((length == 5) & (groups[:, 5] == 0xFFFF)))
+    if dotted.any():
+        chars[dotted] = _ntop_chars(ips[dotted])
+    return chars
 
 
 def addresses(ips: np.ndarray, v4: np.ndarray) -> pa.Array:
