@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from portlabel.arrowutil import numeric, string_lists
+from portlabel.arrowutil import numeric, string_lists, strings
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, RESPONDER_BY, empty_table
 from portlabel.flows.community_id import community_id_chars
 from portlabel.flows.keys import unpack, unpack_int
@@ -41,6 +41,11 @@ _TRANSPORTS = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 1: "icmp", 58: "icm
 
 def _by_proto(proto: np.ndarray, table: dict[int, str], default: str) -> pa.Array:
     return names(proto, [table.get(i, default) for i in range(256)])
+
+
+def _no_lists(n: int) -> pa.Array:
+    """``n`` empty string lists."""
+    return pa.ListArray.from_arrays(numeric(np.zeros(n + 1, dtype=np.int32)), strings([]))
 
 
 def _orient(pair: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +81,11 @@ def _syn_then_rst(pos: np.ndarray) -> np.ndarray:
 def to_flow_batch(
     rec: Records,
     reasons: np.ndarray,
-    parents: list[list[str]],
+    parents: list[list[str]] | None,
     cid_seed: int = 0,
 ) -> pa.Table:
-    """The FlowBatch for finished records (``parents[i]``: tunnel parent uids of flow i)."""
+    """The FlowBatch for finished records (``parents[i]``: tunnel parent uids of flow i;
+    None: no flow has any)."""
     n = len(rec["key"])
     if n == 0:
         return empty_table(FLOW_SCHEMA)
@@ -139,7 +145,7 @@ def to_flow_batch(
         "orig_ip_bytes": numeric(o_ipb.astype(np.uint64)),
         "resp_pkts": numeric(r_pkts.astype(np.uint64)),
         "resp_ip_bytes": numeric(r_ipb.astype(np.uint64)),
-        "tunnel_parents": string_lists(parents),
+        "tunnel_parents": _no_lists(n) if parents is None else string_lists(parents),
         "vlan": numeric(vlan.astype(np.int32), vlan < 0),
         "inner_vlan": numeric(ivlan.astype(np.int32), ivlan < 0),
         "community_id": fixed_width(cids),

@@ -328,20 +328,19 @@ class FlowTable:
         reasons = np.concatenate([p[1] for p in parts])
         by_time = np.lexsort((rec["uid"][:, 2], rec["first_ts"]))  # writers like ts order
         rec, reasons = take(rec, by_time), reasons[by_time]
-        if any(any(p[2]) for p in parts):
+        has_parents = any(any(p[2]) for p in parts)
+        if has_parents:
             parent_sets = [s for p in parts for s in p[2]]
             parent_sets = [parent_sets[i] for i in by_time.tolist()]
-        else:
-            parent_sets = [set()] * len(reasons)
         raw_keys = np.ascontiguousarray(rec["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
         raw_uids = np.ascontiguousarray(rec["uid"]).view("V12").ravel().tolist()
         self._recent_uid.update(zip(raw_keys, raw_uids, strict=True))
         if len(self._recent_uid) > 1 << 17:
             items = list(self._recent_uid.items())
             self._recent_uid = dict(items[len(items) // 2 :])
-        return to_flow_batch(
-            rec, reasons, self._parent_uids(parent_sets), self.config.community_id_seed
-        )
+        # after the update above: a parent may finish in this very batch
+        parents = self._parent_uids(parent_sets) if has_parents else None
+        return to_flow_batch(rec, reasons, parents, self.config.community_id_seed)
 
     def _parent_uids(self, parent_sets: list[set[bytes]]) -> list[list[str]]:
         out: list[list[str]] = []
