@@ -8,7 +8,6 @@ are printed as they happen, one line each (``portlabel: PATH: reason``); the pro
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from typing import BinaryIO
 
@@ -19,13 +18,6 @@ from portlabel.label_flows import labelled_schema
 from portlabel.pipeline import LabelPipeline, label_batches
 from portlabel.writers import writer_class
 from portlabel.writers.summary import Summary
-
-
-def _default_mode(path: str) -> None:
-    """A new output gets the mode ``open()`` would give it (the temporary file is 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 class _AllInputsFailed(Exception):
@@ -58,7 +50,6 @@ class LabelJob:
 
     def to_file(self, path: str, fmt: str, summary: bool = True) -> bool:
         """Write the output to ``path`` atomically; False (no file) if every input failed."""
-        existed = os.path.exists(path)
         try:
             with atomic_output(path) as out:
                 self._run(out, fmt, summary)
@@ -68,8 +59,6 @@ class LabelJob:
             return False
         except OSError as exc:
             raise InputError(path, f"cannot write: {exc.strerror or exc}") from None
-        if not existed:
-            _default_mode(path)
         return True
 
     def to_stream(self, out: BinaryIO, fmt: str, summary: bool = True) -> bool:

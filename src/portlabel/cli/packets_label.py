@@ -14,7 +14,6 @@ skipped like everywhere else, and the output is written atomically.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pyarrow as pa
@@ -113,7 +112,6 @@ def write_labelled(args, report, warnings: list[str], batch_size: int = 65536) -
     if args.backend != "native":
         raise UsageError("-o copies the original packet bytes: it needs --backend native")
     labeller = PacketLabeller(args)
-    existed = os.path.exists(args.output)
     try:
         with atomic_output(args.output) as out:
             writer = PcapngCommentWriter(out)
@@ -122,8 +120,4 @@ def write_labelled(args, report, warnings: list[str], batch_size: int = 65536) -
                 writer.write(raw, snaplen, comments, lengths)
     except OSError as exc:
         raise InputError(args.output, f"cannot write: {exc.strerror or exc}") from None
-    if not existed:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(args.output, 0o666 & ~umask)
     return writer.packets

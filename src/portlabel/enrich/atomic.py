@@ -1,44 +1,5 @@
-"""Write a file so that it appears complete or not at all.
+"""Atomic output for enrich: the project-wide implementation lives in ``portlabel.atomicfile``."""
 
-``atomic_output(path)`` yields a writable binary file that is really a temporary file
-in the same directory (so the final rename never crosses a file system); only when the
-``with`` block ends without an exception is it flushed, synced and renamed over
-``path``. Any failure removes the temporary file and leaves ``path`` as it was.
-"""
+from portlabel.atomicfile import atomic_output
 
-from __future__ import annotations
-
-import contextlib
-import gzip
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from typing import BinaryIO
-
-
-@contextlib.contextmanager
-def atomic_output(path: str, compress: bool = False) -> Iterator[BinaryIO]:
-    """A binary file to write ``path``'s new content to (gzip-compressed if asked)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    raw = os.fdopen(fd, "wb")
-    fh = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw
-    try:
-        yield fh
-        if compress:
-            fh.close()
-        raw.flush()
-        os.fsync(raw.fileno())
-        raw.close()
-        if os.path.exists(path):
-            shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            fh.close()
-        with contextlib.suppress(Exception):
-            raw.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+__all__ = ["atomic_output"]

@@ -7,8 +7,6 @@ and returns the artifact's bytes. ``write_artifact`` writes those bytes atomical
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from portlabel.errors import RegistryFormatError
@@ -40,18 +38,11 @@ def compile_files(
 
 def write_artifact(data: bytes, out: str | Path) -> None:
     """Write ``data`` to ``out`` via a temporary file and a rename: never half-written."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from portlabel.atomicfile import atomic_output
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(str(out)) as fh:
+        fh.write(data)
 
 
 def compile_registry(
