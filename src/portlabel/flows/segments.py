@@ -109,11 +109,11 @@ def cut(rows: Rows, group_start: np.ndarray, config, carry: Carry | None = None)
     f = rows.flags
     rst = (f & RST) != 0
     fin = (f & FIN) != 0
-    bits = (
-        (np.bincount(burst, weights=rst, minlength=nb) > 0) * CS_RST
-        | (np.bincount(burst, weights=fin & (rows.dir == 0), minlength=nb) > 0) * CS_FIN0
-        | (np.bincount(burst, weights=fin & (rows.dir == 1), minlength=nb) > 0) * CS_FIN1
-    ).astype(np.uint8)
+    # each burst's RST/FIN bits: an OR over its rows (bursts are runs of rows)
+    row_bits = np.where(rst, CS_RST, 0).astype(np.uint8)
+    row_bits |= np.where(fin, np.where(rows.dir == 0, CS_FIN0, CS_FIN1), 0).astype(np.uint8)
+    burst_starts = np.flatnonzero(new_burst)
+    bits = np.bitwise_or.reduceat(row_bits, burst_starts) if n else row_bits
     carried = np.flatnonzero(virt & ~quiet)  # bursts that go on from the stored flow's last
     if carry is not None:
         bits[burst[carried]] |= carry.state[gid[carried]] & CS_ENDERS
@@ -121,7 +121,7 @@ def cut(rows: Rows, group_start: np.ndarray, config, carry: Carry | None = None)
     # a bare SYN after a RST/FIN earlier in the same burst opens a new connection
     ender = (rst | fin).astype(np.int64)
     c = np.cumsum(ender) - ender
-    prior = c - c[np.flatnonzero(new_burst)][burst]
+    prior = c - c[burst_starts][burst]
     if carry is not None and len(carried):
         in_carried = np.zeros(nb, dtype=bool)
         in_carried[burst[carried]] = (carry.state[gid[carried]] & CS_ENDERS) != 0
