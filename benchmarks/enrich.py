@@ -1,12 +1,15 @@
 """Benchmark ``portlabel enrich`` against a plain ``csv``-module round trip.
 
-Builds a conn.log of N lines (default 5 M) as Zeek TSV and as JSON lines (generated with
-numpy, not line by line), then for each: enriches it in a subprocess (three times; the
-median lines/s and the peak RSS from the child's ``ru_maxrss``), and measures the
-baseline -- ``csv.reader`` with a tab delimiter, append the iana.* values from a
-per-(proto, port) dict of ``lookup_one`` results, ``csv.writer`` -- in the same run.
+Builds a conn.log of N lines (default 5 M) as Zeek TSV and as JSON lines (generated
+column-wise with numpy and pyarrow's compute kernels, ~10 s for 5 M lines, and kept in
+``--dir`` for later runs), then for each: enriches it in a subprocess (three times; the
+median lines/s of CPU time and of wall time, and the peak RSS from the child's VmHWM),
+and measures the baseline -- ``csv.reader`` with a tab delimiter, append the iana.*
+values from a per-(proto, port) dict of ``lookup_one`` results, ``csv.writer`` -- in the
+same run. The machine is shared: the load average is printed with each result.
 
     python benchmarks/enrich.py [--lines 5000000] [--dir /tmp/portlabel-bench]
+        [--block-size MiB] [--formats tsv,json] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -33,46 +36,98 @@ TYPES = (
 ).split()
 
 
-def _column(values: np.ndarray) -> np.ndarray:
-    return np.char.encode(values.astype(str), "ascii") if values.dtype.kind != "S" else values
+GENERATOR_VERSION = 2  # bump when the generated data changes, to invalidate the cache
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def generate(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Column arrays (bytes) of a plausible conn.log."""
+def _text(values: np.ndarray):
+    """Decimal text of integers, formatted in C++ by pyarrow."""
+    import pyarrow as pa
+
+    return pa.array(values).cast(pa.string())
+
+
+def _fixed(matrix: np.ndarray):
+    """A string array whose rows are the rows of a uint8 matrix (ASCII, fixed width)."""
+    import pyarrow as pa
+
+    n, width = matrix.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(matrix.tobytes())]
+    )
+
+
+def _prefixed(prefix: str, values: np.ndarray):
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(prefix, _text(values), "")
+
+
+def _decimal6(values: np.ndarray):
+    """``%.6f`` of non-negative floats, from integer micro-units."""
+    import pyarrow.compute as pc
+
+    micros = np.round(values * 1e6).astype(np.int64)
+    frac = pc.utf8_lpad(_text(micros % 1_000_000), 6, "0")
+    return pc.binary_join_element_wise(_text(micros // 1_000_000), frac, ".")
+
+
+def _const(n: int, text: str):
+    import pyarrow as pa
+
+    return pa.repeat(pa.scalar(text), n)
+
+
+def _choose(mask: np.ndarray, yes: str, no) -> object:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    other = no if not isinstance(no, str) else pa.scalar(no)
+    return pc.if_else(pa.array(mask), pa.scalar(yes), other)
+
+
+def generate(n: int, rng: np.random.Generator) -> dict:
+    """Columns (pyarrow string arrays) of a plausible conn.log."""
     ts = 1.6e9 + np.sort(rng.random(n)) * 86400
     common = np.array([80, 443, 53, 22, 25, 123, 3389, 8080, 5353, 137])
     resp_p = np.where(rng.random(n) < 0.8, rng.choice(common, n), rng.integers(0, 65536, n))
-    proto = np.where(rng.random(n) < 0.7, b"tcp", np.where(rng.random(n) < 0.9, b"udp", b"icmp"))
+    is_tcp, is_udp = rng.random(n) < 0.7, rng.random(n) < 0.9
+    uid = np.full((n, 18), ord("C"), dtype=np.uint8)
+    uid[:, 1:] = _HEX[rng.integers(0, 16, (n, 17), dtype=np.uint8)]
     return {
-        "ts": np.char.mod("%.6f", ts).astype("S"),
-        "uid": np.char.add(b"C", np.char.mod("%017x", rng.integers(0, 2**62, n)).astype("S")),
-        "id.orig_h": np.char.mod("10.0.%d", rng.integers(0, 255, n)).astype("S"),
-        "id.orig_p": _column(rng.integers(1024, 65536, n)),
-        "id.resp_h": np.char.mod("192.168.1.%d", rng.integers(0, 255, n)).astype("S"),
-        "id.resp_p": _column(resp_p),
-        "proto": proto,
-        "service": np.where(resp_p == 80, b"http", b"-"),
-        "duration": np.char.mod("%.6f", rng.random(n)).astype("S"),
-        "orig_bytes": _column(rng.integers(0, 10**6, n)),
-        "resp_bytes": _column(rng.integers(0, 10**6, n)),
-        "conn_state": np.full(n, b"SF"),
-        "local_orig": np.full(n, b"T"),
-        "local_resp": np.full(n, b"F"),
-        "missed_bytes": np.full(n, b"0"),
-        "history": np.full(n, b"ShADadFf"),
-        "orig_pkts": _column(rng.integers(1, 100, n)),
-        "orig_ip_bytes": _column(rng.integers(40, 10**6, n)),
-        "resp_pkts": _column(rng.integers(1, 100, n)),
-        "resp_ip_bytes": _column(rng.integers(40, 10**6, n)),
-        "tunnel_parents": np.full(n, b"(empty)"),
+        "ts": _decimal6(ts),
+        "uid": _fixed(uid),
+        "id.orig_h": _prefixed("10.0.", rng.integers(0, 255, n)),
+        "id.orig_p": _text(rng.integers(1024, 65536, n)),
+        "id.resp_h": _prefixed("192.168.1.", rng.integers(0, 255, n)),
+        "id.resp_p": _text(resp_p),
+        "proto": _choose(is_tcp, "tcp", _choose(is_udp, "udp", "icmp")),
+        "service": _choose(resp_p == 80, "http", "-"),
+        "duration": _decimal6(rng.random(n)),
+        "orig_bytes": _text(rng.integers(0, 10**6, n)),
+        "resp_bytes": _text(rng.integers(0, 10**6, n)),
+        "conn_state": _const(n, "SF"),
+        "local_orig": _const(n, "T"),
+        "local_resp": _const(n, "F"),
+        "missed_bytes": _const(n, "0"),
+        "history": _const(n, "ShADadFf"),
+        "orig_pkts": _text(rng.integers(1, 100, n)),
+        "orig_ip_bytes": _text(rng.integers(40, 10**6, n)),
+        "resp_pkts": _text(rng.integers(1, 100, n)),
+        "resp_ip_bytes": _text(rng.integers(40, 10**6, n)),
+        "tunnel_parents": _const(n, "(empty)"),
     }
 
 
-def _join(cols: list[np.ndarray], sep: bytes) -> np.ndarray:
-    out = cols[0]
-    for col in cols[1:]:
-        out = np.char.add(np.char.add(out, sep), col)
-    return out
+def _write_lines(fh, parts: list, sep: str) -> None:
+    """Write ``sep.join(parts) + "\\n"`` for every row, from one pyarrow buffer."""
+    import pyarrow.compute as pc
+
+    lines = pc.binary_join_element_wise(pc.binary_join_element_wise(*parts, sep), "", "\n")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    fh.write(memoryview(lines.buffers()[2])[first:last])
 
 
 def write_tsv(path: str, cols: dict, chunk: int = 500_000) -> None:
@@ -88,12 +143,13 @@ def write_tsv(path: str, cols: dict, chunk: int = 500_000) -> None:
     with open(path, "wb") as fh:
         fh.write(header)
         for a in range(0, n, chunk):
-            lines = _join([cols[f][a : a + chunk] for f in FIELDS], b"\t")
-            fh.write(b"\n".join(lines.tolist()) + b"\n")
+            _write_lines(fh, [cols[f][a : a + chunk] for f in FIELDS], "\t")
         fh.write(b"#close\t2024-01-02-00-00-00\n")
 
 
 def write_json(path: str, cols: dict, chunk: int = 500_000) -> None:
+    import pyarrow.compute as pc
+
     n = len(cols["ts"])
     quoted = {"uid", "id.orig_h", "id.resp_h", "proto", "service", "conn_state", "history"}
     with open(path, "wb") as fh:
@@ -102,34 +158,56 @@ def write_json(path: str, cols: dict, chunk: int = 500_000) -> None:
             for i, f in enumerate(FIELDS):
                 if f in ("local_orig", "local_resp", "tunnel_parents"):
                     continue
-                v = cols[f][a : a + chunk]
-                if f in quoted:
-                    v = np.char.add(np.char.add(b'"', v), b'"')
-                key = (b"{" if i == 0 else b",") + json.dumps(f).encode() + b":"
-                parts.append(np.char.add(key, v))
-            lines = np.char.add(_join(parts, b""), b"}")
-            fh.write(b"\n".join(lines.tolist()) + b"\n")
+                key = ("{" if i == 0 else ",") + json.dumps(f) + ":"
+                q = '"' if f in quoted else ""
+                parts.append(pc.binary_join_element_wise(key + q, cols[f][a : a + chunk], q, ""))
+            parts.append(_const(len(parts[0]), "}"))
+            _write_lines(fh, parts, "")
+
+
+def cached_logs(n: int, directory: str) -> tuple[str, str]:
+    """The TSV and JSON logs of ``n`` lines, generated once and kept in ``directory``."""
+    stem = os.path.join(directory, f"conn-{n}-v{GENERATOR_VERSION}")
+    tsv, js = stem + ".log", stem + ".json.log"
+    if os.path.exists(tsv) and os.path.exists(js):
+        print(f"reusing {tsv} and {js}")
+        return tsv, js
+    t = time.perf_counter()
+    cols = generate(n, np.random.default_rng(7))
+    write_tsv(tsv + ".tmp", cols)
+    write_json(js + ".tmp", cols)
+    os.replace(tsv + ".tmp", tsv)
+    os.replace(js + ".tmp", js)
+    print(
+        f"generated {n:,} lines in {time.perf_counter() - t:.1f} s "
+        f"(TSV {os.path.getsize(tsv) / 2**20:.0f} MiB, JSON {os.path.getsize(js) / 2**20:.0f} MiB)"
+    )
+    return tsv, js
 
 
 _CHILD = r"""
 import sys, time
 from portlabel.enrich import enrich_log
-t = time.perf_counter()
-stats = enrich_log(sys.argv[1], sys.argv[2])
-dt = time.perf_counter() - t
+t, c = time.perf_counter(), time.process_time()
+stats = enrich_log(sys.argv[1], sys.argv[2], block_size=int(sys.argv[3]))
+dt, dc = time.perf_counter() - t, time.process_time() - c
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent process.
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
-print(stats.lines, dt, hwm)
+print(stats.lines, dt, dc, hwm)
 """
 
 
-def run_enrich(src: str, dst: str) -> tuple[float, float]:
-    """(lines/s, peak RSS MiB) of one enrich in a fresh interpreter (its VmHWM)."""
+def run_enrich(src: str, dst: str, block_size: int) -> tuple[float, float, float]:
+    """(lines/s of wall time, lines/s of CPU time, peak RSS MiB) of one enrich, run in a
+    fresh interpreter (its VmHWM)."""
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, src, dst], check=True, capture_output=True, text=True
+        [sys.executable, "-c", _CHILD, src, dst, str(block_size)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
-    lines, seconds, rss_kib = int(out[0]), float(out[1]), int(out[2])
-    return lines / seconds, rss_kib / 1024
+    lines, wall, cpu, rss_kib = int(out[0]), float(out[1]), float(out[2]), int(out[3])
+    return lines / wall, lines / cpu, rss_kib / 1024
 
 
 def csv_baseline(src: str, dst: str) -> float:
@@ -181,32 +259,38 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=5_000_000)
     ap.add_argument("--dir", default="/tmp/portlabel-bench")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--block-size", type=int, default=0, help="MiB (default: enrich's own)")
+    ap.add_argument("--formats", default="tsv,json", help="which logs: tsv,json")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the csv-module baseline")
     args = ap.parse_args()
+    from portlabel.enrich.api import BLOCK_SIZE
+
+    block = args.block_size << 20 if args.block_size else BLOCK_SIZE
     os.makedirs(args.dir, exist_ok=True)
-    tsv, js = os.path.join(args.dir, "conn.log"), os.path.join(args.dir, "conn.json.log")
-    t = time.perf_counter()
-    cols = generate(args.lines, np.random.default_rng(7))
-    write_tsv(tsv, cols)
-    write_json(js, cols)
-    del cols
-    print(
-        f"generated {args.lines:,} lines in {time.perf_counter() - t:.1f} s "
-        f"(TSV {os.path.getsize(tsv) / 2**20:.0f} MiB, JSON {os.path.getsize(js) / 2**20:.0f} MiB)"
-    )
+    tsv, js = cached_logs(args.lines, args.dir)
+    print(f"block size {block >> 20} MiB; 2-core machine, load average {_load()} before")
     for label, src in (("TSV", tsv), ("JSON", js)):
-        runs = [run_enrich(src, src + ".enriched") for _ in range(args.repeat)]
-        rate = statistics.median(r[0] for r in runs)
-        rss = max(r[1] for r in runs)
+        if label.lower() not in args.formats.split(","):
+            continue
+        runs = [run_enrich(src, src + ".enriched", block) for _ in range(args.repeat)]
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        rss = max(r[2] for r in runs)
         print(
-            f"enrich {label}: {rate:,.0f} lines/s (median of {args.repeat}), peak RSS {rss:.0f} MiB"
+            f"enrich {label}: {cpu:,.0f} lines/s of CPU time, {wall:,.0f} lines/s wall "
+            f"(medians of {args.repeat}), peak RSS {rss:.0f} MiB; load {_load()}"
         )
-        if label == "TSV":
+        if label == "TSV" and not args.no_baseline:
             base = csv_baseline(src, src + ".csv")
-            print(f"csv-module baseline TSV: {base:,.0f} lines/s; ratio {rate / base:.1f}x")
+            os.unlink(src + ".csv")
+            print(f"csv-module baseline TSV: {base:,.0f} lines/s wall; ratio {wall / base:.1f}x")
         os.unlink(src + ".enriched")
-    os.unlink(tsv + ".csv")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"benchmark process (generator, csv baseline) peak RSS {peak:.0f} MiB")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
