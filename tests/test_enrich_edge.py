@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -163,6 +164,8 @@ def test_in_place_failure_keeps_original(tmp_path: Path, monkeypatch, gz: bool) 
     )
 )
 def test_arbitrary_body_lines_preserved(lines: list[bytes]) -> None:
+    # A "#separator" line is a header that may be invalid (an error, tested below).
+    lines = [line for line in lines if not line.startswith(b"#separator")]
     body = b"\n".join(line.replace(b"\n", b" ") for line in lines)
     data = HEADER + body
     out, stats = enrich_bytes(data)
@@ -177,6 +180,14 @@ def test_arbitrary_body_lines_preserved(lines: list[bytes]) -> None:
             assert b.startswith(a + b"\t") and a.count(b"\t") == n_fields - 1
             assert b.count(b"\t") == n_fields - 1 + len(IANA_COLUMNS)
     assert stats.records + stats.malformed == sum(1 for a in want if a and a[:1] != b"#")
+
+
+@pytest.mark.parametrize("value", [b"", b" \\x09\\x09", b" ab"])
+def test_bad_separator_is_an_error_naming_the_line(value: bytes) -> None:
+    data = HEADER + BODY[0] + b"\n#separator" + value + b"\n" + BODY[0] + b"\n"
+    line = data.count(b"\n") - 1
+    with pytest.raises(LogFormatError, match=f"line {line}: separator"):
+        enrich_bytes(data)
 
 
 def test_frame_api_pandas_and_arrow() -> None:
@@ -246,3 +257,63 @@ def test_cli_subprocess_stdin_gzip() -> None:
     for line in lines:
         rec = json.loads(line)
         assert rec["iana.service"] == reg.lookup_one(rec["proto"], rec["id.resp_p"])["service"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([6, 17, 132, 33, 1, 58, 47, 255, 256]), st.integers(0, 65536)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from([b"\t", b",", b" ", b"|"]),
+    st.sampled_from([b",", b";", b"\t"]),
+    st.booleans(),
+)
+def test_columnar_render_matches_row_by_row(pairs, sep, set_sep, as_json) -> None:
+    """The vectorised renderer writes exactly what the per-row reference writes."""
+    from portlabel.enrich.render import Style, SuffixTable, label_columns
+
+    reg = default_registry()
+    style = Style(json=True) if as_json else Style(separator=sep, set_separator=set_sep)
+    protos, ports = (np.array(x) for x in zip(*pairs, strict=True))
+    cols = label_columns(reg, protos, ports)
+    want = style.suffixes({name: a.to_pylist() for name, a in cols.items()})
+    assert style.render(cols, {}).to_pylist() == want
+    table = SuffixTable(reg, style)
+    ids = table.ids(protos, ports)
+    got = [table.suffix(int(i)) for i in ids]
+    assert got == table.take(ids).to_pylist()
+    portless = ~np.isin(protos, [6, 17, 132, 33])
+    for g, w, p in zip(got, want, portless, strict=True):
+        if not p:  # portless protocols label alike whatever the port
+            assert g == w
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=12).map(lambda b: b.replace(b"\t", b"")),
+            st.text("0123456789:/ -\x00\xff", max_size=7).map(lambda t: t.encode("latin-1")),
+            st.sampled_from([b"tcp", b"udp", b"tcpx", b"ud", b"icmp6", b"Tunnel::GENEVE"]),
+        ),
+        max_size=20,
+    )
+)
+def test_field_parsers_match_python(fields: list[bytes]) -> None:
+    from portlabel.enrich import splice as sp
+
+    data = b"\t".join(fields)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.cumsum([len(f) + 1 for f in fields]) - 1 if fields else np.zeros(0, int)
+    starts = ends - np.array([len(f) for f in fields], dtype=int)
+    values, ok = sp.parse_uint(buf, starts, ends, digits=5)
+    for f, v, good in zip(fields, values.tolist(), ok.tolist(), strict=True):
+        assert good == (1 <= len(f) <= 5 and all(48 <= c <= 57 for c in f))
+        if good:
+            assert v == int(f)
+    table = {"tcp": 6, "udp": 17, "icmp6": 58, "Tunnel::GENEVE": 17, "x" * 16: 1}
+    codes = sp.match_values(buf, starts, ends, table, -1)
+    for f, code in zip(fields, codes.tolist(), strict=True):
+        assert code == table.get(f.decode("latin-1"), -1)

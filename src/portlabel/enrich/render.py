@@ -3,8 +3,14 @@
 A log has millions of records but few distinct (IP protocol, responder port) pairs, so
 the appended text is rendered once per pair and reused: ``SuffixTable.ids`` maps each
 record's pair to a suffix id (a gather into a per-protocol array of 65537 slots, the
-last slot for "no port"), rendering only the pairs it has not seen, and
+last slot for "no port"), rendering only the pairs it has not seen -- or, once a log
+shows many new ports, every port of that protocol at once -- and
 ``SuffixTable.array`` holds the suffixes as one pyarrow binary array for ``take``.
+
+Rendering is columnar: each ``iana.*`` column of the pairs is dictionary-encoded, each
+distinct value is written once in Python by the ``Style`` (and remembered for the
+file), and the rows' texts are gathered and joined in pyarrow. The port is the only
+column with a value per pair; it is formatted by pyarrow's integer-to-text cast.
 
 A ``Style`` says how to write the values: a TSV style (separator, set separator, empty
 and unset markers, Zeek's ``\\xHH`` escaping) or the JSON style (``,"key":value``,
@@ -14,6 +20,7 @@ unset fields omitted as Zeek's JSON writer does).
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +31,10 @@ from portlabel.enrich.transport import UNKNOWN
 from portlabel.labels import IANA_FIELDS, iana_columns
 
 NO_PORT = 65536
+# Render every port of a protocol at once when a call meets more new ports than this:
+# a log with that many distinct ports likely uses most of them.
+RENDER_ALL_AT = 256
+_NUMERIC = ("count", "int", "port")
 PORTED = (6, 17, 132, 33)
 _PORTED = np.zeros(UNKNOWN + 1, dtype=bool)
 _PORTED[list(PORTED)] = True
@@ -75,6 +86,45 @@ class Style:
             out.append(text)
         return out
 
+    def render(self, columns: dict[str, pa.Array], memo: dict[str, dict]) -> pa.Array:
+        """The appended text of each row, as a binary array; ``memo`` keeps each
+        column's rendered values between calls."""
+        parts = [
+            self.render_column(name, kind, columns[name], memo.setdefault(name, {}))
+            for name, kind in IANA_FIELDS
+        ]
+        return pc().binary_join_element_wise(*parts, _binary_scalar(b""))
+
+    def render_column(self, name: str, kind: str, array: pa.Array, memo: dict) -> pa.Array:
+        """One column's rendered values, a binary array: each distinct value is rendered
+        once (``_item``), then gathered for every row."""
+        compute = pc()
+        if kind in _NUMERIC and pa.types.is_integer(array.type):
+            prefix = (b',"' + name.encode() + b'":') if self.json else self.separator
+            text = compute.binary_join_element_wise(
+                _binary_scalar(prefix),
+                array.cast(pa.string()).cast(pa.binary()),
+                _binary_scalar(b""),
+            )
+            return compute.coalesce(text, _binary_scalar(self._item(name, kind, None)))
+        key = _distinct_key(array)
+        if key is None:  # a value the key cannot tell apart: render row by row
+            return _binaries(self.column(name, kind, array.to_pylist()))
+        encoded = compute.dictionary_encode(key, null_encoding="encode")
+        codes = _int_values(encoded.indices)
+        _, first = np.unique(codes, return_index=True)
+        values = array.take(indices(first)).to_pylist()
+        texts = []
+        for value in values:
+            memo_key = tuple(value) if isinstance(value, list) else value
+            text = memo.get(memo_key)
+            if text is None:
+                text = memo[memo_key] = self._item(name, kind, value)
+            texts.append(text)
+        rendered = np.empty(len(encoded.dictionary), dtype=np.int64)
+        rendered[codes[first]] = np.arange(len(first))
+        return _binaries(texts).take(indices(rendered[codes]))
+
     def unset_suffix(self) -> bytes:
         return b"" if self.json else (self.separator + self.unset_field) * len(IANA_FIELDS)
 
@@ -125,8 +175,10 @@ class SuffixTable:
         self.style = style
         self._slots: dict[int, np.ndarray] = {}
         self._unset = style.unset_suffix()
-        self._blob = bytearray(self._unset)  # every suffix, back to back
-        self._ends = [len(self._unset)]  # end offset of each suffix in _blob
+        self._memo: dict[str, dict] = {}  # column -> value -> rendered text
+        self._chunks: list[pa.Array] = [_binaries([self._unset])]  # id 0: every field unset
+        self._starts = [0]  # first suffix id of each chunk
+        self._count = 1
         self._array: pa.Array | None = None
 
     def ids(self, protos: np.ndarray, ports: np.ndarray) -> np.ndarray:
@@ -145,30 +197,92 @@ class SuffixTable:
             ids = slots[ports[rows]]
             missing = ids < 0
             if missing.any():
-                self._render(proto, np.unique(ports[rows][missing]), slots)
+                new = np.unique(ports[rows][missing])
+                if len(new) > RENDER_ALL_AT:
+                    new = np.flatnonzero(slots < 0)
+                self._render(proto, new, slots)
                 ids = slots[ports[rows]]
             out[rows] = ids
         return out
 
     def _render(self, proto: int, ports: np.ndarray, slots: np.ndarray) -> None:
         cols = label_columns(self.registry, np.full(len(ports), proto), ports)
-        rendered = self.style.suffixes({name: a.to_pylist() for name, a in cols.items()})
-        ids = np.zeros(len(rendered), dtype=np.int32)  # all-unset rows share id 0
-        for i, text in enumerate(rendered):
-            if text != self._unset:
-                ids[i] = len(self._ends)
-                self._blob += text
-                self._ends.append(len(self._blob))
+        rendered = self.style.render(cols, self._memo)
+        unset = pc().equal(rendered, _binary_scalar(self._unset))
+        keep = ~_bool_values(unset)
+        ids = np.zeros(len(ports), dtype=np.int32)  # all-unset rows share id 0
+        ids[keep] = self._count + np.arange(np.count_nonzero(keep), dtype=np.int32)
+        if keep.any():
+            self._chunks.append(rendered.filter(numeric(keep)))
+            self._starts.append(self._count)
+            self._count += int(np.count_nonzero(keep))
+            self._array = None
         slots[ports] = ids
-        self._array = None
 
     @property
     def array(self) -> pa.Array:
         """Every suffix rendered so far, as a binary array indexed by suffix id."""
         if self._array is None:
-            offsets = np.array([0, *self._ends], dtype=np.int64)
-            self._array = from_blob(bytes(self._blob), offsets).cast(pa.binary())
+            self._array = (
+                pa.concat_arrays(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+            )
+            self._chunks, self._starts = [self._array], [0]
         return self._array
+
+    def suffix(self, suffix_id: int) -> bytes:
+        """One suffix, without assembling ``array`` (for line-by-line callers)."""
+        chunk = bisect_right(self._starts, suffix_id) - 1
+        return self._chunks[chunk][suffix_id - self._starts[chunk]].as_py()
 
     def take(self, ids: np.ndarray) -> pa.Array:
         return self.array.take(indices(ids))
+
+
+def pc():
+    """``pyarrow.compute``, imported on first use (it is slow to import)."""
+    import pyarrow.compute
+
+    return pyarrow.compute
+
+
+def _binaries(items: list[bytes]) -> pa.Array:
+    offsets = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in items], out=offsets[1:])
+    return from_blob(b"".join(items), offsets).cast(pa.binary())
+
+
+def _binary_scalar(value: bytes) -> pa.Scalar:
+    """A binary scalar built from buffers (``pa.scalar`` would import pandas)."""
+    return _binaries([value])[0]
+
+
+def _int_values(array: pa.Array) -> np.ndarray:
+    """A null-free integer array's values (``to_numpy`` would import pandas)."""
+    data = np.frombuffer(array.buffers()[1], dtype=np.dtype(f"int{array.type.bit_width}"))
+    return data[array.offset : array.offset + len(array)].astype(np.int64)
+
+
+def _bool_values(array: pa.Array) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(array.buffers()[1], dtype=np.uint8), bitorder="little")
+    values = bits[array.offset : array.offset + len(array)].astype(bool)
+    if array.null_count:
+        valid = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
+        values &= valid[array.offset : array.offset + len(array)].astype(bool)
+    return values
+
+
+def _distinct_key(array: pa.Array) -> pa.Array | None:
+    """A string array equal between two rows exactly when their values are equal.
+
+    A string column is its own key. A list column's key is its items joined with a
+    newline, then the item count (so ``[]`` and ``[""]`` differ); None when an item
+    holds a newline itself and two lists could share a key.
+    """
+    compute = pc()
+    if not (pa.types.is_list(array.type) or pa.types.is_large_list(array.type)):
+        return array
+    if compute.any(compute.match_substring(array.flatten(), "\n")).as_py():
+        return None
+    newline = _binaries([b"\n"]).cast(pa.string())[0]
+    count = compute.list_value_length(array).cast(pa.string())
+    return compute.binary_join_element_wise(compute.binary_join(array, newline), count, newline)

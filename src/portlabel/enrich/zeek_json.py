@@ -142,7 +142,7 @@ class JsonEnricher:
             proto, port = self._record_key(record)
             ids = self.table.ids(np.array([proto]), np.array([port]))
             self._count(ids)
-            suffix = self.table.array[int(ids[0])].as_py()
+            suffix = self.table.suffix(int(ids[0]))
             if not record:
                 suffix = suffix[1:]
             cut = s + raw.rstrip().rfind(b"}")
