@@ -6,8 +6,8 @@ raw bytes with numpy, never with a Python object per line:
 * ``line_bounds`` -- start and end (exclusive of ``\\n``) of every line;
 * ``field_spans`` -- the byte span of chosen fields of every line that has exactly the
   expected number of separators (the others are malformed);
-* ``gather`` / ``parse_uint`` / ``match_values`` -- fixed-width views of those fields,
-  decoded as numbers or matched against a small table of known values;
+* ``words_at`` / ``parse_uint`` / ``match_values`` -- the first bytes of those fields
+  as 8-byte words, decoded as numbers or matched against a small table of known values;
 * ``splice`` -- the output: original bytes with a suffix inserted at each cut.
 
 Theory of ``splice``: the pieces between consecutive cuts are a pyarrow binary array
@@ -53,8 +53,16 @@ def field_spans(
     lo, hi = int(starts[0]), int(ends[-1])
     seps = np.flatnonzero(buf[lo:hi] == sep)
     seps += lo
-    first = np.searchsorted(seps, starts)
-    count = np.searchsorted(seps, ends) - first
+    before_end = np.searchsorted(seps, ends)
+    if sep == NEWLINE or not np.array_equal(starts[1:], ends[:-1] + 1):
+        first = np.searchsorted(seps, starts)
+    else:
+        # Consecutive lines: the separators before a line's start are those before the
+        # previous line's end (its newline is no separator).
+        first = np.empty_like(before_end)
+        first[:1] = 0
+        first[1:] = before_end[:-1]
+    count = before_end - first
     rows = np.flatnonzero(count == n_fields - 1)
     first = first[rows]
     spans = {}
@@ -65,30 +73,48 @@ def field_spans(
     return rows, spans
 
 
-def gather(buf: np.ndarray, fs: np.ndarray, fe: np.ndarray, width: int) -> np.ndarray:
-    """An (n, width) uint8 matrix of each field's first bytes, zero past its end."""
-    if not len(buf):
-        return np.zeros((len(fs), width), dtype=np.uint8)
-    cols = np.arange(width)
-    idx = np.minimum(fs[:, None] + cols, len(buf) - 1)
-    mat = buf[idx]
-    mat[cols >= (fe - fs)[:, None]] = 0
-    return mat
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], dtype=np.uint64)
+
+
+def words_at(buf: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The 8 bytes at each position as a little-endian uint64 (bytes past the end: 0).
+
+    One gather through an unaligned view with a stride of one byte, instead of an
+    (n, 8) matrix of byte indices.
+    """
+    n = len(buf)
+    if n < 8:
+        buf = np.concatenate([buf, np.zeros(8 - n, dtype=np.uint8)])
+    view = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
+    clipped = np.minimum(positions, len(buf) - 8)
+    words = view[clipped]
+    # Near the end the word was read from further back: shift the wanted bytes down.
+    behind = (positions - clipped).astype(np.uint64)
+    words >>= np.minimum(behind, 7) * np.uint64(8)
+    words[behind >= 8] = 0
+    return words
+
+
+def _masked(words: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Each word with the bytes at and past ``length`` zeroed."""
+    return words & _LOW_BYTES[np.clip(length, 0, 8)]
 
 
 def parse_uint(
     buf: np.ndarray, fs: np.ndarray, fe: np.ndarray, digits: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal fields of at most ``digits`` digits: (values, ok)."""
+    """Decimal fields of at most ``digits`` (<= 8) digits: (values, ok)."""
+    if digits > 8:
+        raise ValueError("parse_uint reads at most 8 digits")
     length = fe - fs
-    mat = gather(buf, fs, fe, digits).astype(np.int32)
-    cols = np.arange(digits)
-    inside = cols < length[:, None]
-    mat -= 48
-    is_digit = (mat >= 0) & (mat <= 9)
-    ok = (length >= 1) & (length <= digits) & np.all(is_digit | ~inside, axis=1)
-    power = np.where(inside, length[:, None] - 1 - cols, 0)
-    values = np.where(inside & is_digit, mat * 10**power, 0).sum(axis=1, dtype=np.int64)
+    words = words_at(buf, fs)
+    ok = (length >= 1) & (length <= digits)
+    values = np.zeros(len(fs), dtype=np.int64)
+    for j in range(digits):
+        digit = ((words >> np.uint64(8 * j)) & np.uint64(0xFF)).astype(np.int64) - 48
+        inside = length > j
+        ok &= ~inside | ((digit >= 0) & (digit <= 9))
+        values = np.where(inside, values * 10 + digit, values)
     return values, ok
 
 
@@ -97,14 +123,15 @@ def match_values(
 ) -> np.ndarray:
     """Each field's code from ``table`` (exact byte match, values up to 16 bytes)."""
     length = fe - fs
-    words = np.ascontiguousarray(gather(buf, fs, fe, 16)).view("<u8")
+    low = _masked(words_at(buf, fs), length)
+    high = _masked(words_at(buf, fs + 8), length - 8)
     out = np.full(len(fs), default, dtype=np.int64)
     for text, code in table.items():
         key = text.encode()
         if len(key) > 16:
             continue
         k = np.frombuffer(key.ljust(16, b"\0"), dtype="<u8")
-        hit = (length == len(key)) & (words[:, 0] == k[0]) & (words[:, 1] == k[1])
+        hit = (length == len(key)) & (low == k[0]) & (high == k[1])
         out[hit] = code
     return out
 
