@@ -48,7 +48,11 @@ def open_log(src: str, stack: contextlib.ExitStack) -> tuple[BinaryIO, bool]:
 
 
 def blocks(fh: BinaryIO, name: str, block_size: int = BLOCK_SIZE) -> Iterator[memoryview]:
-    """Whole-line blocks of about ``block_size`` bytes (the last may lack a newline)."""
+    """Whole-line blocks of about ``block_size`` bytes (the last may lack a newline).
+
+    A line cut by the end of a read is finished by the next read and yielded as a
+    small block of its own, so each read's bulk is yielded without being copied.
+    """
     carry = b""
     while True:
         try:
@@ -59,14 +63,19 @@ def blocks(fh: BinaryIO, name: str, block_size: int = BLOCK_SIZE) -> Iterator[me
             if carry:
                 yield memoryview(carry)
             return
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        view = memoryview(data)
-        carry = bytes(view[cut + 1 :])
-        yield view[: cut + 1]
+        view = memoryview(chunk)
+        head = 0
+        if carry:
+            first = chunk.find(b"\n")
+            if first < 0:
+                carry += chunk
+                continue
+            head = first + 1
+            yield memoryview(carry + chunk[:head])
+        cut = chunk.rfind(b"\n")
+        if cut >= head:
+            yield view[head : cut + 1]
+        carry = bytes(view[max(cut + 1, head) :])
 
 
 def _enricher(first: bytes, registry, name: str, hint: str | None):
