@@ -12,6 +12,7 @@ says which lines are malformed.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -105,21 +106,15 @@ class JsonEnricher:
     def _protocols(self, table: pa.Table) -> np.ndarray:
         import pyarrow.compute as pc
 
-        def lookup(column: str, values: dict[str, int]) -> np.ndarray:
-            keys = list(values)
-            codes = np.array([*values.values(), UNKNOWN], dtype=np.int64)
-            pos = pc.index_in(table.column(column), value_set=strings(keys))
-            return codes[_ints(pos, len(keys))]
-
         ip_proto = _ints(table.column("ip_proto"), UNKNOWN)
         protos = np.where((ip_proto >= 0) & (ip_proto < UNKNOWN), ip_proto, UNKNOWN)
-        proto_names = {**PROTO_NUMBERS}
-        for column, values in (
-            ("proto", proto_names),
-            ("tunnel_type", TUNNEL_TRANSPORT),
-            ("_path", PATH_TRANSPORT),
-        ):
-            protos = np.where(protos == UNKNOWN, lookup(column, values), protos)
+        for column, (value_set, codes) in _value_sets().items():
+            array = table.column(column)
+            unknown = protos == UNKNOWN
+            if array.null_count == len(array) or not unknown.any():
+                continue  # nothing to learn from this column
+            pos = pc.index_in(array, value_set=value_set)
+            protos = np.where(unknown, codes[_ints(pos, len(codes) - 1)], protos)
         return np.where(protos == UNKNOWN, path_transport(self.path_hint), protos)
 
     # -- slow path --------------------------------------------------------------------
@@ -180,6 +175,19 @@ class JsonEnricher:
             "to add the iana.* keys twice; enrich the original log",
             f"line {self.line + index + 1}",
         )
+
+
+@lru_cache(maxsize=1)
+def _value_sets() -> dict[str, tuple[pa.Array, np.ndarray]]:
+    """Per column read for the transport: its known values, and their codes then UNKNOWN."""
+    return {
+        column: (strings(list(values)), np.array([*values.values(), UNKNOWN], dtype=np.int64))
+        for column, values in (
+            ("proto", PROTO_NUMBERS),
+            ("tunnel_type", TUNNEL_TRANSPORT),
+            ("_path", PATH_TRANSPORT),
+        )
+    }
 
 
 def _ints(array, default: int) -> np.ndarray:
