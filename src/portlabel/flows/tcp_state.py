@@ -121,8 +121,8 @@ def _compile() -> np.ndarray:
 TRANSITIONS: np.ndarray = _compile()
 
 
-def packet_events(tcp_flags: np.ndarray, payload_len: np.ndarray, from_resp: np.ndarray):
-    """Event code of each packet for ``TRANSITIONS``."""
+def _events_of(tcp_flags: np.ndarray, payload_len: np.ndarray, from_resp: np.ndarray):
+    """Event code of each packet for ``TRANSITIONS``, from its flags."""
     f = tcp_flags.astype(np.uint8)
     ev = (payload_len > 0).astype(np.uint8)
     ev |= np.where(f & RST, EV_RST, 0).astype(np.uint8)
@@ -131,6 +131,20 @@ def packet_events(tcp_flags: np.ndarray, payload_len: np.ndarray, from_resp: np.
     ev |= np.where(f & SYN, EV_SYN, 0).astype(np.uint8)
     ev |= np.where(from_resp, EV_RESP, 0).astype(np.uint8)
     return ev
+
+
+# (RST/FIN/ACK/SYN bits, payload > 0, from the responder) -> event: one gather per packet
+_EVENT_TABLE = _events_of(
+    np.repeat(np.arange(32), 4), np.tile([0, 0, 1, 1], 32), np.tile([False, True], 64)
+)
+
+
+def packet_events(tcp_flags: np.ndarray, payload_len: np.ndarray, from_resp: np.ndarray):
+    """Event code of each packet for ``TRANSITIONS``."""
+    index = (tcp_flags & (FIN | SYN | RST | ACK)).astype(np.intp) * 4
+    index += (payload_len > 0) * 2
+    index += from_resp
+    return _EVENT_TABLE[index]
 
 
 def finished(joint: np.ndarray, partial: np.ndarray | bool = False) -> np.ndarray:
