@@ -26,15 +26,6 @@ KNOWN_DIFFERENCES: dict[tuple[str, ...], str] = {
         )
         for h in ("", "1", "10", "11", "40", "41", "50", "51")
     },
-    ("zeek_Teredo.pcap", "2001:0:4137:9e50:8000:f12a:b9c8:2815", "128", "2001:4860:0:2001::68",
-     "129", "icmp"): (
-        "the echo reply comes over Teredo from port 32900; Zeek finds Teredo there by "
-        "protocol detection, the decoder only on port 3544, so the reply is not seen"
-    ),
-    ("zeek_Teredo.pcap", "2001:0:4137:9e50:8000:f12a:b9c8:2815", "1286",
-     "2001:4860:0:2001::68", "80", "tcp"): (
-        "carried by Teredo on port 32900 (see above): the decoder sees only the UDP flow"
-    ),
     ("zeek_gtp1_gn_normal_incl_fragmentation.pcap", "10.131.47.185", "1923", "79.101.110.141",
      "80", "tcp"): (
         "outer IP fragments: Zeek reassembles and counts one packet, we count every "
@@ -65,7 +56,7 @@ if "outer_ip_len" not in PACKET_COLUMNS:  # outer flows' IP bytes are estimated 
     })  # fmt: skip
 
 # agreement reached (identical flows / Zeek flows); the test fails if we fall below
-FLOOR_OVERALL = 0.988
+FLOOR_OVERALL = 0.99
 
 
 def _results():
