@@ -258,11 +258,15 @@ def _binary_scalar(value: bytes) -> pa.Scalar:
 
 def _int_values(array: pa.Array) -> np.ndarray:
     """A null-free integer array's values (``to_numpy`` would import pandas)."""
+    if not len(array):
+        return np.zeros(0, dtype=np.int64)
     data = np.frombuffer(array.buffers()[1], dtype=np.dtype(f"int{array.type.bit_width}"))
     return data[array.offset : array.offset + len(array)].astype(np.int64)
 
 
 def _bool_values(array: pa.Array) -> np.ndarray:
+    if not len(array):
+        return np.zeros(0, dtype=bool)
     bits = np.unpackbits(np.frombuffer(array.buffers()[1], dtype=np.uint8), bitorder="little")
     values = bits[array.offset : array.offset + len(array)].astype(bool)
     if array.null_count:
