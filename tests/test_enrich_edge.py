@@ -164,8 +164,9 @@ def test_in_place_failure_keeps_original(tmp_path: Path, monkeypatch, gz: bool) 
     )
 )
 def test_arbitrary_body_lines_preserved(lines: list[bytes]) -> None:
-    # A "#separator" line is a header that may be invalid (an error, tested below).
-    lines = [line for line in lines if not line.startswith(b"#separator")]
+    # "#separator" may be invalid (an error, tested below) and "#fields" changes the
+    # schema the checks below assume (a second header block: test_cli_outputs).
+    lines = [line for line in lines if not line.startswith((b"#separator", b"#fields"))]
     body = b"\n".join(line.replace(b"\n", b" ") for line in lines)
     data = HEADER + body
     out, stats = enrich_bytes(data)
