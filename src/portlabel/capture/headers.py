@@ -23,6 +23,10 @@ class Field:
     shift: int = 0
     mask: int = 0  # 0 = keep every bit
 
+    def after(self, base: int) -> Field:
+        """This field of a header that starts ``base`` bytes into the bytes read."""
+        return Field(base + self.offset, self.size, self.little, self.shift, self.mask)
+
 
 class Layout:
     """A header's fixed part: ``min_len`` bytes holding the named ``Field``s."""

@@ -26,6 +26,10 @@ TEREDO_BY_CONTENT = -1  # DecodeState.arg of UDP sent to ``teredo`` by content, 
 # routing, fragment, ESP, AH, ICMPv6, no next header (bubbles), destination options.
 _TEREDO_NEXT_HEADERS = np.zeros(256, dtype=bool)
 _TEREDO_NEXT_HEADERS[[0, 6, 17, 43, 44, 50, 51, 58, 59, 60]] = True
+# First UDP payload bytes worth a Teredo check: an indicator (0x00) or IPv6 (version 6).
+TEREDO_FIRST_BYTE = np.zeros(256, dtype=bool)
+TEREDO_FIRST_BYTE[[0, *range(0x60, 0x70)]] = True
+TEREDO_PEEK = H.TEREDO_ORIGIN_LEN + 6  # through the length of an IPv6 header after an origin
 _MAX_GTP_EXTENSIONS = 8
 _INNER_COLUMNS = (
     "ip_version", "src_ip", "dst_ip", "ip_proto", "ip_len", "ip_id", "frag_offset",
@@ -174,14 +178,37 @@ def teredo_candidates(st: DecodeState, idx: np.ndarray, payload: np.ndarray) -> 
     """Mask of the UDP datagrams ``idx`` (payload at ``payload``) worth a Teredo check.
 
     Teredo runs on any port pair once a client has its mapping, so UDP off the tunnel
-    ports is tried by content: an IPv4 datagram whose payload holds at least an IPv6
-    header and starts like one (version 6) or like a Teredo indicator (a zero byte).
-    This is only the cheap first look; ``teredo`` does the real checks.
+    ports is tried by content: an IPv4 datagram whose payload may hold an IPv6 packet
+    (``teredo_may_be``). This is only the cheap first look; ``teredo`` does the checks.
     """
-    ok = (st.out.ip_version[idx] == 4) & (st.ip_rest[idx] - H.UDP.min_len >= H.IPV6.min_len)
-    ok &= payload < st.end[idx]
-    first = st.buf[np.where(ok, payload, 0)]
-    return ok & (((first >> 4) == 6) | (first == 0))
+    size = st.ip_rest[idx] - H.UDP.min_len
+    # The full check needs a whole IPv6 header captured, so rows without one are not tried.
+    ok = (size >= H.IPV6.min_len) & (payload + H.IPV6.min_len <= st.end[idx])
+    ok &= st.out.ip_version[idx] == 4
+    rows = np.flatnonzero(ok)
+    rows = rows[TEREDO_FIRST_BYTE[st.buf[payload[rows]]]]
+    ok[:] = False
+    if len(rows):
+        head = gather(st.buf, payload[rows], TEREDO_PEEK)
+        ok[rows] = teredo_may_be(head, size[rows])
+    return ok
+
+
+def teredo_may_be(head: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Necessary conditions for Teredo, from a UDP payload's first ``TEREDO_PEEK`` bytes.
+
+    ``head`` is an (n, TEREDO_PEEK) matrix and ``size`` the payload lengths. An IPv6
+    header right at the start or after an origin indicator must fill the payload exactly,
+    as ``teredo`` requires off port 3544; an authentication indicator always passes.
+    """
+    L, origin_len = H.IPV6, H.TEREDO_ORIGIN_LEN
+    first, second = head[:, 0], head[:, 1]
+    direct = ((first >> 4) == 6) & (field(head, L.payload_len) + L.min_len == size)
+    origin = (first == 0) & (second == 0) & ((head[:, origin_len] >> 4) == 6)
+    origin_plen = field(head, L.payload_len.after(origin_len))
+    origin &= origin_plen + origin_len + L.min_len == size
+    auth = (first == 0) & (second == 1)
+    return (size >= L.min_len) & (direct | origin | auth)
 
 
 def teredo(st: DecodeState, idx: np.ndarray) -> None:
