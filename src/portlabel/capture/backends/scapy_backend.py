@@ -281,8 +281,9 @@ class _Walk:
             return self._truncated_transport(udp)
         self.row.update(sport=udp.sport, dport=udp.dport)
         self._transport_done(8)
-        if TEREDO_PORT in (udp.sport, udp.dport) and isinstance(udp.payload, self.s["Raw"]):
-            inner = _teredo_payload(bytes(udp.payload.load))
+        on_port = TEREDO_PORT in (udp.sport, udp.dport)
+        if isinstance(udp.payload, self.s["Raw"]) and (on_port or self.row.get("ip_version") == 4):
+            inner = _teredo_payload(bytes(udp.payload.load), strict=not on_port)
             if inner is not None:
                 self.pending_tunnel = TunnelType.TEREDO
                 self.run(self.s["IPv6"](inner))
@@ -344,12 +345,21 @@ def _packed(address: str) -> bytes:
     return socket.inet_pton(family, address)
 
 
-def _teredo_payload(data: bytes) -> bytes | None:
-    """The IPv6 packet inside a Teredo UDP payload, after its optional indicators."""
+def _teredo_payload(data: bytes, strict: bool = False) -> bytes | None:
+    """The IPv6 packet inside a Teredo UDP payload, after its optional indicators.
+
+    ``strict`` (off port 3544): the IPv6 packet must fill the payload exactly, with a
+    plausible next header and a 2001::/32 source or destination."""
     if data[:2] == b"\x00\x01" and len(data) >= 4:  # authentication indicator
         data = data[4 + data[2] + data[3] + 9 :]
     if data[:2] == b"\x00\x00" and len(data) >= 8:  # origin indicator
         data = data[8:]
     if len(data) >= 40 and data[0] >> 4 == 6:
+        if strict and not (
+            int.from_bytes(data[4:6], "big") + 40 == len(data)
+            and data[6] in (0, 6, 17, 43, 44, 50, 51, 58, 59, 60)
+            and b"\x20\x01\x00\x00" in (data[8:12], data[24:28])
+        ):
+            return None
         return data
     return None

@@ -29,7 +29,11 @@ from portlabel.capture.batch import DecodeStatus, PacketBatch, TunnelType
 from portlabel.errors import CaptureError, UsageError
 
 TSHARK = "tshark"
-PREFERENCES = {"ip.defragment": "FALSE", "ipv6.defragment": "FALSE"}
+PREFERENCES = {
+    "ip.defragment": "FALSE",
+    "ipv6.defragment": "FALSE",
+    "teredo.heuristic_teredo": "TRUE",
+}
 PROTOCOLS = (
     "frame eth vlan ip ipv6 tcp udp sctp dccp icmp icmpv6 gre erspan vxlan geneve gtp teredo"
 )
