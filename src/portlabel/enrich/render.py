@@ -34,6 +34,7 @@ NO_PORT = 65536
 # Render every port of a protocol at once when a call meets more new ports than this:
 # a log with that many distinct ports likely uses most of them.
 RENDER_ALL_AT = 256
+RENDER_SLICE = 8192  # ports rendered per pass: bounds the pass's temporary arrays
 _NUMERIC = ("count", "int", "port")
 PORTED = (6, 17, 132, 33)
 _PORTED = np.zeros(UNKNOWN + 1, dtype=bool)
@@ -200,7 +201,8 @@ class SuffixTable:
                 new = np.unique(ports[rows][missing])
                 if len(new) > RENDER_ALL_AT:
                     new = np.flatnonzero(slots < 0)
-                self._render(proto, new, slots)
+                for lo in range(0, len(new), RENDER_SLICE):
+                    self._render(proto, new[lo : lo + RENDER_SLICE], slots)
                 ids = slots[ports[rows]]
             out[rows] = ids
         return out
