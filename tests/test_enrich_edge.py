@@ -318,3 +318,31 @@ def test_field_parsers_match_python(fields: list[bytes]) -> None:
     codes = sp.match_values(buf, starts, ends, table, -1)
     for f, code in zip(fields, codes.tolist(), strict=True):
         assert code == table.get(f.decode("latin-1"), -1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "zeeklog_trickbot_conn.log",
+        "zeeklog_zat_conn_date_issue.log",
+        "zeeklog_zat_json_dns.log",
+        "zeeklog_zedsample_json_dns.json.gz",
+    ],
+)
+def test_blocks_of_many_lines_are_cut_without_changing_anything(name: str, monkeypatch) -> None:
+    """A block of more than MAX_LINES lines is done in groups: same output, same report."""
+    from portlabel.enrich import splice
+
+    log = LOGS / name
+    reg = default_registry()
+
+    def run() -> tuple[bytes, object]:
+        out = io.BytesIO()
+        stats = enrich_log(str(log), out, reg)
+        return out.getvalue(), stats
+
+    whole, whole_stats = run()
+    monkeypatch.setattr(splice, "MAX_LINES", 7)
+    cut, cut_stats = run()
+    assert cut == whole
+    assert cut_stats == whole_stats

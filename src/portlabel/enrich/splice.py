@@ -3,7 +3,8 @@
 A block is a ``bytes``-like object holding whole lines. Everything here works on the
 raw bytes with numpy, never with a Python object per line:
 
-* ``line_bounds`` -- start and end (exclusive of ``\\n``) of every line;
+* ``line_bounds`` -- start and end (exclusive of ``\\n``) of every line; ``line_groups``
+  cuts a block of too many lines into smaller blocks;
 * ``field_spans`` -- the byte span of chosen fields of every line that has exactly the
   expected number of separators (the others are malformed);
 * ``words_at`` / ``parse_uint`` / ``match_values`` -- the first bytes of those fields
@@ -22,6 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 NEWLINE = 10
+# Lines handled at once: bounds the per-line arrays (~150 bytes a line) when a block of
+# very short lines holds hundreds of thousands of them.
+MAX_LINES = 1 << 16
 
 
 def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +41,13 @@ def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if tail:
         ends[-1] = n
     return starts, ends
+
+
+def line_groups(block, starts: np.ndarray, most: int) -> list[memoryview]:
+    """``block`` cut before every ``most``-th line start: pieces of at most ``most`` lines."""
+    view = memoryview(block)
+    edges = [0, *starts[most::most].tolist(), len(view)]
+    return [view[a:b] for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def field_spans(

@@ -12,6 +12,7 @@ says which lines are malformed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -55,9 +56,11 @@ class JsonEnricher:
         self.table = SuffixTable(registry, Style(json=True))
         self.line = 0
 
-    def feed(self, block) -> list:
+    def feed(self, block) -> Iterable:
         buf = np.frombuffer(block, dtype=np.uint8)
         starts, ends = sp.line_bounds(buf)
+        if len(starts) > sp.MAX_LINES:
+            return self._feed_groups(sp.line_groups(block, starts, sp.MAX_LINES))
         ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == CR))
         rows = np.flatnonzero(ends > starts)
         out = self._fast(block, buf, starts, ends, rows)
@@ -65,6 +68,12 @@ class JsonEnricher:
             out = self._slow(block, starts, ends, rows)
         self.line += len(starts)
         return out
+
+    def _feed_groups(self, groups: list) -> Iterator:
+        """Feed smaller blocks one by one, lazily: each one's output can be written before
+        the next is made."""
+        for group in groups:
+            yield from self.feed(group)
 
     def finish(self) -> list:
         return []

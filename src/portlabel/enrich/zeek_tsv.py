@@ -18,6 +18,7 @@ is accepted too, with Zeek's default separators.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -67,9 +68,11 @@ class TsvEnricher:
         self._tables: dict[Style, SuffixTable] = {}
 
     # -- blocks -----------------------------------------------------------------------
-    def feed(self, block) -> list:
+    def feed(self, block) -> Iterable:
         buf = np.frombuffer(block, dtype=np.uint8)
         starts, ends = sp.line_bounds(buf)
+        if len(starts) > sp.MAX_LINES:
+            return self._feed_groups(sp.line_groups(block, starts, sp.MAX_LINES))
         n = len(starts)
         nonempty = starts < ends
         header = np.flatnonzero(
@@ -216,6 +219,12 @@ class TsvEnricher:
         if table is None:
             table = self._tables[style] = SuffixTable(self.registry, style)
         return table
+
+    def _feed_groups(self, groups: list) -> Iterator:
+        """Feed smaller blocks one by one, lazily: each one's output can be written before
+        the next is made."""
+        for group in groups:
+            yield from self.feed(group)
 
     def finish(self) -> list:
         return []
