@@ -6,10 +6,12 @@ column-wise with numpy and pyarrow's compute kernels, ~10 s for 5 M lines, and k
 median lines/s of CPU time and of wall time, and the peak RSS from the child's VmHWM),
 and measures the baseline -- ``csv.reader`` with a tab delimiter, append the iana.*
 values from a per-(proto, port) dict of ``lookup_one`` results, ``csv.writer`` -- in the
-same run. The machine is shared: the load average is printed with each result.
+same run. The machine is shared: the load average is printed with each result. Rates are
+records per second of the whole child process, imports included; ``--via cli`` (the
+default) runs ``portlabel enrich`` itself, ``--via api`` calls ``enrich_log``.
 
     python benchmarks/enrich.py [--lines 5000000] [--dir /tmp/portlabel-bench]
-        [--block-size MiB] [--formats tsv,json] [--no-baseline]
+        [--block-size MiB] [--formats tsv,json] [--no-baseline] [--via cli|api]
 """
 
 from __future__ import annotations
@@ -187,26 +189,33 @@ def cached_logs(n: int, directory: str) -> tuple[str, str]:
 
 _CHILD = r"""
 import sys, time
-from portlabel.enrich import enrich_log
 t, c = time.perf_counter(), time.process_time()
-stats = enrich_log(sys.argv[1], sys.argv[2], block_size=int(sys.argv[3]))
+src, dst, block, via = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if via == "cli":  # the command as users run it: imports, pyarrow pool choice, report
+    from portlabel.cli import main
+    assert main(["enrich", "-q", src, "-o", dst, "--block-size", str(block >> 20)]) == 0
+else:
+    from portlabel.enrich import enrich_log
+    enrich_log(src, dst, block_size=block)
 dt, dc = time.perf_counter() - t, time.process_time() - c
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent process.
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
-print(stats.lines, dt, dc, hwm)
+print(dt, dc, hwm)
 """
 
 
-def run_enrich(src: str, dst: str, block_size: int) -> tuple[float, float, float]:
+def run_enrich(
+    src: str, dst: str, lines: int, block_size: int, via: str
+) -> tuple[float, float, float]:
     """(lines/s of wall time, lines/s of CPU time, peak RSS MiB) of one enrich, run in a
-    fresh interpreter (its VmHWM)."""
+    fresh interpreter (its VmHWM), imports included."""
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, src, dst, str(block_size)],
+        [sys.executable, "-c", _CHILD, src, dst, str(block_size), via],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.split()
-    lines, wall, cpu, rss_kib = int(out[0]), float(out[1]), float(out[2]), int(out[3])
+    wall, cpu, rss_kib = float(out[0]), float(out[1]), int(out[2])
     return lines / wall, lines / cpu, rss_kib / 1024
 
 
@@ -262,17 +271,29 @@ def main() -> None:
     ap.add_argument("--block-size", type=int, default=0, help="MiB (default: enrich's own)")
     ap.add_argument("--formats", default="tsv,json", help="which logs: tsv,json")
     ap.add_argument("--no-baseline", action="store_true", help="skip the csv-module baseline")
+    ap.add_argument(
+        "--via",
+        choices=("cli", "api"),
+        default="cli",
+        help="run `portlabel enrich` (default) or call enrich_log",
+    )
     args = ap.parse_args()
     from portlabel.enrich.api import BLOCK_SIZE
 
     block = args.block_size << 20 if args.block_size else BLOCK_SIZE
     os.makedirs(args.dir, exist_ok=True)
     tsv, js = cached_logs(args.lines, args.dir)
-    print(f"block size {block >> 20} MiB; 2-core machine, load average {_load()} before")
+    print(
+        f"{'portlabel enrich' if args.via == 'cli' else 'enrich_log'}, block size "
+        f"{block >> 20} MiB; 2-core machine, load average {_load()} before"
+    )
     for label, src in (("TSV", tsv), ("JSON", js)):
         if label.lower() not in args.formats.split(","):
             continue
-        runs = [run_enrich(src, src + ".enriched", block) for _ in range(args.repeat)]
+        runs = [
+            run_enrich(src, src + ".enriched", args.lines, block, args.via)
+            for _ in range(args.repeat)
+        ]
         wall = statistics.median(r[0] for r in runs)
         cpu = statistics.median(r[1] for r in runs)
         rss = max(r[2] for r in runs)

@@ -50,7 +50,13 @@ def add_parser(subparsers, parents) -> None:
 
 
 def run(args) -> int:
+    import pyarrow as pa
+
     from portlabel.enrich.api import BLOCK_SIZE
+
+    # The system allocator for pyarrow: the default (mimalloc) keeps freed multi-MiB
+    # blocks mapped, which cost ~70 MiB of peak RSS on logs of short JSON lines.
+    pa.set_memory_pool(pa.system_memory_pool())
 
     if args.in_place and "-" in args.logs:
         raise UsageError("--in-place cannot rewrite stdin ('-')")
