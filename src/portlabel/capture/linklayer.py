@@ -186,26 +186,23 @@ def _sll_protocol_layer(protocol: np.ndarray) -> np.ndarray:
     return np.where(protocol < 0x0600, np.where(protocol == 4, Layer.LLC, NOT_IP), layer)
 
 
-def sll(st: DecodeState, idx: np.ndarray) -> None:
-    L = H.SLL
-    idx, pos = st.need(idx, L.min_len)
-    six = read(st.buf, pos, L.addr_len) == 6
-    own = _own_link(st, idx[six])
-    if len(own):
-        st.out.src_mac[own] = read(st.buf, st.pos[own], L.addr)
-    protocol = read(st.buf, pos, L.protocol)
-    st.goto(idx, _sll_protocol_layer(protocol), pos + L.min_len)
+def _linux_cooked(L):
+    """SLL and SLL2 hold the same fields at different offsets: one handler per layout."""
+
+    def handler(st: DecodeState, idx: np.ndarray) -> None:
+        idx, pos = st.need(idx, L.min_len)
+        six = read(st.buf, pos, L.addr_len) == 6
+        own = _own_link(st, idx[six])
+        if len(own):
+            st.out.src_mac[own] = read(st.buf, st.pos[own], L.addr)
+        protocol = read(st.buf, pos, L.protocol)
+        st.goto(idx, _sll_protocol_layer(protocol), pos + L.min_len)
+
+    return handler
 
 
-def sll2(st: DecodeState, idx: np.ndarray) -> None:
-    L = H.SLL2
-    idx, pos = st.need(idx, L.min_len)
-    six = read(st.buf, pos, L.addr_len) == 6
-    own = _own_link(st, idx[six])
-    if len(own):
-        st.out.src_mac[own] = read(st.buf, st.pos[own], L.addr)
-    protocol = read(st.buf, pos, L.protocol)
-    st.goto(idx, _sll_protocol_layer(protocol), pos + L.min_len)
+sll = _linux_cooked(H.SLL)
+sll2 = _linux_cooked(H.SLL2)
 
 
 def raw(st: DecodeState, idx: np.ndarray) -> None:
