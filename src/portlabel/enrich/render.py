@@ -78,14 +78,15 @@ class Style:
     def column(self, name: str, kind: str, values: list) -> list[bytes]:
         """One column's rendered values (each distinct value rendered once)."""
         memo: dict = {}
-        out = []
-        for value in values:
-            key = tuple(value) if isinstance(value, list) else value
-            text = memo.get(key)
-            if text is None:
-                text = memo[key] = self._item(name, kind, value)
-            out.append(text)
-        return out
+        return [self._memo_item(name, kind, value, memo) for value in values]
+
+    def _memo_item(self, name: str, kind: str, value, memo: dict) -> bytes:
+        """``_item`` for one value, rendered once per distinct value across calls."""
+        key = tuple(value) if isinstance(value, list) else value
+        text = memo.get(key)
+        if text is None:
+            text = memo[key] = self._item(name, kind, value)
+        return text
 
     def render(self, columns: dict[str, pa.Array], memo: dict[str, dict]) -> pa.Array:
         """The appended text of each row, as a binary array; ``memo`` keeps each
@@ -115,13 +116,7 @@ class Style:
         codes = _int_values(encoded.indices)
         _, first = np.unique(codes, return_index=True)
         values = array.take(indices(first)).to_pylist()
-        texts = []
-        for value in values:
-            memo_key = tuple(value) if isinstance(value, list) else value
-            text = memo.get(memo_key)
-            if text is None:
-                text = memo[memo_key] = self._item(name, kind, value)
-            texts.append(text)
+        texts = [self._memo_item(name, kind, value, memo) for value in values]
         rendered = np.empty(len(encoded.dictionary), dtype=np.int64)
         rendered[codes[first]] = np.arange(len(first))
         return _binaries(texts).take(indices(rendered[codes]))

@@ -19,6 +19,8 @@ original byte is copied once and exactly once, and no line is touched from Pytho
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 import pyarrow as pa
 
@@ -197,3 +199,20 @@ def splice(block, lo: int, hi: int, cuts: np.ndarray, suffixes: pa.Array) -> lis
     off = np.frombuffer(off_buf, dtype=np.int64 if large else np.int32)
     first, last = int(off[joined.offset]), int(off[joined.offset + len(joined)])
     return [memoryview(data)[first:last], view[int(cuts[-1]) : hi]]
+
+
+class BlockFeeder:
+    """What both enrichers share: big blocks are fed in line groups, lazily, and nothing is
+    held back at the end of a stream (each line is complete when it is fed)."""
+
+    def feed(self, block) -> Iterable:  # pragma: no cover - defined by each enricher
+        raise NotImplementedError
+
+    def _feed_groups(self, groups: list) -> Iterator:
+        """Feed smaller blocks one by one: each one's output can be written before the
+        next is made."""
+        for group in groups:
+            yield from self.feed(group)
+
+    def finish(self) -> list:
+        return []

@@ -12,7 +12,7 @@ says which lines are malformed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -46,7 +46,7 @@ _SCHEMA = pa.schema(
 OPEN, CLOSE, CR = 123, 125, 13
 
 
-class JsonEnricher:
+class JsonEnricher(sp.BlockFeeder):
     """Streaming JSON-lines enricher: ``feed`` whole-line blocks."""
 
     def __init__(self, registry, name: str, path_hint: str | None = None) -> None:
@@ -68,15 +68,6 @@ class JsonEnricher:
             out = self._slow(block, starts, ends, rows)
         self.line += len(starts)
         return out
-
-    def _feed_groups(self, groups: list) -> Iterator:
-        """Feed smaller blocks one by one, lazily: each one's output can be written before
-        the next is made."""
-        for group in groups:
-            yield from self.feed(group)
-
-    def finish(self) -> list:
-        return []
 
     # -- fast path --------------------------------------------------------------------
     def _fast(self, block, buf, starts, ends, rows) -> list | None:

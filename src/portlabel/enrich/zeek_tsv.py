@@ -18,7 +18,7 @@ is accepted too, with Zeek's default separators.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def unescape(value: bytes) -> bytes:
     return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), value)
 
 
-class TsvEnricher:
+class TsvEnricher(sp.BlockFeeder):
     """Streaming TSV enricher: ``feed`` whole-line blocks, read ``report`` at the end."""
 
     def __init__(self, registry, name: str, path_hint: str | None = None) -> None:
@@ -219,12 +219,3 @@ class TsvEnricher:
         if table is None:
             table = self._tables[style] = SuffixTable(self.registry, style)
         return table
-
-    def _feed_groups(self, groups: list) -> Iterator:
-        """Feed smaller blocks one by one, lazily: each one's output can be written before
-        the next is made."""
-        for group in groups:
-            yield from self.feed(group)
-
-    def finish(self) -> list:
-        return []
