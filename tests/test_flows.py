@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch
-from portlabel.flows import FLOW_SCHEMA, FlowConfig, FlowTable, community_ids
+from portlabel.flows import FLOW_SCHEMA, FlowConfig, FlowTable, community_ids, tcp_state
 from portlabel.flows.tcp_state import TRANSITIONS
 from portlabel.flows.tcp_track import IDEMPOTENT
 from portlabel.flows.uid import UidSource, uid_to_int
@@ -169,6 +169,17 @@ def test_community_id_spec_example():
     back = community_ids(dst, src, np.array([4]), np.array([6]), np.array([80]),
                          np.array([34855]))  # fmt: skip
     assert back == cid
+
+
+def test_vectorised_transition_table_equals_the_rules_applied_one_packet_at_a_time():
+    assert np.array_equal(TRANSITIONS, tcp_state._compile_by_steps())
+    # a few transitions read straight off Zeek's handshake
+    e = tcp_state.Endpoint
+    syn = tcp_state.EV_SYN
+    joint = TRANSITIONS[e.INACTIVE * 7 + e.INACTIVE, syn]
+    assert divmod(int(joint), 7) == (e.SYN_SENT, e.INACTIVE)
+    syn_ack = tcp_state.EV_SYN | tcp_state.EV_ACK | tcp_state.EV_RESP
+    assert divmod(int(TRANSITIONS[joint, syn_ack]), 7) == (e.ESTABLISHED, e.ESTABLISHED)
 
 
 def test_repeated_events_that_are_dropped_are_idempotent():

@@ -23,8 +23,9 @@ import pyarrow as pa
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.decode import decode
-from portlabel.flows import FlowConfig, FlowTable
+from portlabel.flows import FinishedFlows, FlowConfig, FlowTable
 from portlabel.label_flows import column_values, label_flows, packet_labels
+from portlabel.prefetch import prefetched
 from portlabel.registry.compiled import Registry
 
 
@@ -55,21 +56,26 @@ class LabelPipeline:
         self.flows = FlowTable(config or FlowConfig())
         self.stats = PipelineStats()
 
-    def _decoded(self, batch: RawBatch | PacketBatch) -> PacketBatch:
+    def decoded(self, batch: RawBatch | PacketBatch) -> PacketBatch:
+        """``batch`` decoded (a ``PacketBatch`` as it is), counted in ``stats``."""
         self.stats.frames += len(batch)
         self.stats.captured_bytes += int(batch.caplen.sum(dtype=np.int64))
         return decode(batch) if isinstance(batch, RawBatch) else batch
 
     def feed(self, batch: RawBatch | PacketBatch) -> pa.Table | None:
         """Fold one batch (raw batches are decoded first); the flows it finished, labelled."""
-        finished = self.flows.update(self._decoded(batch))
+        return self.fold(self.decoded(batch))
+
+    def fold(self, batch: PacketBatch) -> pa.Table | None:
+        """Fold one decoded batch; the flows it finished, labelled."""
+        finished = self.flows.update(batch)
         return None if finished is None else self._label(finished)
 
     def feed_packets(
         self, batch: RawBatch | PacketBatch
     ) -> tuple[pa.Table | None, dict[str, pa.Array]]:
         """``feed``, plus each packet's ``uid`` and ``iana.*`` labels (its flow's)."""
-        got = self.flows.update(self._decoded(batch), want_rows=True)
+        got = self.flows.update(self.decoded(batch), want_rows=True)
         finished = None if got.flows is None else self._label(got.flows)
         return finished, packet_labels(self.registry, got.packets)
 
@@ -81,11 +87,19 @@ class LabelPipeline:
     def finish(self) -> pa.Table:
         """Every flow still active, labelled (end of input)."""
         table = self._label(self.flows.flush())
+        self.count_left_out()
+        return table
+
+    def render(self, done: FinishedFlows) -> pa.Table:
+        """Finished flows from ``FlowTable.fold``/``drain``, rendered and labelled."""
+        return self._label(done.table())
+
+    def count_left_out(self) -> None:
+        """Copy the flow table's count of packets in no flow into ``stats``."""
         left = self.flows.left_out
         self.stats.not_in_flows = {
             s.name: int(left[s]) for s in DecodeStatus if s < len(left) and left[s]
         }
-        return table
 
     def _label(self, flows: pa.Table) -> pa.Table:
         labelled = label_flows(self.registry, flows)
@@ -98,16 +112,34 @@ def label_batches(
     registry: Registry,
     config: FlowConfig | None = None,
     pipeline: LabelPipeline | None = None,
+    background: bool = True,
 ) -> Iterator[pa.Table]:
     """Labelled flow tables (none empty) for the batches of one capture, in order.
 
-    Pass ``pipeline`` to read its ``stats`` afterwards.
+    Pass ``pipeline`` to read its ``stats`` afterwards. With ``background`` the work runs
+    as three stages that overlap (``prefetch``): a worker thread reads and decodes
+    batches, a second one folds them into flows, and the caller's thread renders and
+    labels the finished flows (and, as the consumer of this iterator, writes them). The
+    result is the same either way.
     """
     pipe = pipeline or LabelPipeline(registry, config)
-    for raw in raw_batches:
-        table = pipe.feed(raw)
-        if table is not None and table.num_rows:
+    decoded = (pipe.decoded(raw) for raw in raw_batches)
+    if background:
+        tables = map(pipe.render, prefetched(_folded(pipe, prefetched(decoded))))
+    else:
+        tables = map(pipe.render, _folded(pipe, decoded))
+    for table in tables:
+        if table.num_rows:
             yield table
-    rest = pipe.finish()
-    if rest.num_rows:
-        yield rest
+
+
+def _folded(pipe: LabelPipeline, batches: Iterable[PacketBatch]) -> Iterator[FinishedFlows]:
+    """The flows each batch finishes, then the rest at the end of input (unrendered)."""
+    for batch in batches:
+        done = pipe.flows.fold(batch)
+        if done is not None:
+            yield done
+    done = pipe.flows.drain()
+    pipe.count_left_out()
+    if done is not None:
+        yield done

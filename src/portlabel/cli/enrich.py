@@ -107,7 +107,7 @@ def _concatenate(args, registry, block: int) -> int:
     import shutil
     import tempfile
 
-    from portlabel.enrich.atomic import atomic_output
+    from portlabel.atomicfile import atomic_output
 
     failed = 0
     directory = os.path.dirname(os.path.abspath(args.output))

@@ -11,7 +11,7 @@ import contextlib
 import sys
 from typing import BinaryIO
 
-from portlabel.enrich.atomic import atomic_output
+from portlabel.atomicfile import atomic_output
 from portlabel.errors import InputError
 from portlabel.label_api import CaptureInputs
 from portlabel.label_flows import labelled_schema

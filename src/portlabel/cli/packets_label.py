@@ -105,8 +105,8 @@ def _raw_batches(paths, batch_size: int, report, warnings: list[str]):
 
 def write_labelled(args, report, warnings: list[str], batch_size: int = 65536) -> int:
     """Write ``args.output`` (pcapng, labels as comments); the number of packets written."""
+    from portlabel.atomicfile import atomic_output
     from portlabel.capture.decode import decode
-    from portlabel.enrich.atomic import atomic_output
     from portlabel.writers.pcapng_comments import PcapngCommentWriter
 
     if args.backend != "native":

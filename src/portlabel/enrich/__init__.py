@@ -3,8 +3,8 @@
 Modules: ``transport`` (which IP protocol a record's port belongs to, as data),
 ``render`` (the appended text, rendered once per protocol/port), ``splice`` (numpy byte
 surgery on blocks of lines), ``zeek_tsv`` / ``zeek_json`` (the two log formats,
-sans-IO), ``reader`` (a plain TSV reader), ``atomic`` (all-or-nothing output files),
-``api`` (files, stdin, gzip, blocks), ``frame`` (pandas / pyarrow tables).
+sans-IO), ``reader`` (a plain TSV reader), ``api`` (files, stdin, gzip, blocks; output
+through ``portlabel.atomicfile``), ``frame`` (pandas / pyarrow tables).
 """
 
 from __future__ import annotations

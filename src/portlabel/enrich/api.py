@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from portlabel.enrich.atomic import atomic_output
+from portlabel.atomicfile import atomic_output
 from portlabel.enrich.report import Report
 from portlabel.enrich.transport import path_from_filename
 from portlabel.errors import LogFormatError

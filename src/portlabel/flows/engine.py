@@ -3,7 +3,9 @@
 ``FlowTable(config).update(batch)`` folds one ``PacketBatch`` into the table and returns
 the flows that finished by the batch's time (closed or reset and quiet for the close
 delay, idle or active timed out, or cut by a new connection on the same key);
-``flush()`` returns everything still active. Several files are one capture when fed to
+``flush()`` returns everything still active. ``fold``/``drain`` are the same steps
+without rendering the finished flows (``FinishedFlows.table()`` does that later, possibly
+in another thread). Several files are one capture when fed to
 the same table. Memory is bounded by the number of active flows.
 
 Per batch: rows are keyed and grouped (keys), cut into segments where Zeek would start a
@@ -116,6 +118,26 @@ class PacketFlows:
 
 
 @dataclass(frozen=True, slots=True)
+class FinishedFlows:
+    """Flows that finished in one step of the table, as records not yet rendered.
+
+    ``table()`` renders them (orientation, Zeek's derived fields, text columns, Community
+    ID) into the FlowBatch; it is a pure function of what is held here.
+    """
+
+    records: Records
+    reasons: np.ndarray  # END_REASONS code per flow
+    parents: list[list[str]] | None  # tunnel parent uids per flow (None: no flow has any)
+    community_id_seed: int
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def table(self) -> pa.Table:
+        return to_flow_batch(self.records, self.reasons, self.parents, self.community_id_seed)
+
+
+@dataclass(frozen=True, slots=True)
 class FlowUpdate:
     """What ``FlowTable.update(batch, want_rows=True)`` returns."""
 
@@ -156,20 +178,19 @@ class FlowTable:
         With ``want_rows`` the result is a ``FlowUpdate``: the finished flows and, for
         each packet of ``batch``, the flow it went to (``PacketFlows``).
         """
-        first_pos = self._next_pos
-        rows, left_out = batch_rows(batch, first_pos, self._frags, self.config.key_by_tunnel_parent)
-        self._next_pos += len(batch)
-        self.left_out += left_out
-        if len(batch):
-            self._now = max(self._now, int(batch.ts_ns.max()))
-        done: list[tuple[Records, np.ndarray, list]] = []
         packets = PacketFlows.empty(len(batch)) if want_rows else None
-        if len(rows):
-            done.append(self._fold(rows, done, packets, first_pos))
-        done.append(self._expire(self._now))
-        table = self._emit(done)
-        finished = table if table.num_rows else None
+        done = self._fold_batch(batch, packets)
+        finished = done.table() if done is not None else None
         return FlowUpdate(finished, packets) if want_rows else finished
+
+    def fold(self, batch: PacketBatch) -> FinishedFlows | None:
+        """``update`` without rendering: the finished flows as records, if any.
+
+        ``FinishedFlows.table()`` gives the same table ``update`` would have; it reads
+        nothing from this table, so it may run in another thread while the next batch
+        is folded.
+        """
+        return self._fold_batch(batch, None)
 
     def advance(self, now_ns: int) -> pa.Table | None:
         """Move the flow clock to ``now_ns`` with no packet; the flows that timed out.
@@ -180,14 +201,32 @@ class FlowTable:
         if now_ns <= self._now:
             return None
         self._now = int(now_ns)
-        table = self._emit([self._expire(self._now)])
-        return table if table.num_rows else None
+        done = self._finished([self._expire(self._now)])
+        return None if done is None else done.table()
 
     def flush(self) -> pa.Table:
         """Finish and return every active flow (end of input)."""
+        done = self.drain()
+        return empty_table(FLOW_SCHEMA) if done is None else done.table()
+
+    def drain(self) -> FinishedFlows | None:
+        """``flush`` without rendering (None when no flow was active)."""
         slots = np.flatnonzero(self.store.used)
         rec, parents = self._release(slots)
-        return self._emit([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), parents)])
+        return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), parents)])
+
+    def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None):
+        first_pos = self._next_pos
+        rows, left_out = batch_rows(batch, first_pos, self._frags, self.config.key_by_tunnel_parent)
+        self._next_pos += len(batch)
+        self.left_out += left_out
+        if len(batch):
+            self._now = max(self._now, int(batch.ts_ns.max()))
+        done: list[tuple[Records, np.ndarray, list]] = []
+        if len(rows):
+            done.append(self._fold(rows, done, packets, first_pos))
+        done.append(self._expire(self._now))
+        return self._finished(done)
 
     # ---- one batch -------------------------------------------------------------------
 
@@ -320,10 +359,10 @@ class FlowTable:
             parents = [_NO_PARENTS] * len(slots)
         return self.store.release(slots), parents
 
-    def _emit(self, parts: list[tuple[Records, np.ndarray, list]]) -> pa.Table:
+    def _finished(self, parts: list[tuple[Records, np.ndarray, list]]) -> FinishedFlows | None:
         parts = [p for p in parts if len(p[1])]
         if not parts:
-            return empty_table(FLOW_SCHEMA)
+            return None
         rec = concat([p[0] for p in parts])
         reasons = np.concatenate([p[1] for p in parts])
         by_time = np.lexsort((rec["uid"][:, 2], rec["first_ts"]))  # writers like ts order
@@ -340,7 +379,7 @@ class FlowTable:
             self._recent_uid = dict(items[len(items) // 2 :])
         # after the update above: a parent may finish in this very batch
         parents = self._parent_uids(parent_sets) if has_parents else None
-        return to_flow_batch(rec, reasons, parents, self.config.community_id_seed)
+        return FinishedFlows(rec, reasons, parents, self.config.community_id_seed)
 
     def _parent_uids(self, parent_sets: list[set[bytes]]) -> list[list[str]]:
         out: list[list[str]] = []

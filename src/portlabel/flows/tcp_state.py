@@ -108,7 +108,8 @@ def _step(orig: int, resp: int, event: int) -> tuple[int, int]:
     return (peer, me) if is_resp else (me, peer)
 
 
-def _compile() -> np.ndarray:
+def _compile_by_steps() -> np.ndarray:
+    """The table, one ``_step`` per (joint state, event): the reference for ``_compile``."""
     table = np.zeros((N_STATES * N_STATES, 64), dtype=np.uint8)
     for o in range(N_STATES):
         for r in range(N_STATES):
@@ -116,6 +117,42 @@ def _compile() -> np.ndarray:
                 no, nr = _step(o, r, ev)
                 table[o * N_STATES + r, ev] = no * N_STATES + nr
     return table
+
+
+def _compile() -> np.ndarray:
+    """The table, with every (joint state, event) pair run through the rules at once.
+
+    Same rules, same first-match-per-phase order as ``_step``, but vectorised over the
+    3,136 pairs: import time stays in the microseconds, not tens of milliseconds.
+    """
+    joint, event = np.divmod(np.arange(N_STATES * N_STATES * 64), 64)
+    orig, resp = np.divmod(joint, N_STATES)
+    is_resp = (event & EV_RESP) != 0
+    flags = np.zeros_like(event)
+    for bit, flag in ((EV_SYN, SYN), (EV_ACK, ACK), (EV_FIN, FIN), (EV_RST, RST)):
+        flags |= np.where(event & bit, flag, 0)
+    has_len = (event & EV_LEN) != 0
+    me, peer = np.where(is_resp, resp, orig), np.where(is_resp, orig, resp)
+    for phase in ("syn", "fin", "rst", "plain"):
+        open_ = np.ones(len(event), dtype=bool)  # no rule of this phase matched yet
+        new_me, new_peer = me.copy(), peer.copy()
+        for rule in RULES[phase]:
+            mine, peers, who, need, forbid, to_me, to_peer = rule[:7]
+            hit = open_ & np.isin(me, [int(x) for x in mine])
+            if peers is not None:
+                hit &= np.isin(peer, [int(x) for x in peers])
+            if who is not None:
+                hit &= is_resp == (who == "resp")
+            hit &= ((flags & need) == need) & ((flags & forbid) == 0)
+            if len(rule) > 7 and rule[7] == "no-len":
+                hit &= ~has_len
+            new_me[hit] = int(to_me)
+            if to_peer is not None:
+                new_peer[hit] = int(to_peer)
+            open_ &= ~hit
+        me, peer = new_me, new_peer
+    new_orig, new_resp = np.where(is_resp, peer, me), np.where(is_resp, me, peer)
+    return (new_orig * N_STATES + new_resp).astype(np.uint8).reshape(N_STATES * N_STATES, 64)
 
 
 TRANSITIONS: np.ndarray = _compile()

@@ -85,6 +85,7 @@ class LiveSession:
             raw = self.source.read(TICK)
             if raw is not None:
                 self._process(raw)
+                del raw  # the native source lends its ring: blocks go back once unviewed
             else:
                 self._write(advance_clock(self.pipe, time.time_ns() - CLOCK_SLACK_NS))
             now = time.monotonic()
@@ -137,6 +138,7 @@ class LiveSession:
             if raw is None:
                 break
             self._process(raw)
+            del raw
         self._write(self.pipe.finish())
         self.sink.close()
         self.report(final=True)

@@ -1,0 +1,69 @@
+"""Running one pipeline stage ahead of the next in a background thread.
+
+``prefetched(items)`` iterates ``items`` in a worker thread and hands the results over
+through a small bounded queue, so the stage that produces them (reading and decoding
+packet batches) runs while the consumer works on the previous one (folding batches into
+flows, writing). This pays because both stages spend most of their time inside numpy and
+pyarrow loops, which release the GIL: on two cores the two stages overlap instead of
+adding up.
+
+Order is kept, at most ``depth`` finished items wait in the queue (memory stays bounded),
+an exception raised by the producer is raised again in the consumer at the point the
+failing item would have arrived, and leaving the consumer loop early (``break``, an
+exception, Ctrl-C) stops the producer before its next item.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+_END = object()
+_POLL_S = 0.05  # how often a blocked producer checks whether the consumer went away
+
+
+def prefetched(items: Iterable[T], depth: int = 2, name: str = "portlabel-prefetch") -> Iterator[T]:
+    """The items of ``items``, produced in a background thread up to ``depth`` ahead."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not put((item, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_END, exc))
+            return
+        finally:  # a generator left early runs its cleanup here, in its own thread
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        put((_END, None))
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = handoff.get()
+            if item is _END:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()

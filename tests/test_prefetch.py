@@ -1,0 +1,75 @@
+"""The background stages: order, errors, early exit, and the same flows as without them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from portlabel.flows import FlowConfig
+from portlabel.label_api import CaptureInputs
+from portlabel.pipeline import LabelPipeline, label_batches
+from portlabel.prefetch import prefetched
+from portlabel.registry.compiled import default_registry
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+
+
+def test_items_arrive_in_order_and_all_of_them():
+    assert list(prefetched(range(1000), depth=3)) == list(range(1000))
+    assert list(prefetched([])) == []
+
+
+def test_a_producer_error_is_raised_where_its_item_would_have_arrived():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("damaged at offset 40")
+
+    got = []
+    with pytest.raises(ValueError, match="offset 40"):
+        for x in prefetched(items()):
+            got.append(x)
+    assert got == [1, 2]
+
+
+def test_leaving_early_stops_the_producer_and_runs_its_cleanup():
+    produced, closed = [], threading.Event()
+
+    def items():
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    for x in prefetched(items(), depth=2):
+        if x == 5:
+            break
+    assert closed.wait(5)
+    time.sleep(0.1)
+    assert len(produced) <= 5 + 1 + 2 + 1  # at most a queue's worth beyond the last taken
+    assert not any(t.name == "portlabel-prefetch" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("name", ["zeekreal_infected.pcap", "zeek_vxlan.pcap", "ndpi_1kxun.pcap"])
+def test_background_stages_give_exactly_the_same_flows(name):
+    path = CAPTURES / name
+    reg = default_registry()
+
+    def run(background: bool):
+        pipe = LabelPipeline(reg, FlowConfig(uid_seed=7))  # same uids both times
+        tables = list(
+            label_batches(CaptureInputs([path], 64), reg, pipeline=pipe, background=background)
+        )
+        return tables, pipe.stats
+
+    fg, fg_stats = run(False)
+    bg, bg_stats = run(True)
+    assert len(fg) == len(bg) and sum(t.num_rows for t in fg) > 0
+    for a, b in zip(fg, bg, strict=True):
+        assert a.equals(b)
+    assert fg_stats == bg_stats
