@@ -49,7 +49,11 @@ MAX_RECORD = 256 << 20  # a caplen beyond this is a corrupt header, not a packet
 LENGTHS_NORMAL, LENGTHS_SWAPPED, LENGTHS_MAYBE_SWAPPED = 0, 1, 2
 # why a walk stopped
 NEED_MORE, BAD_LENGTH = 1, 2
-SPAN_BYTES = 32 << 20  # bytes of records found per walk (bounds the pages touched ahead)
+# bytes of records found per walk: sized to the records a batch still lacks (from the
+# mean record size so far), so the walk touches few pages beyond the batch it completes,
+# within these bounds
+MIN_SPAN_BYTES, MAX_SPAN_BYTES = 1 << 20, 64 << 20
+FIRST_SPAN_BYTES = 8 << 20  # before any record size is known
 # guessing headers: a plausible record has both lengths below these and a timestamp
 # within PLAUSIBLE_SECONDS of the file's first record
 PLAUSIBLE_CAPLEN = 1 << 18
@@ -174,9 +178,12 @@ class _Records:
         self.pos = self.start = FILE_HEADER_LEN - window.base  # start: next batch's bytes
         self.pending: list[np.ndarray] = []
         self.count = 0
+        self.first_pos = self.pos  # where the walk began (for the mean record size)
+        self.walked_records = 0
 
-    def find(self) -> int | None:
-        """Walk one span; None while more follows, else why the walk stopped."""
+    def find(self, wanted: int) -> int | None:
+        """Walk one span, about long enough for ``wanted`` more records; None while more
+        follows, else why the walk stopped."""
         buf, hdr = self.window.buf, self.header.record_header_len
         end = buf.shape[0]
         limit = end - hdr + 1  # a record starting before this has its whole header
@@ -185,7 +192,7 @@ class _Records:
         u = u32_view(buf, self.header.byteorder)
         # headers are recognised by a timestamp near this span's first one
         shape = record_shape(self.header, u, int(u[self.pos]))
-        found, nxt = walk(buf, u, self.pos, min(self.pos + SPAN_BYTES, limit), shape)
+        found, nxt = walk(buf, u, self.pos, min(self.pos + self._span(wanted), limit), shape)
         status = None
         if nxt == BROKEN:  # a length field beyond MAX_RECORD
             i = int(np.argmax(_lengths(u, found, self.header)[0] > MAX_RECORD))
@@ -194,8 +201,16 @@ class _Records:
             status, found, nxt = NEED_MORE, found[:-1], int(found[-1])
         self.pending.append(found)
         self.count += len(found)
+        self.walked_records += len(found)
         self.pos = nxt
         return status
+
+    def _span(self, wanted: int) -> int:
+        walked = self.pos - self.first_pos
+        if self.walked_records == 0 or walked <= 0:
+            return FIRST_SPAN_BYTES
+        mean = walked / self.walked_records
+        return int(min(max(wanted * mean * 1.02 + 4096, MIN_SPAN_BYTES), MAX_SPAN_BYTES))
 
     def batch(self, n: int) -> RawBatch:
         """The next ``n`` pending records as a batch."""
@@ -228,6 +243,7 @@ class _Records:
         self.pending = [p - shift for p in self.pending]
         self.pos -= shift
         self.start -= shift
+        self.first_pos -= shift
 
 
 def iter_pcap(
@@ -240,7 +256,7 @@ def iter_pcap(
     """Batches of the records after the file header; problems end up in ``warnings``."""
     records = _Records(window, header, first_frame)
     while True:
-        status = records.find()
+        status = records.find(batch_size - records.count)
         while records.count >= batch_size:
             yield records.batch(batch_size)
         if status is None:
