@@ -162,7 +162,11 @@ class FlowTable:
         self._frags = FragmentPorts()
         self._uids = UidSource(self.config.uid_seed)
         self._parents: dict[int, set[bytes]] = {}  # slot -> tunnel parent flow keys
-        self._recent_uid: dict[bytes, bytes] = {}  # finished flow key -> uid limbs
+        # finished UDP flow key -> uid limbs, for tunnel parents that finish before a
+        # flow inside them; kept only once tunnelled packets were seen (parents are the
+        # outer UDP flows those packets make)
+        self._recent_uid: dict[bytes, bytes] = {}
+        self._tunnels_seen = False
         self._next_pos = 0
         self._now = np.iinfo(np.int64).min
         self.left_out = np.zeros(len(DecodeStatus), dtype=np.int64)  # packets not in flows
@@ -292,7 +296,7 @@ class FlowTable:
         fs, sl = first_seg[go_on], slots[go_on]
         seg_slot[fs] = sl
         cols = self.store.cols
-        old = {k: cols[k][sl] for k in (*_SUMMED, *_FROM_STATE, "mac", "first_pos")}
+        old = take(cols, sl)
         for name in _SUMMED:
             rec[name][fs] += old[name]
         for name in _FROM_STATE:
@@ -316,6 +320,7 @@ class FlowTable:
     def _segment_parents(self, rows: Rows, seg, seg_slot) -> dict[int, set[bytes]]:
         if rows.parent is None:
             return {}
+        self._tunnels_seen = True
         has = rows.parent.any(axis=1)
         if not has.any():
             return {}
@@ -371,15 +376,20 @@ class FlowTable:
         if has_parents:
             parent_sets = [s for p in parts for s in p[2]]
             parent_sets = [parent_sets[i] for i in by_time.tolist()]
-        raw_keys = np.ascontiguousarray(rec["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
-        raw_uids = np.ascontiguousarray(rec["uid"]).view("V12").ravel().tolist()
+        if self._tunnels_seen:
+            self._remember_uids(rec)
+        # after the update above: a parent may finish in this very batch
+        parents = self._parent_uids(parent_sets) if has_parents else None
+        return FinishedFlows(rec, reasons, parents, self.config.community_id_seed)
+
+    def _remember_uids(self, rec: Records) -> None:
+        udp = rec[rec["key"][:, _PROTO_AT] == 17]
+        raw_keys = np.ascontiguousarray(udp["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
+        raw_uids = np.ascontiguousarray(udp["uid"]).view("V12").ravel().tolist()
         self._recent_uid.update(zip(raw_keys, raw_uids, strict=True))
         if len(self._recent_uid) > 1 << 17:
             items = list(self._recent_uid.items())
             self._recent_uid = dict(items[len(items) // 2 :])
-        # after the update above: a parent may finish in this very batch
-        parents = self._parent_uids(parent_sets) if has_parents else None
-        return FinishedFlows(rec, reasons, parents, self.config.community_id_seed)
 
     def _parent_uids(self, parent_sets: list[set[bytes]]) -> list[list[str]]:
         out: list[list[str]] = []

@@ -47,6 +47,8 @@ def track(rows: Rows, seg: np.ndarray, rec: Records) -> None:
     syn, fin, rst = (f & SYN) != 0, (f & FIN) != 0, (f & RST) != 0
     sd = s * 2 + d
 
+    # flat (segment, direction) copies of the per-direction fields, written back at the end
+    # (a field of a structured array is a strided view: reshaping it copies)
     base = rec["base"].reshape(-1)
     has = rec["has_base"].reshape(-1)
     first = first_index(sd, 2 * n_seg)
@@ -67,6 +69,8 @@ def track(rows: Rows, seg: np.ndarray, rec: Records) -> None:
     acking = ((f & ACK) != 0) & known
     acked = rec["acked"].reshape(-1)
     np.maximum.at(acked, od[acking], _rel(ack[acking], base[od[acking]]))
+    for name, flat in (("base", base), ("has_base", has), ("seq_end", seq_end), ("acked", acked)):
+        rec[name] = flat.reshape(-1, 2)
 
     _run_state_machine(s, d, f, plen, rec)
 
