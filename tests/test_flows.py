@@ -311,3 +311,35 @@ def test_advance_expires_idle_flows_without_packets():
     assert done.num_rows == 1 and done["end_reason"].to_pylist() == ["idle"]
     assert table.advance(int(10e9)) is None  # the clock never goes back
     assert len(table) == 0 and table.flush().num_rows == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 7), min_size=1, max_size=200), st.booleans())
+def test_grouping_is_exact_even_when_every_hash_collides(labels, full):
+    from portlabel.flows import keys as flow_keys
+
+    n = len(labels)
+    ip = np.zeros((n, 16), dtype=np.uint8)
+    ip[:, 15] = labels  # eight distinct endpoints
+    other = np.full((n, 16), 9, dtype=np.uint8)
+    ports = np.full(n, 80, dtype=np.uint16)
+    no_vlan = np.full(n, -1, dtype=np.int32)
+    keys, _ = flow_keys.pack_keys(
+        ip, other, ports, ports, np.full(n, 6, np.uint8), no_vlan, no_vlan, full=full
+    )
+    assert keys.shape[1] == (flow_keys.KEY_WIDTH if full else flow_keys.SHORT_WIDTH)
+    expected = flow_keys.group_rows(keys)
+    real_hash = flow_keys.hash_rows
+    try:
+        flow_keys.hash_rows = lambda k, n_words=None: np.zeros(len(k), dtype=np.uint64)
+        order, starts, group_keys = flow_keys.group_rows(keys)
+    finally:
+        flow_keys.hash_rows = real_hash
+    groups = np.split(order, starts[1:])
+    assert sorted(len(g) for g in groups) == sorted(np.bincount(labels)[np.unique(labels)])
+    for g, key in zip(groups, group_keys, strict=True):
+        assert (np.diff(g) > 0).all()  # capture order within a group
+        assert {labels[i] for i in g} == {labels[g[0]]}
+        assert key.shape == (flow_keys.KEY_WIDTH,)
+        assert bytes(key[: keys.shape[1]]) == bytes(keys[g[0]])
+    assert len(expected[1]) == len(starts)

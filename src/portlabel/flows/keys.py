@@ -43,6 +43,7 @@ KEY_WIDTH = (_off + 7) // 8 * 8
 KEY_WORDS = KEY_WIDTH // 8
 PARENT_WIDTH = KEY_FIELDS["parent"][1]
 PARENT_WORD = KEY_FIELDS["parent"][0] // 8
+SHORT_WIDTH = PARENT_WORD * 8  # a key without its parent field
 
 
 def _pair_table(pairs: dict[int, int]) -> np.ndarray:
@@ -114,11 +115,18 @@ def pack_keys(
     vlan: np.ndarray,
     inner_vlan: np.ndarray,
     parent: np.ndarray | None = None,
+    full: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical packed keys ``(n, KEY_WIDTH)`` and each row's direction (0 a->b, 1 b->a)."""
+    """Canonical packed keys and each row's direction (0 a->b, 1 b->a).
+
+    Keys are ``(n, KEY_WIDTH)``; with ``full=False`` and no ``parent`` they stop before
+    the parent field (``(n, SHORT_WIDTH)``, the bytes a full key would start with): less
+    to write, hash and compare per packet when no tunnel is involved (``widen`` pads).
+    """
     n = len(proto)
     swap = endpoint_greater(src_ip, sport, dst_ip, dport)
-    keys = np.zeros((n, KEY_WIDTH), dtype=np.uint8)
+    width = KEY_WIDTH if full or parent is not None else SHORT_WIDTH
+    keys = np.empty((n, width), dtype=np.uint8)
     if not n:
         return keys, swap.astype(np.uint8)
     raw = keys.view(np.uint64)  # byte copies: the words' byte order does not matter here
@@ -135,9 +143,18 @@ def pack_keys(
     be = keys.view(">u8")
     be[:, 4] = _be_word(ports, vlan)
     be[:, 5] = _be_word(inner_vlan, proto.astype(np.int64) << 24)
-    if parent is not None:
-        keys[:, PARENT_WORD * 8 :] = parent
+    if width == KEY_WIDTH:
+        keys[:, PARENT_WORD * 8 :] = 0 if parent is None else parent
     return keys, swap.astype(np.uint8)
+
+
+def widen(keys: np.ndarray) -> np.ndarray:
+    """Keys padded to ``KEY_WIDTH`` (short keys get an all-zero parent field)."""
+    if keys.shape[1] == KEY_WIDTH:
+        return keys
+    out = np.zeros((len(keys), KEY_WIDTH), dtype=np.uint8)
+    out[:, : keys.shape[1]] = keys
+    return out
 
 
 def pack_parent(
@@ -182,45 +199,56 @@ def hash_rows(keys: np.ndarray, n_words: int | None = None) -> np.ndarray:
     """A 64-bit mixing hash of each packed key row (of its first ``n_words`` words)."""
     words = np.ascontiguousarray(keys).view(np.uint64)
     h = np.zeros(len(keys), dtype=np.uint64)
+    t = np.empty_like(h)
     with np.errstate(over="ignore"):
         for j in range(words.shape[1] if n_words is None else n_words):
-            h = (h ^ words[:, j]) * _M1
-            h ^= h >> np.uint64(29)
+            np.bitwise_xor(h, words[:, j], out=h)
+            np.multiply(h, _M1, out=h)
+            np.right_shift(h, np.uint64(29), out=t)
+            h ^= t
         h *= _M2
-        h ^= h >> np.uint64(32)
+        np.right_shift(h, np.uint64(32), out=t)
+        h ^= t
     return h
 
 
 def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable grouping of equal key rows.
+    """Stable grouping of equal key rows (full or short keys).
 
     Returns ``order`` (row indices, equal keys adjacent, original order kept within a
     group), ``starts`` (the positions in ``order`` where each group begins) and each
-    group's key (``keys[order[starts]]``).
+    group's key, full width (``widen(keys[order[starts]])``).
     """
     n = len(keys)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, keys[:0]
+        return empty, empty, widen(keys[:0])
     words = np.ascontiguousarray(keys).view(np.uint64)
-    # within one call the hash only has to be consistent: skip all-zero parent words
-    used = PARENT_WORD if not words[:, PARENT_WORD:].any() else KEY_WORDS
+    used = words.shape[1]
+    if used > PARENT_WORD and not words[:, PARENT_WORD:].any():
+        used = PARENT_WORD  # within one call the hash only has to be consistent
     # one plain sort of (hash high bits | row number): unique values, so the order within
     # a group is the row order without a (much slower) stable argsort
     bits = max(int(n - 1).bit_length(), 1)
     low = np.uint64((1 << bits) - 1)
-    packed = np.sort((hash_rows(keys, used) & ~low) | np.arange(n, dtype=np.uint64))
+    packed = hash_rows(keys, used)
+    packed &= ~low
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
     order = (packed & low).astype(np.int64)
     hs = packed >> np.uint64(bits)
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    ordered = words[:, :used][order]  # the words that can differ, not the whole keys
-    same = (ordered[1:] == ordered[:-1]).all(axis=1)
+    # exact check against 64-bit hash collisions: neighbours in the same group must have
+    # equal keys (compared as whole rows of the words that can differ)
+    rows = words if used == words.shape[1] else words[:, :used]
+    ordered = np.ascontiguousarray(rows[order]).view(f"V{used * 8}").ravel()
+    same = ordered[1:] == ordered[:-1]
     if not np.array_equal(same, ~new[1:]):  # a 64-bit hash collision: sort exactly
         void = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel()
         order = np.argsort(void, kind="stable")
         ordered = words[order]
         new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
     starts = np.flatnonzero(new)
-    return order, starts, keys[order[starts]]
+    return order, starts, widen(keys[order[starts]])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch, TunnelType
-from portlabel.flows.keys import flow_ports, hash_rows, pack_keys, pack_parent
+from portlabel.flows.keys import KEY_WIDTH, flow_ports, hash_rows, pack_keys, pack_parent
 
 # bytes between an outer IP header and the inner IP header, per UDP tunnel type
 # (used only when the decoder provides no outer IP length)
@@ -161,7 +161,7 @@ def batch_rows(
                 b.tunnel[idx],
             )
     keys, direction = pack_keys(
-        b.src_ip[sel], b.dst_ip[sel], sport, dport, proto, vlan, ivlan, parent_field
+        b.src_ip[sel], b.dst_ip[sel], sport, dport, proto, vlan, ivlan, parent_field, full=False
     )
     rows = Rows(
         keys=keys,
@@ -206,6 +206,7 @@ def _with_outer_rows(rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int) 
         b.outer_proto[t],
         b.vlan[t],
         b.inner_vlan[t],
+        full=rows.keys.shape[1] == KEY_WIDTH,  # as wide as the rows they join
     )
     zeros = np.zeros(len(t), dtype=np.uint32)
     extra = Rows(
