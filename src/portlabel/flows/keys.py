@@ -241,11 +241,13 @@ def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
     # exact check against 64-bit hash collisions: neighbours in the same group must have
-    # equal keys (compared as whole rows of the words that can differ)
-    rows = words if used == words.shape[1] else words[:, :used]
-    ordered = np.ascontiguousarray(rows[order]).view(f"V{used * 8}").ravel()
-    same = ordered[1:] == ordered[:-1]
-    if not np.array_equal(same, ~new[1:]):  # a 64-bit hash collision: sort exactly
+    # equal keys (word by word over the words that can differ: faster than comparing
+    # rows as void values or reducing a 2-D mask)
+    ordered = words[order]
+    differ = ordered[1:, 0] != ordered[:-1, 0]
+    for j in range(1, used):
+        differ |= ordered[1:, j] != ordered[:-1, j]
+    if not np.array_equal(differ, new[1:]):  # a 64-bit hash collision: sort exactly
         void = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel()
         order = np.argsort(void, kind="stable")
         ordered = words[order]
