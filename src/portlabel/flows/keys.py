@@ -77,10 +77,11 @@ def flow_ports(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The two 16-bit values that identify a flow's endpoints beside the addresses."""
     ported = _PORTED[ip_proto]
-    icmp = _ICMP[ip_proto]
-    isp, idp, _ = icmp_ports(ip_proto, icmp_type, icmp_code)
-    s = np.where(ported, sport, np.where(icmp, isp, 0)).astype(np.uint16)
-    d = np.where(ported, dport, np.where(icmp, idp, 0)).astype(np.uint16)
+    s = np.where(ported, sport, 0).astype(np.uint16)
+    d = np.where(ported, dport, 0).astype(np.uint16)
+    icmp = np.flatnonzero(_ICMP[ip_proto])
+    if len(icmp):
+        s[icmp], d[icmp], _ = icmp_ports(ip_proto[icmp], icmp_type[icmp], icmp_code[icmp])
     return s, d
 
 
