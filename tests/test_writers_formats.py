@@ -82,6 +82,18 @@ def test_parquet_reads_back_equal(table):
     assert back.equals(table)
 
 
+def test_parquet_row_groups_are_whole_but_the_last(table, monkeypatch):
+    from portlabel.writers import parquet
+
+    monkeypatch.setattr(parquet, "ROW_GROUP", 100)
+    big = pa.concat_tables([table] * (1 + 350 // table.num_rows))  # several groups' worth
+    data = written("parquet", big, parts=9)  # uneven pieces, none a multiple of 100
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sizes[:-1] == [100] * (len(sizes) - 1) and 0 < sizes[-1] <= 100
+    assert pq.read_table(io.BytesIO(data)).equals(big)
+
+
 def test_table_prints_rows_and_a_summary(table):
     text = written("table", table).decode()
     assert f"{table.num_rows:,} flows" in text

@@ -7,7 +7,10 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROW_GROUP = 1 << 17  # flows per row group: small tables are gathered up to this
+# flows per row group: small tables are gathered up to this, and every full group is
+# written as soon as it is complete (while the flow engine goes on), so closing the file
+# writes at most one partial group
+ROW_GROUP = 1 << 15
 
 
 class ParquetWriter:
@@ -23,12 +26,17 @@ class ParquetWriter:
             self.pending.append(table)
             self.rows += table.num_rows
         if self.rows >= ROW_GROUP:
-            self._flush()
+            self._flush(whole_groups_only=True)
 
-    def _flush(self) -> None:
-        if self.pending:
-            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=ROW_GROUP)
-        self.pending, self.rows = [], 0
+    def _flush(self, whole_groups_only: bool = False) -> None:
+        if not self.pending:
+            return
+        table = pa.concat_tables(self.pending)
+        upto = table.num_rows - table.num_rows % ROW_GROUP if whole_groups_only else table.num_rows
+        if upto:
+            self.writer.write_table(table.slice(0, upto), row_group_size=ROW_GROUP)
+        rest = table.slice(upto)
+        self.pending, self.rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def close(self) -> None:
         self._flush()
