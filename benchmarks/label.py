@@ -8,9 +8,11 @@ wall time, the peak RSS of the child (``os.wait4``'s rusage, per process) and th
 portlabel, all from the same run. Peers: NFStream (flows, no dissection, no statistics;
 skipped if it is not installed), ``tshark -q -z conv,tcp -z conv,udp`` (conversations),
 and a scapy ``PcapReader`` loop grouping packets by 5-tuple, run on the first N packets
-and scaled to the whole file (marked "scaled"). Then portlabel's own time by stage,
-measured in this process: start-up imports (child process), read, decode, flows, label,
-write.
+and scaled to the whole file (marked "scaled"). Then portlabel's CPU time by stage, the
+stages run one after another in this process: start-up imports (child process), read,
+decode, flows, render (finished flows to a table), label, write. ``portlabel label``
+overlaps these stages in three threads, so its wall time is below their sum. portlabel's
+bytecode is compiled first, as a wheel install does.
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ def count_packets(path: str) -> int:
 
 
 def stages(path: str, out: str) -> dict[str, float]:
-    """portlabel's time per stage in this process (imports measured in a child)."""
+    """CPU seconds per stage, the stages run one after another in this process (imports
+    measured in a child). ``portlabel label`` overlaps them in three threads (read and
+    decode / flows / render, label and write), so its wall time is below their sum."""
     import pyarrow  # noqa: F401  (imported by every stage; not part of any)
 
     from portlabel.capture.decode import decode
@@ -111,48 +115,43 @@ def stages(path: str, out: str) -> dict[str, float]:
     from portlabel.registry import default_registry
     from portlabel.writers.parquet import ParquetWriter
 
-    spent = dict.fromkeys(("read", "decode", "flows", "label", "write"), 0.0)
+    def timed(name, fn, *args):
+        t = time.process_time()
+        result = fn(*args)
+        spent[name] += time.process_time() - t
+        return result
+
+    spent = dict.fromkeys(("read", "decode", "flows", "render", "label", "write"), 0.0)
     registry = default_registry()
     table = FlowTable(FlowConfig())
     with open(out, "wb") as fh:
         writer = ParquetWriter(fh, labelled_schema(registry))
         batches = iter(open_capture(path).batches())
-        finished = []
         while True:
-            t0 = time.perf_counter()
-            raw = next(batches, None)
-            t1 = time.perf_counter()
-            spent["read"] += t1 - t0
+            raw = timed("read", next, batches, None)
+            if raw is None:
+                done = timed("flows", table.drain)
+            else:
+                done = timed("flows", table.fold, timed("decode", decode, raw))
+            if done is not None:
+                flows = timed("render", done.table)
+                timed("write", writer.write, timed("label", label_flows, registry, flows))
             if raw is None:
                 break
-            packets = decode(raw)
-            t2 = time.perf_counter()
-            spent["decode"] += t2 - t1
-            done = table.update(packets)
-            spent["flows"] += time.perf_counter() - t2
-            if done is not None:
-                finished.append(done)
-            for flows in finished:
-                t3 = time.perf_counter()
-                labelled = label_flows(registry, flows)
-                t4 = time.perf_counter()
-                writer.write(labelled)
-                spent["label"] += t4 - t3
-                spent["write"] += time.perf_counter() - t4
-            finished = []
-        t5 = time.perf_counter()
-        rest = table.flush()
-        t6 = time.perf_counter()
-        writer.write(label_flows(registry, rest))
-        t7 = time.perf_counter()
-        writer.close()
-        spent["flows"] += t6 - t5
-        spent["label"] += t7 - t6
-        spent["write"] += time.perf_counter() - t7
+        timed("write", writer.close)
     imports = subprocess.run(
         [sys.executable, "-c", IMPORTS], capture_output=True, text=True, check=True
     )
     return {"imports (child)": float(imports.stdout), **spent}
+
+
+def compile_bytecode() -> None:
+    """Write portlabel's .pyc files first, as installing a wheel does: an editable checkout
+    run with PYTHONDONTWRITEBYTECODE would otherwise compile every module at each start."""
+    import portlabel
+
+    here = os.path.dirname(portlabel.__file__)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", here], check=True)
 
 
 def main() -> None:
@@ -167,6 +166,7 @@ def main() -> None:
     packets = count_packets(args.capture)
     size = os.path.getsize(args.capture)
     print(f"{args.capture}: {packets:,} packets, {size / 2**20:,.0f} MiB; {args.runs} runs each")
+    compile_bytecode()
     tmp = tempfile.mkdtemp(prefix="portlabel-bench-")
     out = os.path.join(tmp, "out.parquet")
     portlabel = shutil.which("portlabel") or sys.argv[0]
@@ -181,9 +181,11 @@ def main() -> None:
     print(f"\n{'tool':40} {'median s':>9} {'CPU s':>7} {'peak RSS MiB':>13} {'x portlabel':>12}")
     for name, wall, rss, cpu, note in rows:
         print(f"{name:40} {wall:9.2f} {cpu:7.2f} {rss:13.0f} {wall / base:12.2f}  {note}")
-    print("\nportlabel by stage (in this process, one run):")
-    for stage, seconds in stages(args.capture, out).items():
+    print("\nportlabel's CPU by stage (the stages in sequence in this process, one run):")
+    spent = stages(args.capture, out)
+    for stage, seconds in spent.items():
         print(f"  {stage:16} {seconds:6.2f} s")
+    print(f"  {'sum':16} {sum(spent.values()):6.2f} s")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
