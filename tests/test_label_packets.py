@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portlabel.capture.backends import packet_batches
 from portlabel.capture.batch import PacketBatch
@@ -131,3 +133,45 @@ def test_pcapng_output_needs_the_native_backend(tmp_path, capsys):
     out = tmp_path / "x.pcapng"
     code = main(["packets", "--backend", "scapy", "-o", str(out), str(CAPTURES / NAMES[0])])
     assert code == 2 and not out.exists()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 70), st.integers(0, 37)), min_size=1, max_size=40),
+    st.integers(0, 2**32 - 1),
+)
+def test_enhanced_packet_blocks_hold_exactly_the_bytes_and_comments(packets, seed):
+    """Word-wise span copies spill past each span; every block must still parse exactly,
+    with zero padding, including spans that end at the very end of the source buffer."""
+    import struct
+
+    from portlabel.writers.pcapng_comments import enhanced_packets
+
+    rng = np.random.default_rng(seed)
+    caps = np.array([p[0] for p in packets], dtype=np.int64)
+    clens = np.array([p[1] for p in packets], dtype=np.int64)
+    offsets = np.cumsum(caps + 16) - caps  # records laid out as in a pcap, last at the end
+    buf = rng.integers(0, 256, int(offsets[-1] + caps[-1]), dtype=np.uint8)
+    comments = rng.integers(32, 127, (len(packets), max(int(clens.max()), 1)), dtype=np.uint8)
+    ts = rng.integers(0, 2**62, len(packets))
+    out = enhanced_packets(
+        np.zeros(len(packets), np.uint32), ts, caps + 5, buf, offsets, caps, comments, clens
+    ).tobytes()
+    at = 0
+    for i, (cap, clen) in enumerate(zip(caps.tolist(), clens.tolist(), strict=True)):
+        kind, length, _, hi, lo, got_cap, wire = struct.unpack_from("<7I", out, at)
+        assert (kind, got_cap, wire, (hi << 32) | lo) == (6, cap, cap + 5, int(ts[i]))
+        data = at + 28
+        assert out[data : data + cap] == buf[offsets[i] : offsets[i] + cap].tobytes()
+        pad = (cap + 3) & ~3
+        assert out[data + cap : data + pad] == bytes(pad - cap)
+        opt = data + pad
+        if clen:
+            code, olen = struct.unpack_from("<2H", out, opt)
+            assert (code, olen) == (1, clen)
+            assert out[opt + 4 : opt + 4 + clen] == comments[i, :clen].tobytes()
+            cpad = (clen + 3) & ~3
+            assert out[opt + 4 + clen : opt + 4 + cpad + 4] == bytes(cpad - clen + 4)
+        assert struct.unpack_from("<I", out, at + length - 4)[0] == length
+        at += length
+    assert at == len(out)

@@ -6,9 +6,10 @@ The output is one section: a Section Header Block, one Interface Description Blo
 the original captured bytes and, when the packet has one, an ``opt_comment`` option
 (Wireshark shows it as ``frame.comment``). Little-endian throughout.
 
-Blocks are assembled per batch in one numpy buffer: fixed fields are written as rows of
-a structured layout, packet bytes and comments are copied span-wise with index
-arithmetic (in slices of a few MiB, so the index arrays stay small). No Python per packet.
+Blocks are assembled per batch in one numpy buffer: packet bytes and comments are copied
+span-wise in 16-byte words with index arithmetic (in slices of a few MiB, so the index
+arrays stay small), then the fixed fields are written as rows of a structured layout over
+whatever the words spilled. No Python per packet.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ OPT_ENDOFOPT, OPT_COMMENT, IF_TSRESOL = 0, 1, 9
 EPB_FIELDS = ("type", "length", "iface", "ts_high", "ts_low", "caplen", "wirelen")
 EPB_HEAD = np.dtype([(name, "<u4") for name in EPB_FIELDS])
 COPY_SLICE = 1 << 22  # bytes of packet data copied per index computation
+WORD = 16  # bytes moved per index by the span copies (less than a block's fixed parts)
 
 
 def _pad4(n: np.ndarray) -> np.ndarray:
@@ -52,17 +54,44 @@ def _block(kind: int, body: bytes) -> bytes:
 
 
 def _copy_spans(out, dst, src_buf, src, lengths) -> None:
-    """``out[dst[i]:dst[i]+lengths[i]] = src_buf[src[i]:src[i]+lengths[i]]`` for all i."""
-    lo, n = 0, len(lengths)
-    ends = np.cumsum(lengths)
+    """``out[dst[i]:dst[i]+lengths[i]] = src_buf[src[i]:src[i]+lengths[i]]`` for all i.
+
+    Copies ``WORD``-byte words (one fancy index per word, not per byte), so up to
+    ``WORD - 1`` bytes *after* each span are overwritten with whatever followed it in the
+    source: the caller writes those bytes afterwards and gives ``out`` ``WORD`` bytes of
+    slack at the end. Spans whose last word would read past ``src_buf`` go byte-wise.
+    """
+    src, dst = src.astype(np.int64), dst.astype(np.int64)
+    lengths = lengths.astype(np.int64)
+    words = (lengths + WORD - 1) // WORD
+    near_end = src + words * WORD > len(src_buf)
+    for i in np.flatnonzero(near_end & (lengths > 0)).tolist():
+        out[dst[i] : dst[i] + lengths[i]] = src_buf[src[i] : src[i] + lengths[i]]
+    keep = ~near_end
+    src, dst, words = src[keep], dst[keep], words[keep]
+    if not len(words) or len(src_buf) < WORD:
+        return
+    read = np.ndarray((len(src_buf) - WORD + 1,), dtype=f"V{WORD}", buffer=src_buf, strides=(1,))
+    write = np.ndarray((len(out) - WORD + 1,), dtype=f"V{WORD}", buffer=out, strides=(1,))
+    lo, n = 0, len(words)
+    ends = np.cumsum(words)
+    per_slice = COPY_SLICE // WORD
     while lo < n:
-        hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - lengths[lo] + COPY_SLICE)))
-        ln = lengths[lo:hi]
-        total = int(ln.sum())
+        hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - words[lo] + per_slice)))
+        w = words[lo:hi]
+        total = int(w.sum())
         if total:
-            rel = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(ln) - ln, ln)
-            out[np.repeat(dst[lo:hi], ln) + rel] = src_buf[np.repeat(src[lo:hi], ln) + rel]
+            rel = (np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(w) - w, w)) * WORD
+            write[np.repeat(dst[lo:hi], w) + rel] = read[np.repeat(src[lo:hi], w) + rel]
         lo = hi
+
+
+def _zero_tails(out: np.ndarray, at: np.ndarray, used: np.ndarray, padded: np.ndarray) -> None:
+    """Zero ``out[at[i]+used[i] : at[i]+padded[i]]`` (padding of at most 3 bytes)."""
+    pad = padded - used
+    cols = np.arange(3)
+    where = (at + used)[:, None] + cols
+    out[where[cols[None, :] < pad[:, None]]] = 0
 
 
 def enhanced_packets(
@@ -79,7 +108,9 @@ def enhanced_packets(
 
     ``buf[offset[i]:offset[i]+caplen[i]]`` are packet i's bytes; ``comments`` is an
     ``(n, width)`` uint8 matrix of UTF-8 comment bytes, ``comment_len[i]`` of them used
-    (0: no comment).
+    (0: no comment). Variable parts (packet bytes, comments) are copied first, word-wise;
+    every fixed part (headers, padding, option codes, trailers) is written after them,
+    which also repairs what the word copies wrote past their spans.
     """
     n = len(caplen)
     cap = caplen.astype(np.int64)
@@ -88,27 +119,34 @@ def enhanced_packets(
     opts = np.where(has, 4 + _pad4(clen) + 4, 0)
     length = EPB_HEAD.itemsize + _pad4(cap) + opts + 4
     start = np.cumsum(length) - length
-    out = np.zeros(int(length.sum()), dtype=np.uint8)
+    total = int(length.sum())
+    out = np.empty(total + WORD, dtype=np.uint8)
+    width = EPB_HEAD.itemsize
+    data_at = start + width
+    opt_at = data_at + _pad4(cap)
+    c = np.flatnonzero(has)
+    _copy_spans(out, data_at, buf, offset, cap)
+    if len(c):
+        flat = np.ascontiguousarray(comments).reshape(-1)
+        _copy_spans(out, opt_at[c] + 4, flat, c * comments.shape[1], clen[c])
+
+    _zero_tails(out, data_at, cap, _pad4(cap))
+    if len(c):
+        code = np.zeros((len(c), 2), dtype="<u2")
+        code[:, 0], code[:, 1] = OPT_COMMENT, clen[c]
+        out[opt_at[c, None] + np.arange(4)] = code.view(np.uint8).reshape(len(c), 4)
+        _zero_tails(out, opt_at[c] + 4, clen[c], _pad4(clen[c]))
+        end_of_opt = opt_at[c] + 4 + _pad4(clen[c])
+        out[end_of_opt[:, None] + np.arange(4)] = 0
     head = np.zeros(n, dtype=EPB_HEAD)
     ts = ts_ns.astype(np.int64).view(np.uint64)
     head["type"], head["length"], head["iface"] = EPB_TYPE, length, iface
     head["ts_high"], head["ts_low"] = ts >> np.uint64(32), ts & np.uint64(0xFFFFFFFF)
     head["caplen"], head["wirelen"] = cap, wirelen
-    width = EPB_HEAD.itemsize
     out[start[:, None] + np.arange(width)] = head.view(np.uint8).reshape(n, width)
-    _copy_spans(out, start + width, buf, offset.astype(np.int64), cap)
-    opt_at = start + width + _pad4(cap)
-    c = np.flatnonzero(has)
-    if len(c):
-        code = np.zeros((len(c), 2), dtype="<u2")
-        code[:, 0], code[:, 1] = OPT_COMMENT, clen[c]
-        out[opt_at[c, None] + np.arange(4)] = code.view(np.uint8).reshape(len(c), 4)
-        cols = np.arange(comments.shape[1])
-        used = cols[None, :] < clen[c, None]
-        out[(opt_at[c, None] + 4 + cols)[used]] = comments[c][used]
     trailer = (start + length - 4)[:, None] + np.arange(4)
     out[trailer] = length.astype("<u4").view(np.uint8).reshape(n, 4)
-    return out
+    return out[:total]
 
 
 class PcapngCommentWriter:
