@@ -87,17 +87,24 @@ def packet_labels(registry: Registry, packets) -> dict[str, pa.Array]:
     ``packets`` is a ``flows.PacketFlows``. The registry is asked once per distinct
     (protocol, service port); the packets then gather from those few rows.
     """
+    where, columns = distinct_packet_labels(registry, packets)
+    gather = numeric(np.maximum(where, 0), null_mask=where < 0)
+    out = {"uid": packets.uids()}
+    out.update({name: col.take(gather) for name, col in columns.items()})
+    return out
+
+
+def distinct_packet_labels(registry: Registry, packets) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """The distinct ``iana.*`` labels of a batch's packets, and each packet's row among
+    them (-1: the packet is in no flow). Few rows, so callers render each once."""
     protos = packets.ip_proto
     ports, _ = choose_service_ports(registry, protos, packets.orig_p, packets.resp_p)
     pair = protos.astype(np.int64) << 16 | ports
     unique, inverse = np.unique(pair[packets.in_flow], return_inverse=True)
     columns = iana_columns(registry, (unique >> 16).astype(np.uint8), unique & 0xFFFF)
-    where = np.zeros(len(pair), dtype=np.int64)
+    where = np.full(len(pair), -1, dtype=np.int64)
     where[packets.in_flow] = inverse.ravel()
-    gather = numeric(where, null_mask=~packets.in_flow)
-    out = {"uid": packets.uids()}
-    out.update({name: col.take(gather) for name, col in columns.items()})
-    return out
+    return where, columns
 
 
 def label_flows(registry: Registry, flows: pa.Table) -> pa.Table:

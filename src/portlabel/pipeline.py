@@ -79,6 +79,12 @@ class LabelPipeline:
         finished = None if got.flows is None else self._label(got.flows)
         return finished, packet_labels(self.registry, got.packets)
 
+    def feed_packet_flows(self, batch: RawBatch | PacketBatch):
+        """``feed``, plus each packet's flow (a ``flows.PacketFlows``), unlabelled."""
+        got = self.flows.update(self.decoded(batch), want_rows=True)
+        finished = None if got.flows is None else self._label(got.flows)
+        return finished, got.packets
+
     def advance(self, now_ns: int) -> pa.Table | None:
         """Move the flow clock with no packet (live capture); the flows that timed out."""
         finished = self.flows.advance(now_ns)

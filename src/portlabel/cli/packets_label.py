@@ -64,25 +64,48 @@ class PacketLabeller:
 
     def comments(self, batch) -> tuple[np.ndarray, np.ndarray]:
         """``uid=C... iana=https/tcp 443 (assigned)`` per packet as (UTF-8 matrix, lengths);
-        packets in no flow get none."""
-        labels = self.labels(batch)
-        S = np.strings
-        uid = _texts(labels["uid"])
-        service = _texts(labels["iana.service"], null="-")
-        transport = _texts(labels["iana.transport"])
-        status = _texts(labels["iana.status"], null="-")
-        port_table = pa.Table.from_arrays([labels["iana.port"]], names=["p"])
-        port = column_values(port_table, "p", fill=0).astype(np.int64)
-        has_port = np.asarray(labels["iana.port"].is_valid())
-        where = S.add(S.add(S.add("/", transport), " "), port.astype(TEXT))
-        text = S.add(S.add("uid=", uid), S.add(" iana=", service))
-        text = np.where(has_port, S.add(text, where), text)
-        text = S.add(S.add(S.add(text, " ("), status), ")")
-        text = np.where(uid == "", "", text)
-        raw = S.encode(text, "utf-8")
-        width = max(raw.dtype.itemsize, 1)
-        matrix = np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(len(raw), width)
-        return matrix, S.str_len(raw).astype(np.int64)
+        packets in no flow get none. The label part is rendered once per distinct label
+        and the matrix assembled by gathers: nothing here runs per packet in Python."""
+        from portlabel.flows.uid import UidSource
+        from portlabel.label_flows import distinct_packet_labels
+
+        _, flows = self.pipeline.feed_packet_flows(batch)
+        where, columns = distinct_packet_labels(self.pipeline.registry, flows)
+        tails = _label_texts(columns)
+        tail_len = np.array([len(t) for t in tails] + [0], dtype=np.int64)
+        tail = np.zeros((len(tails) + 1, max(int(tail_len.max()), 1)), dtype=np.uint8)
+        for i, t in enumerate(tails):
+            tail[i, : len(t)] = np.frombuffer(t, dtype=np.uint8)
+        uid = UidSource.chars(flows.uid)
+        uid_len = (uid != 0).sum(axis=1)
+        row = np.where(where < 0, len(tails), where)
+        n, head = len(row), len(_UID_PREFIX) + uid.shape[1]
+        matrix = np.zeros((n, head + tail.shape[1]), dtype=np.uint8)
+        matrix[:, : len(_UID_PREFIX)] = np.frombuffer(_UID_PREFIX, dtype=np.uint8)
+        matrix[:, len(_UID_PREFIX) : head] = uid
+        for size in np.unique(uid_len).tolist():  # uids are 17 or 18 characters
+            rows = np.flatnonzero(uid_len == size)
+            at = len(_UID_PREFIX) + size
+            matrix[rows, at : at + tail.shape[1]] = tail[row[rows]]
+        lengths = np.where(where < 0, 0, len(_UID_PREFIX) + uid_len + tail_len[row])
+        return matrix, lengths
+
+
+_UID_PREFIX = b"uid="
+
+
+def _label_texts(columns: dict[str, pa.Array]) -> list[bytes]:
+    """`` iana=https/tcp 443 (assigned)`` for each distinct label row, UTF-8."""
+    out = []
+    rows = zip(
+        *(columns[name].to_pylist() for name in ("iana.service", "iana.transport", "iana.port",
+                                                 "iana.status")),
+        strict=True,
+    )  # fmt: skip
+    for service, transport, port, status in rows:
+        where = "" if port is None else f"/{transport} {port}"
+        out.append(f" iana={service or '-'}{where} ({status or '-'})".encode())
+    return out
 
 
 def _raw_batches(paths, batch_size: int, report, warnings: list[str]):
