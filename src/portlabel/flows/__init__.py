@@ -9,7 +9,8 @@ the columns of ``FLOW_SCHEMA`` (declared in ``columns``); ``flush()`` returns th
 from portlabel.flows.columns import FLOW_COLUMNS, FLOW_SCHEMA, ZEEK_CONN_FIELDS, ZEEK_TYPES
 from portlabel.flows.community_id import community_ids
 from portlabel.flows.direction import LIKELY_SERVER_PORTS, is_likely_server_port
-from portlabel.flows.engine import FinishedFlows, FlowConfig, FlowTable, FlowUpdate, PacketFlows
+from portlabel.flows.engine import FlowConfig, FlowTable
+from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
 
 __all__ = [
     "FLOW_COLUMNS",

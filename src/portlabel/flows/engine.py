@@ -4,9 +4,9 @@
 the flows that finished by the batch's time (closed or reset and quiet for the close
 delay, idle or active timed out, or cut by a new connection on the same key);
 ``flush()`` returns everything still active. ``fold``/``drain`` are the same steps
-without rendering the finished flows (``FinishedFlows.table()`` does that later, possibly
-in another thread). Several files are one capture when fed to
-the same table. Memory is bounded by the number of active flows.
+without rendering the finished flows (``results.FinishedFlows.table()`` does that later,
+possibly in another thread). Several files are one capture when fed to the same table.
+Memory is bounded by the number of active flows.
 
 Per batch: rows are keyed and grouped (keys), cut into segments where Zeek would start a
 new connection (segments), summed per segment, merged with the stored state of flows
@@ -24,18 +24,16 @@ import pyarrow as pa
 from portlabel.capture.batch import DecodeStatus, PacketBatch
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, empty_table
 from portlabel.flows.direction import decide_orientation
-from portlabel.flows.emit import to_flow_batch
 from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
-from portlabel.flows.render import fixed_width
+from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
 from portlabel.flows.segments import Carry, aggregate, closing, cut, idle_timeouts
 from portlabel.flows.tcp_state import K_S, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
 
 CLOSED, IDLE, ACTIVE, FLUSH = range(len(END_REASONS))
-_A_PORT, _B_PORT = KEY_FIELDS["a_port"][0], KEY_FIELDS["b_port"][0]
 _PROTO_AT = KEY_FIELDS["proto"][0]
 _NO_PARENTS: frozenset[bytes] = frozenset()  # shared, never mutated
 _SUMMED = ("pkts", "ip_bytes", "payload", "fins")
@@ -68,81 +66,6 @@ class FlowConfig:
     key_by_tunnel_parent: bool = True  # False: Zeek's keying (inner 5-tuple + VLANs)
     uid_seed: int | None = None
     community_id_seed: int = 0
-
-
-@dataclass(slots=True)
-class PacketFlows:
-    """The flow of each packet of one batch (arrays aligned with the batch's rows).
-
-    A tunnelled packet belongs to its innermost flow (its tunnel's flow if the inner
-    frame is not IP). Packets in no flow (not IP, malformed) have ``in_flow`` False.
-    A flow's uid and orientation are fixed when the flow starts, so they are known as
-    soon as its first packet is folded in.
-    """
-
-    in_flow: np.ndarray  # bool
-    uid: np.ndarray  # (n, 3) uint32 uid limbs
-    ip_proto: np.ndarray  # uint8
-    orig_p: np.ndarray  # uint16, the flow's originator port (ICMP: type)
-    resp_p: np.ndarray  # uint16
-
-    @classmethod
-    def empty(cls, n: int) -> PacketFlows:
-        return cls(
-            np.zeros(n, dtype=bool),
-            np.zeros((n, 3), dtype=np.uint32),
-            np.zeros(n, dtype=np.uint8),
-            np.zeros(n, dtype=np.uint16),
-            np.zeros(n, dtype=np.uint16),
-        )
-
-    def fill(self, rows: Rows, seg: np.ndarray, rec: Records, first_pos: int) -> None:
-        keys = rec["key"]
-        ports = np.ascontiguousarray(keys[:, _A_PORT : _B_PORT + 2]).view(">u2")
-        side = rec["orig_side"].astype(np.int64)
-        flows = np.arange(len(side))
-        orig_p, resp_p = ports[flows, side], ports[flows, 1 - side]
-        # tunnel parent rows first: a packet with no inner flow (ARP in VXLAN) keeps
-        # its outer flow, any other is overwritten by its inner flow
-        parts = [slice(None)] if rows.outer is None else [rows.outer, ~rows.outer]
-        for part in parts:
-            at, s = rows.pos[part] - first_pos, seg[part]
-            self.in_flow[at] = True
-            self.uid[at] = rec["uid"][s]
-            self.ip_proto[at] = keys[s, _PROTO_AT]
-            self.orig_p[at], self.resp_p[at] = orig_p[s], resp_p[s]
-
-    def uids(self) -> pa.Array:
-        """The uid strings (null for packets in no flow)."""
-        return fixed_width(UidSource.chars(self.uid), null_mask=~self.in_flow)
-
-
-@dataclass(frozen=True, slots=True)
-class FinishedFlows:
-    """Flows that finished in one step of the table, as records not yet rendered.
-
-    ``table()`` renders them (orientation, Zeek's derived fields, text columns, Community
-    ID) into the FlowBatch; it is a pure function of what is held here.
-    """
-
-    records: Records
-    reasons: np.ndarray  # END_REASONS code per flow
-    parents: list[list[str]] | None  # tunnel parent uids per flow (None: no flow has any)
-    community_id_seed: int
-
-    def __len__(self) -> int:
-        return len(self.reasons)
-
-    def table(self) -> pa.Table:
-        return to_flow_batch(self.records, self.reasons, self.parents, self.community_id_seed)
-
-
-@dataclass(frozen=True, slots=True)
-class FlowUpdate:
-    """What ``FlowTable.update(batch, want_rows=True)`` returns."""
-
-    flows: pa.Table | None  # flows finished by this batch, if any
-    packets: PacketFlows  # the flow of each packet of the batch
 
 
 def _end_reasons(rec: Records) -> np.ndarray:
@@ -219,7 +142,7 @@ class FlowTable:
         rec, parents = self._release(slots)
         return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), parents)])
 
-    def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None):
+    def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None) -> FinishedFlows | None:
         first_pos = self._next_pos
         rows, left_out = batch_rows(batch, first_pos, self._frags, self.config.key_by_tunnel_parent)
         self._next_pos += len(batch)

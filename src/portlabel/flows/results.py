@@ -1,0 +1,99 @@
+"""What the flow table hands out: finished flows before rendering, and packets' flows.
+
+``FinishedFlows`` holds the records of flows that finished in one step of a
+``FlowTable`` and renders them into the FlowBatch (``table()``), a pure function that may
+run in another thread. ``PacketFlows`` says which flow each packet of a batch went to
+(``FlowTable.update(batch, want_rows=True)`` returns both in a ``FlowUpdate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from portlabel.flows.emit import to_flow_batch
+from portlabel.flows.keys import KEY_FIELDS
+from portlabel.flows.packets import Rows
+from portlabel.flows.records import Records
+from portlabel.flows.render import fixed_width
+from portlabel.flows.uid import UidSource
+
+_A_PORT, _B_PORT = KEY_FIELDS["a_port"][0], KEY_FIELDS["b_port"][0]
+_PROTO_AT = KEY_FIELDS["proto"][0]
+
+
+@dataclass(slots=True)
+class PacketFlows:
+    """The flow of each packet of one batch (arrays aligned with the batch's rows).
+
+    A tunnelled packet belongs to its innermost flow (its tunnel's flow if the inner
+    frame is not IP). Packets in no flow (not IP, malformed) have ``in_flow`` False.
+    A flow's uid and orientation are fixed when the flow starts, so they are known as
+    soon as its first packet is folded in.
+    """
+
+    in_flow: np.ndarray  # bool
+    uid: np.ndarray  # (n, 3) uint32 uid limbs
+    ip_proto: np.ndarray  # uint8
+    orig_p: np.ndarray  # uint16, the flow's originator port (ICMP: type)
+    resp_p: np.ndarray  # uint16
+
+    @classmethod
+    def empty(cls, n: int) -> PacketFlows:
+        return cls(
+            np.zeros(n, dtype=bool),
+            np.zeros((n, 3), dtype=np.uint32),
+            np.zeros(n, dtype=np.uint8),
+            np.zeros(n, dtype=np.uint16),
+            np.zeros(n, dtype=np.uint16),
+        )
+
+    def fill(self, rows: Rows, seg: np.ndarray, rec: Records, first_pos: int) -> None:
+        keys = rec["key"]
+        ports = np.ascontiguousarray(keys[:, _A_PORT : _B_PORT + 2]).view(">u2")
+        side = rec["orig_side"].astype(np.int64)
+        flows = np.arange(len(side))
+        orig_p, resp_p = ports[flows, side], ports[flows, 1 - side]
+        # tunnel parent rows first: a packet with no inner flow (ARP in VXLAN) keeps
+        # its outer flow, any other is overwritten by its inner flow
+        parts = [slice(None)] if rows.outer is None else [rows.outer, ~rows.outer]
+        for part in parts:
+            at, s = rows.pos[part] - first_pos, seg[part]
+            self.in_flow[at] = True
+            self.uid[at] = rec["uid"][s]
+            self.ip_proto[at] = keys[s, _PROTO_AT]
+            self.orig_p[at], self.resp_p[at] = orig_p[s], resp_p[s]
+
+    def uids(self) -> pa.Array:
+        """The uid strings (null for packets in no flow)."""
+        return fixed_width(UidSource.chars(self.uid), null_mask=~self.in_flow)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedFlows:
+    """Flows that finished in one step of the table, as records not yet rendered.
+
+    ``table()`` renders them (orientation, Zeek's derived fields, text columns, Community
+    ID) into the FlowBatch; it is a pure function of what is held here.
+    """
+
+    records: Records
+    reasons: np.ndarray  # END_REASONS code per flow
+    parents: list[list[str]] | None  # tunnel parent uids per flow (None: no flow has any)
+    community_id_seed: int
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def table(self) -> pa.Table:
+        return to_flow_batch(self.records, self.reasons, self.parents, self.community_id_seed)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowUpdate:
+    """What ``FlowTable.update(batch, want_rows=True)`` returns."""
+
+    flows: pa.Table | None  # flows finished by this batch, if any
+    packets: PacketFlows  # the flow of each packet of the batch
