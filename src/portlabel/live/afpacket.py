@@ -74,6 +74,7 @@ PKT_VLAN_TCI, PKT_VLAN_TPID = 32, 36
 # ARPHRD_* of the interface -> (DLT of the frames the ring holds)
 ARPHRD_TO_DLT = {1: 1, 772: 1, 65534: 101}
 FRAME_SIZE = 2048  # V3 packets are variable-size; this only sizes the kernel's bookkeeping
+NAP = 0.002  # s between looks at a ring while we hold blocks (a busy block fills in ~5 ms)
 VLAN_ROOM = 4  # headroom before each frame, so the 802.1Q tag can go back in place
 
 
@@ -347,7 +348,11 @@ class NativeSource:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            self._poll.poll(max(1, int(left * 1000)))
+            if any(ring.held for ring in self.rings):
+                # poll says "ready" while any block is ours, held or not: nap instead
+                time.sleep(min(left, NAP))
+            else:
+                self._poll.poll(max(1, int(left * 1000)))
             n, pos = self._take(in_place, out, n, pos)
         return self._batch(out if in_place else out[:pos], n)
 
