@@ -182,3 +182,28 @@ def test_new_output_file_gets_the_usual_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_ctrl_c_leaves_no_output_file_and_no_noise(tmp_path, suffix):
+    """Interrupted while the reader waits for more input (a FIFO still open for writing):
+    exit 130, no output file, nothing on stderr."""
+    import signal
+    import time
+
+    fifo, out = tmp_path / "live.pcap", tmp_path / f"out{suffix}"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "portlabel", "label", str(fifo), "-o", str(out)],
+        stderr=subprocess.PIPE,
+    )
+    with open(fifo, "wb") as feed:
+        feed.write(INFECTED.read_bytes()[:20_000])  # header and the first records
+        feed.flush()
+        time.sleep(1.5)  # the pipeline has read what there is and waits for more
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err == b""
+    assert not out.exists()
+    assert os.listdir(tmp_path) == ["live.pcap"]  # no temporary file left either

@@ -10,7 +10,9 @@ adding up.
 Order is kept, at most ``depth`` finished items wait in the queue (memory stays bounded),
 an exception raised by the producer is raised again in the consumer at the point the
 failing item would have arrived, and leaving the consumer loop early (``break``, an
-exception, Ctrl-C) stops the producer before its next item.
+exception, Ctrl-C) stops the producer before its next item. The consumer waits for that
+at most ``_LEAVE_WAIT_S``: a producer blocked in a read that may never return (a FIFO
+nobody writes to) must not keep Ctrl-C from working; it is a daemon thread.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from typing import TypeVar
 T = TypeVar("T")
 _END = object()
 _POLL_S = 0.05  # how often a blocked producer checks whether the consumer went away
+# how long a consumer that leaves early waits for the producer to notice; a producer stuck
+# in a blocking read (a FIFO, a socket) is a daemon thread and is left to the process exit
+_LEAVE_WAIT_S = 1.0
 
 
 def prefetched(items: Iterable[T], depth: int = 2, name: str = "portlabel-prefetch") -> Iterator[T]:
@@ -56,14 +61,16 @@ def prefetched(items: Iterable[T], depth: int = 2, name: str = "portlabel-prefet
 
     worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
+    drained = False
     try:
         while True:
             item, exc = handoff.get()
             if item is _END:
+                drained = True
                 if exc is not None:
                     raise exc
                 return
             yield item
     finally:
         stop.set()
-        worker.join()
+        worker.join(None if drained else _LEAVE_WAIT_S)

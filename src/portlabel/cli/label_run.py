@@ -72,12 +72,19 @@ class LabelJob:
     def _run(self, out: BinaryIO, fmt: str, summary: bool) -> None:
         options = {"summary": summary} if fmt == "table" else {}
         writer = writer_class(fmt)(out, labelled_schema(self.registry), **options)
-        with self._progress_bar() as advance:
-            self.inputs.on_progress = advance
-            for table in label_batches(self._batches(), self.registry, pipeline=self.pipeline):
-                writer.write(table)
-                if fmt != "table":
-                    self.summary.add(table)
+        try:
+            with self._progress_bar() as advance:
+                self.inputs.on_progress = advance
+                for table in label_batches(self._batches(), self.registry, pipeline=self.pipeline):
+                    writer.write(table)
+                    if fmt != "table":
+                        self.summary.add(table)
+        except BaseException:  # Ctrl-C or an error: the output is discarded
+            abandon = getattr(writer, "abandon", None)
+            if abandon is not None:
+                with contextlib.suppress(Exception):
+                    abandon()
+            raise
         if fmt == "table":
             self.summary = writer.summary
         writer.close()

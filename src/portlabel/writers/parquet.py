@@ -41,3 +41,10 @@ class ParquetWriter:
     def close(self) -> None:
         self._flush()
         self.writer.close()
+
+    def abandon(self) -> None:
+        """Give up on the output (an error or Ctrl-C upstream; the file is discarded):
+        close the Parquet writer now, without the pending rows, so that it does not try
+        to write a footer into a closed file when it is garbage-collected."""
+        self.pending, self.rows = [], 0
+        self.writer.close()
