@@ -22,7 +22,11 @@ send IFACE CAPTURE --pps 0`` to measure the sender alone. On veth the receive si
 work (the copy into the capture ring) runs in the sender's softirq, on the sender's CPU.
 
 The receiver's CPU seconds (user + system, from ``os.wait4``) show how much headroom
-``portlabel live`` has; ``cpu_us_per_pkt`` is that over the packets it read. Needs root.
+``portlabel live`` has; ``cpu_us_per_pkt`` is that over the packets it read (start-up
+included). The sender is pinned to CPU 0 (where the veth softirq then runs too) and
+``portlabel live`` to CPU 1 (``--no-pin`` to let the scheduler place them); each run waits
+for a quiet machine first, and ``machine_busy_s`` is all CPU time spent machine-wide while
+sending, so a busy neighbour shows. Needs root.
 Debian packages: iproute2 (and tcpreplay for ``--sender tcpreplay``).
 
     python benchmarks/gen_capture.py /tmp/portlabel-bench-1m.pcap
@@ -46,7 +50,7 @@ import time
 
 # backend -> (packets per step: None = whole capture x --loops, pps steps; 0 = flat out)
 PLAN = {
-    "native": (None, [200_000, 300_000, 350_000, 400_000, 0]),
+    "native": (None, [200_000, 250_000, 300_000, 350_000, 400_000, 0]),
     "scapy": (40_000, [5_000, 10_000, 20_000, 40_000, 0]),
     "pyshark": (3_000, [500, 1_000, 2_000, 4_000]),
 }
@@ -55,6 +59,9 @@ TOTALS = re.compile(
     r"packets .*?, (?P<in_flows>[\d,]+) in flows, (?P<left>[\d,]+) not in flows"
 )
 SOL_PACKET, PACKET_QDISC_BYPASS = 263, 20
+HZ = os.sysconf("SC_CLK_TCK")
+# flows go to tmpfs: a disk's dirty-page throttling would stall the writer, not the capture
+OUT_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
 RING_OVERHEAD = 96  # bytes per packet in a TPACKET_V3 block besides the frame (header, align)
 
 
@@ -152,6 +159,27 @@ def make_pair(tag: str) -> tuple[str, str, str, str]:
     return cap_ns, cap_if, rep_ns, rep_if
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def wait_quiet(limit_s: float, idle_needed: float = 0.9) -> float:
+    """Wait (up to ``limit_s``) until the machine is ``idle_needed`` idle over 1 s; the idle
+    share last seen (other sessions share this machine)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        b0, t0 = cpu_jiffies()
+        time.sleep(1.0)
+        b1, t1 = cpu_jiffies()
+        idle = 1 - (b1 - b0) / max(t1 - t0, 1)
+        if idle >= idle_needed or time.monotonic() >= deadline:
+            return idle
+
+
 def _int(text: str) -> int | None:
     return None if "?" in text else int(text.replace(",", ""))
 
@@ -170,24 +198,30 @@ def replay(args, pair, limit: int | None, loops: int, pps: int) -> dict:
         rated = float(re.search(r"Rated: .*?([\d.]+) pps", rep.stdout).group(1))
         return {"sent": sent, "seconds": round(seconds, 3), "pps": round(rated), "cpu_s": None}
     lim = ["--limit", str(limit)] if limit else []
-    rep = sh("ip", "netns", "exec", rep_ns, sys.executable, os.path.abspath(__file__), "send",
-             rep_if, args.capture, "--pps", str(pps), "--loops", str(loops), *lim)  # fmt: skip
+    pin = ["taskset", "-c", "0"] if args.pin else []
+    rep = sh("ip", "netns", "exec", rep_ns, *pin, sys.executable, os.path.abspath(__file__),
+             "send", rep_if, args.capture, "--pps", str(pps), "--loops", str(loops),
+             *lim)  # fmt: skip
     return json.loads(rep.stdout.strip().splitlines()[-1])
 
 
 def one_run(args, pair, backend: str, limit: int | None, pps: int) -> dict:
     cap_ns, cap_if, _, _ = pair
     loops = args.loops if limit is None else 1
-    out_path = f"/tmp/portlabel-live-bench-{os.getpid()}.jsonl"
+    out_path = f"{OUT_DIR}/portlabel-live-bench-{os.getpid()}.jsonl"
+    idle = wait_quiet(args.wait_quiet)
+    pin = ["taskset", "-c", "1"] if args.pin else []
     live = subprocess.Popen(
-        ["ip", "netns", "exec", cap_ns, sys.executable, "-m", "portlabel", "live", "-i", cap_if,
-         "--backend", backend, "-o", out_path, "--stats-interval", "0",
+        ["ip", "netns", "exec", cap_ns, *pin, sys.executable, "-m", "portlabel", "live",
+         "-i", cap_if, "--backend", backend, "-o", out_path, "--stats-interval", "0",
          "--ring-mb", str(args.ring_mb)],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     while "capturing on" not in (live.stderr.readline() or "capturing on"):
         pass
+    busy0, _ = cpu_jiffies()
     sent = replay(args, pair, limit, loops, pps)
+    busy1, _ = cpu_jiffies()
     time.sleep(1.0)
     live.send_signal(signal.SIGINT)
     err = live.stderr.read()
@@ -214,7 +248,8 @@ def one_run(args, pair, backend: str, limit: int | None, pps: int) -> dict:
         "kernel_dropped": dropped, "read": read, "in_flows": in_flows, "flow_packets": flows_pkts,
         "lossless": ok, "floor_pps": None if floor is None else round(floor),
         "recv_cpu_s": round(cpu, 2), "cpu_us_per_pkt": round(cpu * 1e6 / max(read, 1), 2),
-        "sender_cpu_s": sent.get("cpu_s"),
+        "sender_cpu_s": sent.get("cpu_s"), "machine_busy_s": round((busy1 - busy0) / HZ, 2),
+        "idle_before": round(idle, 2),
     }  # fmt: skip
 
 
@@ -242,6 +277,14 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per rate (median shown)")
     ap.add_argument("--pps", help="comma-separated rates for every backend (0 = flat out)")
     ap.add_argument("--keep-going", action="store_true", help="run every rate even after a loss")
+    ap.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the sender to CPU 0 and portlabel to CPU 1",
+    )
+    ap.add_argument("--wait-quiet", type=float, default=60, metavar="S",
+                    help="before each run wait up to S s for a 90%% idle machine")  # fmt: skip
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -251,7 +294,8 @@ def main() -> int:
         sh(sys.executable, os.path.join(here, "gen_capture.py"), args.capture)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# load {load}; ring {args.ring_mb} MiB; native replays the capture x{args.loops}; "
-          f"sender {args.sender}; {args.repeat} runs per rate", flush=True)  # fmt: skip
+          f"sender {args.sender}; {args.repeat} runs per rate; pinned {args.pin}",
+          flush=True)  # fmt: skip
     pair = make_pair(str(os.getpid() % 100000))
     best: dict[str, float] = {}
     try:
