@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.decode import decode
-from portlabel.flows import FinishedFlows, FlowConfig, FlowTable
+from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.label_flows import column_values, label_flows, packet_labels
 from portlabel.prefetch import prefetched
 from portlabel.registry.compiled import Registry
@@ -64,23 +64,20 @@ class LabelPipeline:
 
     def feed(self, batch: RawBatch | PacketBatch) -> pa.Table | None:
         """Fold one batch (raw batches are decoded first); the flows it finished, labelled."""
-        return self.fold(self.decoded(batch))
-
-    def fold(self, batch: PacketBatch) -> pa.Table | None:
-        """Fold one decoded batch; the flows it finished, labelled."""
-        finished = self.flows.update(batch)
+        finished = self.flows.update(self.decoded(batch))
         return None if finished is None else self._label(finished)
 
     def feed_packets(
         self, batch: RawBatch | PacketBatch
     ) -> tuple[pa.Table | None, dict[str, pa.Array]]:
         """``feed``, plus each packet's ``uid`` and ``iana.*`` labels (its flow's)."""
-        got = self.flows.update(self.decoded(batch), want_rows=True)
-        finished = None if got.flows is None else self._label(got.flows)
-        return finished, packet_labels(self.registry, got.packets)
+        finished, packets = self.feed_packet_flows(batch)
+        return finished, packet_labels(self.registry, packets)
 
-    def feed_packet_flows(self, batch: RawBatch | PacketBatch):
-        """``feed``, plus each packet's flow (a ``flows.PacketFlows``), unlabelled."""
+    def feed_packet_flows(
+        self, batch: RawBatch | PacketBatch
+    ) -> tuple[pa.Table | None, PacketFlows]:
+        """``feed``, plus each packet's flow (``PacketFlows``), unlabelled."""
         got = self.flows.update(self.decoded(batch), want_rows=True)
         finished = None if got.flows is None else self._label(got.flows)
         return finished, got.packets
