@@ -128,7 +128,8 @@ def label_batches(
     pipe = pipeline or LabelPipeline(registry, config)
     decoded = (pipe.decoded(raw) for raw in raw_batches)
     if background:
-        tables = map(pipe.render, prefetched(_folded(pipe, prefetched(decoded))))
+        decoded = prefetched(decoded, name="portlabel-decode")
+        tables = map(pipe.render, prefetched(_folded(pipe, decoded), name="portlabel-flows"))
     else:
         tables = map(pipe.render, _folded(pipe, decoded))
     for table in tables:

@@ -46,7 +46,7 @@ RECORD_FIELDS: dict[str, tuple[str, tuple[int, ...], int]] = {
 RECORD_DTYPE = np.dtype(
     [(name, dtype, shape) for name, (dtype, shape, _) in RECORD_FIELDS.items()], align=True
 )
-assert RECORD_DTYPE.itemsize % 8 == 0  # noqa: S101 - _words relies on it
+assert RECORD_DTYPE.itemsize % 8 == 0  # _words relies on it (align=True, 8-byte fields)
 _FILLED = [(name, fill) for name, (_, _, fill) in RECORD_FIELDS.items() if fill != 0]
 
 Records = np.ndarray  # of RECORD_DTYPE
