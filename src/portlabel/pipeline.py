@@ -15,6 +15,7 @@ iterable of batches.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -115,7 +116,7 @@ def label_batches(
     registry: Registry,
     config: FlowConfig | None = None,
     pipeline: LabelPipeline | None = None,
-    background: bool = True,
+    background: bool | None = None,
 ) -> Iterator[pa.Table]:
     """Labelled flow tables (none empty) for the batches of one capture, in order.
 
@@ -123,9 +124,12 @@ def label_batches(
     as three stages that overlap (``prefetch``): a worker thread reads and decodes
     batches, a second one folds them into flows, and the caller's thread renders and
     labels the finished flows (and, as the consumer of this iterator, writes them). The
-    result is the same either way.
+    result is the same either way; by default the stages overlap when this process may
+    run on more than one CPU.
     """
     pipe = pipeline or LabelPipeline(registry, config)
+    if background is None:
+        background = _usable_cpus() > 1
     decoded = (pipe.decoded(raw) for raw in raw_batches)
     if background:
         decoded = prefetched(decoded, name="portlabel-decode")
@@ -135,6 +139,13 @@ def label_batches(
     for table in tables:
         if table.num_rows:
             yield table
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _folded(pipe: LabelPipeline, batches: Iterable[PacketBatch]) -> Iterator[FinishedFlows]:
