@@ -33,7 +33,7 @@ TICK = 0.2  # longest wait for packets, so timers and the stop flag are seen pro
 CLOCK_SLACK_NS = 500_000_000  # packets may sit in a not yet retired block this long
 # most flows written per batch read: a burst of ended flows (~7 us each as JSON) is spread
 # over several turns instead of stalling reads while the kernel ring fills
-WRITE_ROWS = 4096
+WRITE_ROWS = 1024
 
 
 @dataclass
