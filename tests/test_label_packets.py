@@ -175,3 +175,39 @@ def test_enhanced_packet_blocks_hold_exactly_the_bytes_and_comments(packets, see
         assert struct.unpack_from("<I", out, at + length - 4)[0] == length
         at += length
     assert at == len(out)
+
+
+def _interfaces_per_packet(path: Path) -> list[tuple[str, str]]:
+    """(encapsulation, capture length) of each packet's interface, read by capinfos+tshark."""
+    info = subprocess.run(
+        [shutil.which("capinfos") or "capinfos", "-I", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    interfaces, current = [], {}
+    for line in info.splitlines():
+        if line.startswith("Interface #"):
+            current = {}
+            interfaces.append(current)
+        elif "=" in line and interfaces:
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+    ids = subprocess.run(
+        [TSHARK, "-r", str(path), "-T", "fields", "-e", "frame.interface_id"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return [
+        (interfaces[int(i)]["Encapsulation"], interfaces[int(i)]["Capture length"]) for i in ids
+    ]
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("capinfos") is None, reason="no capinfos")
+def test_pcapng_copy_keeps_each_interfaces_snaplen(tmp_path):
+    """Interfaces with snaplens 96, 0 and 128 on two link types (a big-endian file with
+    simple packet blocks): every packet's interface in the copy has the link type and
+    snaplen of its interface in the original."""
+    src, out = CAPTURES / "pngtg_be_test101.pcapng", tmp_path / "out.pcapng"
+    assert main(["packets", "-o", str(out), str(src)]) == 0
+    want = _interfaces_per_packet(src)
+    assert {snap for _, snap in want} == {"96", "0", "128"}
+    assert _interfaces_per_packet(out) == want

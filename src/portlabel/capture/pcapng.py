@@ -306,6 +306,7 @@ class _Walk:
         self.last_ts = 0
         self.pos = self.start = -window.base
         self.comments: dict[int, str] = {}
+        self.snaplens: dict[int, int] = {}  # file-global interface number -> snaplen
         big_input = window.buf.shape[0] >= COMPILE_BYTES or not window.eof
         self._walk = (compiled_walk() if big_input else None) or walk_blocks
         self._new_batch()
@@ -387,6 +388,8 @@ class _Walk:
         elif struct.unpack_from(order + "I", block)[0] == IDB:
             assert self.section is not None
             complaint = add_interface(self.section, block)
+            if self.section.snaplens:
+                self.snaplens[self.next_iface] = self.section.snaplens[-1]
             self.next_iface += 1
         if complaint:
             return BAD_BODY, complaint
@@ -417,9 +420,13 @@ def iter_pcapng(
     first_frame: int,
     warnings: list[str],
     comments: dict[int, str],
+    snaplens: dict[int, int] | None = None,
 ) -> Iterator[RawBatch]:
-    """Batches of every packet block; problems go to ``warnings``, comments to ``comments``."""
+    """Batches of every packet block; problems go to ``warnings``, comments to ``comments``,
+    each interface's snaplen to ``snaplens`` (by file-global interface number)."""
     walk = _Walk(window, batch_size, first_frame)
+    if snaplens is not None:
+        walk.snaplens = snaplens
     while True:
         if walk.section is None:
             status, complaint = OTHER_BLOCK, None

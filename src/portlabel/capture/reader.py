@@ -41,6 +41,7 @@ class CaptureReader:
         self._header_warnings = header_warnings
         self.warnings: list[str] = list(header_warnings)
         self.comments: dict[int, str] = {}
+        self.snaplens: dict[int, int] = {}  # interface number -> snaplen (0: no limit)
         self.frames_read = 0
 
     def __repr__(self) -> str:
@@ -53,6 +54,7 @@ class CaptureReader:
             raise ValueError("batch_size must be positive")
         self.warnings = list(self._header_warnings)
         self.comments = {}
+        self.snaplens = {0: self.pcap_header.snaplen} if self.pcap_header is not None else {}
         self.frames_read = 0
         try:
             window = open_window(self.path, self.compression)
@@ -65,7 +67,7 @@ class CaptureReader:
                 )
             else:
                 records = pcapng.iter_pcapng(
-                    window, batch_size, first_frame, self.warnings, self.comments
+                    window, batch_size, first_frame, self.warnings, self.comments, self.snaplens
                 )
             for batch in records:
                 self.frames_read += len(batch)

@@ -109,17 +109,17 @@ def _label_texts(columns: dict[str, pa.Array]) -> list[bytes]:
 
 
 def _raw_batches(paths, batch_size: int, report, warnings: list[str]):
-    """(RawBatch, snaplen) of every readable file, frames numbered across files."""
+    """(RawBatch, its file's snaplen by interface) of every readable file, frames numbered
+    across files."""
     from portlabel.capture.reader import open_capture
 
     frame = 0
     for path in paths:
         try:
             reader = open_capture(path)
-            snaplen = reader.pcap_header.snaplen if reader.pcap_header is not None else 0
             for raw in reader.batches(batch_size, frame):
                 frame += len(raw)
-                yield raw, snaplen
+                yield raw, reader.snaplens
         except CaptureError as exc:
             report(exc)
             continue
@@ -138,9 +138,9 @@ def write_labelled(args, report, warnings: list[str], batch_size: int = 65536) -
     try:
         with atomic_output(args.output) as out:
             writer = PcapngCommentWriter(out)
-            for raw, snaplen in _raw_batches(args.captures, batch_size, report, warnings):
+            for raw, snaplens in _raw_batches(args.captures, batch_size, report, warnings):
                 comments, lengths = labeller.comments(decode(raw))
-                writer.write(raw, snaplen, comments, lengths)
+                writer.write(raw, snaplens, comments, lengths)
     except OSError as exc:
         raise InputError(args.output, f"cannot write: {exc.strerror or exc}") from None
     return writer.packets

@@ -1,10 +1,11 @@
 """Writing captured packets back as pcapng, each with a comment (``portlabel packets -o``).
 
 The output is one section: a Section Header Block, one Interface Description Block per
-(link type, snaplen) seen, written just before the first packet that needs it, with
-``if_tsresol`` = 9 (nanosecond timestamps), and one Enhanced Packet Block per packet with
-the original captured bytes and, when the packet has one, an ``opt_comment`` option
-(Wireshark shows it as ``frame.comment``). Little-endian throughout.
+(link type, snaplen) seen (the snaplen of the packet's input interface), written just
+before the first packet that needs it, with ``if_tsresol`` = 9 (nanosecond timestamps),
+and one Enhanced Packet Block per packet with the original captured bytes and, when the
+packet has one, an ``opt_comment`` option (Wireshark shows it as ``frame.comment``).
+Little-endian throughout.
 
 Blocks are assembled per batch in one numpy buffer: packet bytes and comments are copied
 span-wise in 16-byte words with index arithmetic (in slices of a few MiB, so the index
@@ -14,6 +15,7 @@ whatever the words spilled. No Python per packet.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import BinaryIO
 
 import numpy as np
@@ -158,14 +160,15 @@ class PcapngCommentWriter:
         self.packets = 0
         out.write(section_header())
 
-    def write(self, raw, snaplen: int, comments: np.ndarray, comment_len: np.ndarray) -> None:
-        """One ``RawBatch`` (all of it from a file with ``snaplen``) and its comments."""
+    def write(self, raw, snaplens: Mapping[int, int], comments, comment_len) -> None:
+        """One ``RawBatch``, its file's snaplen by interface number, and its comments."""
         if not len(raw):
             return
-        linktypes, inverse = np.unique(raw.linktype, return_inverse=True)
-        ids = np.empty(len(linktypes), dtype=np.uint32)
-        for i, lt in enumerate(linktypes.tolist()):
-            key = (int(lt), int(snaplen))
+        both = raw.iface.astype(np.int64) << 16 | raw.linktype
+        pairs, inverse = np.unique(both, return_inverse=True)
+        ids = np.empty(len(pairs), dtype=np.uint32)
+        for i, pair in enumerate(pairs.tolist()):
+            key = (pair & 0xFFFF, int(snaplens.get(pair >> 16, 0)))
             if key not in self.interfaces:
                 self.interfaces[key] = len(self.interfaces)
                 self.out.write(interface_description(*key))
