@@ -6,6 +6,7 @@ rising rates, then flat out. A rate passes when the kernel dropped nothing, ever
 sent was read, and the flows written hold every packet the flow engine took (packets in
 flows + packets not in flows = packets sent). Each rate is run ``--repeat`` times; the
 table shows medians, and a rate counts as sustained when the majority of its runs passed.
+Slow backends (scapy, pyshark) replay rate x 8 s of the capture at each step.
 
 Proof of a *sustained* rate: the ring is small (``--ring-mb``, default 64) and the replay
 long (the capture is looped ``--loops`` times), so that what the ring can hide is a small
@@ -16,10 +17,12 @@ floor is printed as ``floor_pps``.
 The sender (default ``mmsg``) is part of this script: the capture's frames are read once
 with portlabel's reader, one ``mmsghdr``/``iovec`` per frame points into those buffers, and
 ``sendmmsg(2)`` sends them in batches through an AF_PACKET socket with
-``PACKET_QDISC_BYPASS``, paced per batch against the wall clock. ``--sender tcpreplay``
-keeps the old sender (topped out near 270 k packets/s here). Run ``python benchmarks/live.py
-send IFACE CAPTURE --pps 0`` to measure the sender alone. On veth the receive side's kernel
-work (the copy into the capture ring) runs in the sender's softirq, on the sender's CPU.
+``PACKET_QDISC_BYPASS``, paced per batch against the wall clock (256 frames per call).
+``--sender tcpreplay`` keeps the old sender (topped out near 270 k packets/s here);
+netsniff-ng replays a pcap only flat out (no rate control), so it cannot step rates. Run
+``python benchmarks/live.py send IFACE CAPTURE --pps 0`` to measure the sender alone. On
+veth the receive side's kernel work (the copy into the capture ring) runs in the sender's
+softirq, on the sender's CPU.
 
 The receiver's CPU seconds (user + system, from ``os.wait4``) show how much headroom
 ``portlabel live`` has; ``cpu_us_per_pkt`` is that over the packets it read (start-up
@@ -27,7 +30,7 @@ included). The sender is pinned to CPU 0 (where the veth softirq then runs too) 
 ``portlabel live`` to CPU 1 (``--no-pin`` to let the scheduler place them); each run waits
 for a quiet machine first, and ``machine_busy_s`` is all CPU time spent machine-wide while
 sending, so a busy neighbour shows. Needs root.
-Debian packages: iproute2 (and tcpreplay for ``--sender tcpreplay``).
+Debian packages: iproute2, util-linux (taskset); tcpreplay for ``--sender tcpreplay``.
 
     python benchmarks/gen_capture.py /tmp/portlabel-bench-1m.pcap
     python benchmarks/live.py [CAPTURE] [--backends native,scapy] [--repeat 3] [--ring-mb 64]
@@ -48,11 +51,13 @@ import subprocess
 import sys
 import time
 
-# backend -> (packets per step: None = whole capture x --loops, pps steps; 0 = flat out)
+# backend -> (seconds per step: None = whole capture x --loops; pps steps, 0 = flat out).
+# Slow backends replay rate x seconds packets: long against their socket buffer (scapy's
+# 64 MiB SO_RCVBUF, capped by net.core.rmem_max: ~6 k packets here).
 PLAN = {
-    "native": (None, [200_000, 250_000, 300_000, 350_000, 400_000, 0]),
-    "scapy": (40_000, [5_000, 10_000, 20_000, 40_000, 0]),
-    "pyshark": (3_000, [500, 1_000, 2_000, 4_000]),
+    "native": (None, [200_000, 250_000, 300_000, 350_000, 400_000, 450_000, 500_000, 0]),
+    "scapy": (8.0, [5_000, 10_000, 15_000, 20_000, 30_000, 40_000]),
+    "pyshark": (8.0, [500, 1_000, 2_000, 4_000]),
 }
 TOTALS = re.compile(
     r"kernel received (?P<recv>[\d,?]+) dropped (?P<drop>[\d,?]+); read (?P<read>[\d,]+) "
@@ -255,8 +260,9 @@ def one_run(args, pair, backend: str, limit: int | None, pps: int) -> dict:
 
 def median_row(runs: list[dict]) -> dict:
     row = dict(runs[0])
-    for key in ("pps_sent", "kernel_received", "kernel_dropped", "read", "in_flows",
-                "floor_pps", "recv_cpu_s", "cpu_us_per_pkt", "send_s"):  # fmt: skip
+    for key in ("pps_sent", "sent", "send_s", "kernel_received", "kernel_dropped", "read",
+                "in_flows", "flow_packets", "floor_pps", "recv_cpu_s", "cpu_us_per_pkt",
+                "sender_cpu_s", "machine_busy_s", "idle_before"):  # fmt: skip
         values = [r[key] for r in runs if r[key] is not None]
         row[key] = statistics.median(values) if values else None
     passed = sum(r["lossless"] for r in runs)
@@ -300,10 +306,11 @@ def main() -> int:
     best: dict[str, float] = {}
     try:
         for backend in args.backends.split(","):
-            limit, steps = PLAN[backend]
+            seconds, steps = PLAN[backend]
             if args.pps:
                 steps = [int(float(x)) for x in args.pps.split(",")]
             for pps in steps:
+                limit = int(pps * seconds) if seconds and pps else None
                 runs = []
                 for _ in range(args.repeat):
                     runs.append(one_run(args, pair, backend, limit, pps))

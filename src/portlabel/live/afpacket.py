@@ -130,14 +130,19 @@ def _record(ring, p, n, dst, out, in_place, offset, caplen, wirelen, ts_ns):
 
 
 @njit(cache=True, nogil=True)
-def drain_blocks(ring, block_size, n_blocks, block, out, pos, offset, caplen, wirelen, ts_ns, n):
+def drain_blocks(
+    ring, block_size, n_blocks, block, out, pos, offset, caplen, wirelen, ts_ns, n, max_blocks=-1
+):
     """Copy the frames of ready blocks from ``block`` on into ``out`` and the columns,
     returning each block to the kernel.
 
-    Stops at the first block the kernel still owns or that would not fit. Returns
-    (records, bytes used in ``out``, next block, blocks consumed)."""
+    Stops at the first block the kernel still owns or that would not fit, or after
+    ``max_blocks`` (default: the whole ring; less while blocks further on are held, so as
+    not to walk round into them). Returns (records, bytes used in ``out``, next block,
+    blocks consumed)."""
     done = 0
-    while done < n_blocks:
+    limit = n_blocks if max_blocks < 0 else max_blocks
+    while done < limit:
         base = block * block_size
         if (_u32(ring, base + BLOCK_STATUS) & TP_STATUS_USER) == 0:
             break
@@ -235,6 +240,7 @@ class PacketRing:
         self.block = 0
         self.held = 0  # blocks from ``held_from`` on are ours until nothing views the ring
         self.held_from = 0
+        self.froze = False  # the kernel found the ring full at least once
 
     def _setup(self, program: Program | None, retire_ms: int, promisc: bool) -> None:
         s = self.sock
@@ -257,8 +263,9 @@ class PacketRing:
 
     def read_counters(self) -> KernelCounters:
         raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS_V3.size)
-        packets, drops, _ = TPACKET_STATS_V3.unpack(raw)
+        packets, drops, freezes = TPACKET_STATS_V3.unpack(raw)
         self.counters.add(packets, drops)
+        self.froze = self.froze or freezes > 0 or drops > 0
         return self.counters
 
     def viewed(self) -> bool:
@@ -335,7 +342,7 @@ class NativeSource:
         for ring in self.rings:
             if ring.held and not ring.viewed():
                 ring.release()
-        in_place = len(self.rings) == 1 and self.rings[0].held == 0
+        in_place = len(self.rings) == 1 and self.rings[0].held == 0 and not self._froze()
         out = self.rings[0].ring if in_place else self._free_buffer()
         n, pos = self._take(in_place, out, 0, 0)
         if n == 0 and timeout > 0:
@@ -356,6 +363,15 @@ class NativeSource:
             n, pos = self._take(in_place, out, n, pos)
         return self._batch(out if in_place else out[:pos], n)
 
+    def _froze(self) -> bool:
+        """Whether the kernel ever found the ring full. Reading in place is only for a ring
+        that keeps up: a full ring freezes on held blocks, and the in-place bookkeeping is
+        not proven for that case, so from then on frames are copied (as libpcap does)."""
+        ring = self.rings[0]
+        if not ring.froze:
+            ring.read_counters()
+        return ring.froze
+
     def _take(self, in_place: bool, out: np.ndarray, n: int, pos: int) -> tuple[int, int]:
         """Records of the blocks ready now, after the ``n`` (``pos`` bytes) already taken."""
         cols = self._cols
@@ -375,6 +391,7 @@ class NativeSource:
             n, pos, ring.block, _ = drain_blocks(
                 ring.ring, ring.block_size, ring.n_blocks, ring.block, out, pos,
                 cols["offset"], cols["caplen"], cols["wirelen"], cols["ts_ns"], n,
+                ring.n_blocks - ring.held,
             )  # fmt: skip
             self._iface[first:n] = i
             self._linktype[first:n] = ring.dlt
@@ -425,6 +442,7 @@ def _warm_up(cols: dict[str, np.ndarray]) -> None:
     ring = np.zeros(64, dtype=np.uint8)  # one block the kernel owns: nothing is read
     c = [cols[k][:1] for k in ("offset", "caplen", "wirelen", "ts_ns")]
     drain_blocks(ring, 64, 1, 0, np.zeros(64, np.uint8), 0, *c, 0)
+    drain_blocks(ring, 64, 1, 0, np.zeros(64, np.uint8), 0, *c, 0, 1)
     index_blocks(ring, 64, 1, 0, 1, *c, 0)
 
 
