@@ -7,7 +7,8 @@ fields to recognise headers. The fields of the records found are then gathered w
 numpy gather each, checked (an impossible length or a record running past the data ends
 the walk there) and sliced into batches. The window's bytes are never copied for a mapped
 file: a batch's ``buf`` is a view, and the pages behind the batch being handed out are
-released (``ByteWindow.release``) so memory stays bounded whatever the file size.
+released (``ByteWindow.release``) as soon as the walk goes on past it, so memory stays
+bounded whatever the file size.
 
 Format facts handled here: both byte orders; microsecond (0xa1b2c3d4) and nanosecond
 (0xa1b23c4d) magics, and the 24-byte-record variant (0xa1b2cd34); versions before 2.3
@@ -184,6 +185,9 @@ class _Records:
     def find(self, wanted: int) -> int | None:
         """Walk one span, about long enough for ``wanted`` more records; None while more
         follows, else why the walk stopped."""
+        # batches handed out are done with when the next walk starts: release their pages
+        # before mapping more (or two batches' worth of pages would be resident)
+        self.window.release(self.start)
         buf, hdr = self.window.buf, self.header.record_header_len
         end = buf.shape[0]
         limit = end - hdr + 1  # a record starting before this has its whole header

@@ -443,6 +443,9 @@ def iter_pcapng(
             continue
         if walk.n:
             yield walk.take_batch()
+            # the consumer is done with that batch: its pages leave memory before the walk
+            # maps the next one's (a batch still viewing them reads them back if needed)
+            window.release(walk.start)
         if status == FULL:
             continue
         buf, where = window.buf, window.base + walk.pos
