@@ -488,3 +488,35 @@ def test_plain_files_are_not_copied():
     assert not batch.buf.flags.owndata and not batch.buf.flags.writeable
     assert len(batch) == 100
     assert batch.offset[0] == 16  # the first record's data follows its 16-byte header
+
+
+@pytest.mark.parametrize("name", ["zeekreal_infected.pcap", "ndpi_sites.pcapng"])
+def test_a_batchs_pages_are_released_once_the_next_is_asked_for(name, monkeypatch):
+    """Memory stays bounded by a batch, not the file: when the consumer asks for batch
+    i+1, the pages of batches up to i are released before anything further is mapped
+    (for pcap: before the record walk goes on)."""
+    from portlabel.capture import pcap
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    released, consumed = [0], [0]  # file offsets: released so far, end of batches handed out
+    real_release, real_walk = compression.MappedWindow.release, pcap.walk
+
+    def release(self, upto):
+        released[0] = max(released[0], upto + self.base)
+        return real_release(self, upto)
+
+    def walk(*args):
+        assert released[0] >= (consumed[0] // page) * page - page
+        return real_walk(*args)
+
+    monkeypatch.setattr(compression, "RELEASE_BYTES", 1)  # release at any size
+    monkeypatch.setattr(compression.MappedWindow, "release", release)
+    monkeypatch.setattr(pcap, "walk", walk)
+    monkeypatch.setattr(pcap, "FIRST_SPAN_BYTES", 4096)  # many short walks, one per batch
+    monkeypatch.setattr(pcap, "MIN_SPAN_BYTES", 1)
+    count = 0
+    for batch in open_capture(CAPTURES / name).batches(16):
+        assert released[0] >= (consumed[0] // page) * page - page  # all before this batch
+        consumed[0] += len(batch.buf)
+        count += 1
+    assert count > 10
