@@ -61,3 +61,26 @@ def test_frames_to_batch_keeps_every_frame(frames):
     assert [batch.frame_bytes(i) for i in range(len(batch))] == frames
     assert batch.linktype.tolist() == [[1, 101][i % 2] for i in range(len(frames))]
     assert np.array_equal(batch.wirelen, [len(f) + 3 for f in frames])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "zeek"])
+def test_warm_up_frames_are_one_flow_of_each_kind_the_writer_renders(fmt, monkeypatch):
+    """The warm-up must really exercise TCP, UDP and ICMP over IPv4 and TCP over IPv6
+    (a frame that stopped decoding would warm up nothing)."""
+    from portlabel.live import warmup
+    from portlabel.pipeline import LabelPipeline
+    from portlabel.registry import default_registry
+
+    seen = []
+    real_finish = LabelPipeline.finish
+
+    def finish(self):
+        table = real_finish(self)
+        rows = table.select(["proto", "id.resp_h"]).to_pylist()
+        seen.extend((r["proto"], r["id.resp_h"]) for r in rows)
+        return table
+
+    monkeypatch.setattr(LabelPipeline, "finish", finish)
+    warmup.warm_up(default_registry(), fmt)
+    kinds = {(proto, ":" in host) for proto, host in seen}
+    assert kinds == {("tcp", False), ("udp", False), ("icmp", False), ("tcp", True)}

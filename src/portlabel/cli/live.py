@@ -106,12 +106,11 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry, overlays=args.overlay)
     source = open_source(args.backend, args.interfaces, args.filter, args.ring_mb, args.promisc)
     try:
-        from portlabel.live.privileges import warm_up
+        from portlabel.live.warmup import warm_up
 
         # first use of the decoder, flow engine and writer costs ~0.2 s: pay it before
         # packets queue up in the ring, not while they do
         warm_up(registry, args.format)
-        _warm_up_transports(registry, args.format)
         if args.user:
             from portlabel.live.privileges import drop_privileges
 
@@ -138,46 +137,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         source.close()
     return 0
-
-
-# one frame per kind the writer renders differently: UDP (DNS), ICMP echo, TCP over IPv6
-WARM_FRAMES = (
-    "000000000000000000000000 0800 4500001c00000000401100000a0000010a000002 d431003500080000",
-    "000000000000000000000000 0800 4500001c00000000400100000a0000010a000002 0800f7fe00010000",
-    "000000000000000000000000 86dd 6000000000140640"
-    + "fd00"
-    + "00" * 13
-    + "01"
-    + "fd00"
-    + "00" * 13
-    + "02"
-    + " d43101bb00000001000000005002000000000000",
-)
-
-
-def _warm_up_transports(registry, fmt: str) -> None:
-    """Render one flow of each kind in ``WARM_FRAMES`` (the first UDP or ICMP flow to be
-    written otherwise costs ~0.15 s of CPU mid-capture)."""
-    import io
-
-    import numpy as np
-
-    from portlabel.capture.batch import RawBatch
-    from portlabel.label_flows import labelled_schema
-    from portlabel.live.output import writer_class
-    from portlabel.pipeline import LabelPipeline
-
-    frames = [bytes.fromhex(f.replace(" ", "").ljust(2 * 60, "0")) for f in WARM_FRAMES]
-    lengths = np.array([len(f) for f in frames], np.uint32)
-    offsets = np.concatenate([[0], np.cumsum(lengths[:-1])]).astype(np.int64)
-    n = len(frames)
-    raw = RawBatch(
-        np.frombuffer(b"".join(frames), np.uint8), offsets, lengths, lengths.copy(),
-        np.arange(n, dtype=np.int64), np.ones(n, np.uint16), np.zeros(n, np.uint16),
-        np.arange(n, dtype=np.int64),
-    )  # fmt: skip
-    pipe = LabelPipeline(registry)
-    pipe.feed(raw)
-    writer = writer_class(fmt)(io.BytesIO(), labelled_schema(registry))
-    writer.write(pipe.finish())
-    writer.close()
