@@ -139,3 +139,14 @@ def test_formats_by_name_and_extension():
     assert format_for_path("out.txt") is None
     for name in FORMATS:
         assert callable(writer_class(name))
+
+
+def test_parquet_dictionary_encodes_repeating_columns_only(table):
+    meta = pq.ParquetFile(io.BytesIO(written("parquet", table))).metadata.row_group(0)
+    encodings = {
+        meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)
+    }
+    for name in ("uid", "community_id", "ts"):
+        assert "RLE_DICTIONARY" not in encodings[name]
+    for name in ("id.resp_h", "proto", "conn_state", "iana.service", "iana.status"):
+        assert "RLE_DICTIONARY" in encodings[name]

@@ -11,13 +11,21 @@ import pyarrow.parquet as pq
 # written as soon as it is complete (while the flow engine goes on), so closing the file
 # writes at most one partial group
 ROW_GROUP = 1 << 15
+# columns whose values are (nearly) unique per flow: dictionary encoding only costs time
+# there (Parquet falls back to plain pages after trying); every other column is dictionary
+# encoded (hosts, ports, states, labels repeat)
+PER_FLOW_COLUMNS = frozenset(
+    {"ts", "uid", "duration", "community_id", "id.orig_p", "missed_bytes", "orig_bytes",
+     "resp_bytes", "orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes"}
+)  # fmt: skip
 
 
 class ParquetWriter:
     """Writes labelled flow tables as one Parquet file."""
 
     def __init__(self, out: BinaryIO, schema: pa.Schema) -> None:
-        self.writer = pq.ParquetWriter(out, schema, compression="snappy")
+        dictionary = [name for name in schema.names if name not in PER_FLOW_COLUMNS]
+        self.writer = pq.ParquetWriter(out, schema, compression="snappy", use_dictionary=dictionary)
         self.pending: list[pa.Table] = []
         self.rows = 0
 
