@@ -207,3 +207,24 @@ def test_ctrl_c_leaves_no_output_file_and_no_noise(tmp_path, suffix):
     assert err == b""
     assert not out.exists()
     assert os.listdir(tmp_path) == ["live.pcap"]  # no temporary file left either
+
+
+@pytest.mark.parametrize("backend", ["scapy", "tshark"])
+def test_other_backends_label_the_same_flows(tmp_path, backend):
+    """The scapy and tshark (pyshark) readers run in the pipeline's reader thread too."""
+    import shutil
+
+    if backend == "tshark" and shutil.which("tshark") is None:
+        pytest.skip("no tshark")
+    keys = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "orig_pkts",
+            "resp_pkts", "iana.service")  # fmt: skip
+
+    def flows(*extra):
+        out = tmp_path / f"out{len(extra)}.jsonl"
+        assert run(SSH, "-o", out, *extra) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        return sorted(tuple(str(r[k]) for k in keys) for r in rows)
+
+    native = flows()
+    assert len(native) > 10
+    assert flows("--backend", backend) == native
