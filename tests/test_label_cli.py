@@ -186,8 +186,8 @@ def test_new_output_file_gets_the_usual_mode(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
 def test_ctrl_c_leaves_no_output_file_and_no_noise(tmp_path, suffix):
-    """Interrupted while the reader waits for more input (a FIFO still open for writing):
-    exit 130, no output file, nothing on stderr."""
+    """Interrupted while the reader thread is blocked reading a FIFO whose writer is still
+    there but sends nothing more: exit 130, no output file, nothing on stderr."""
     import signal
     import time
 
@@ -200,7 +200,7 @@ def test_ctrl_c_leaves_no_output_file_and_no_noise(tmp_path, suffix):
     with open(fifo, "wb") as feed:
         feed.write(INFECTED.read_bytes()[:20_000])  # header and the first records
         feed.flush()
-        time.sleep(1.5)  # the pipeline has read what there is and waits for more
+        time.sleep(1.5)  # the reader has read what there is and waits for more
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -228,3 +228,49 @@ def test_other_backends_label_the_same_flows(tmp_path, backend):
     native = flows()
     assert len(native) > 10
     assert flows("--backend", backend) == native
+
+
+def test_standard_input_and_fifos_are_read_once_like_files(tmp_path):
+    """``-`` reads a capture piped in (here gzip-compressed), a FIFO is read like a file;
+    both give the flows of the file itself."""
+    import gzip
+    import threading
+
+    def flows(path_arg, stdin=None):
+        out = tmp_path / "out.jsonl"
+        proc = subprocess.run(
+            [sys.executable, "-m", "portlabel", "label", path_arg, "-o", str(out),
+             "--uid-seed", "5"],
+            input=stdin, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return out.read_text()
+
+    from_file = flows(str(INFECTED))
+    assert from_file.count("\n") == 15
+    assert flows("-", stdin=gzip.compress(INFECTED.read_bytes())) == from_file
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    feeder = threading.Thread(target=lambda: fifo.write_bytes(INFECTED.read_bytes()))
+    feeder.start()
+    assert flows(str(fifo)) == from_file
+    feeder.join(10)
+
+
+def test_a_pipe_gives_its_batches_once(tmp_path):
+    import threading
+
+    from portlabel.capture.reader import open_capture
+    from portlabel.errors import CaptureError
+
+    fifo = tmp_path / "capture.fifo"
+    os.mkfifo(fifo)
+    feeder = threading.Thread(target=lambda: fifo.write_bytes(SSH.read_bytes()))
+    feeder.start()
+    reader = open_capture(fifo)
+    assert reader.format == "pcap"
+    packets = sum(len(b) for b in reader.batches())
+    assert packets == sum(len(b) for b in open_capture(SSH).batches())
+    with pytest.raises(CaptureError, match="a pipe can be read only once"):
+        list(reader.batches())
+    feeder.join(10)

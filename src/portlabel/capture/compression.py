@@ -6,6 +6,8 @@ This module owns *getting at the bytes* of a capture, whatever wraps them:
   by the file name: corpora are full of ``.pcap`` files that are pcapng and the reverse).
 * ``open_window`` gives a ``ByteWindow``: a ``uint8`` numpy array ``buf`` holding a stretch
   of the (decompressed) capture, the file offset ``base`` of ``buf[0]`` and an ``eof`` flag.
+* ``PrefixedStream`` hands back the bytes already read from a pipe (standard input, a
+  FIFO) to recognise it, so a stream that can be read only once is read once.
 
 Theory of operation: format parsers walk records in ``buf`` and, when a record runs past
 the end of ``buf`` while ``eof`` is false, call ``refill(keep_from)``. A mapped file is a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import mmap
 import os
@@ -176,6 +179,47 @@ class StreamWindow:
         self._stream.close()
         if self._raw is not None:
             self._raw.close()
+
+
+class PrefixedStream(io.RawIOBase):
+    """``prefix`` then the rest of ``inner``: a pipe whose first bytes were read to sniff
+    its format, as if they had not been. ``close_inner=False`` leaves ``inner`` open
+    (standard input belongs to the process)."""
+
+    def __init__(self, prefix: bytes, inner: BinaryIO, close_inner: bool = True) -> None:
+        super().__init__()
+        self._prefix = memoryview(prefix)
+        self._inner = inner
+        self._close_inner = close_inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view) -> int:  # type: ignore[override]
+        if len(self._prefix):
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        return self._inner.readinto(view)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if not self.closed and self._close_inner:
+            self._inner.close()
+        super().close()
+
+
+def read_upto(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes from ``stream``: fewer only at its end (pipes give bytes in
+    whatever pieces the writer wrote them)."""
+    parts, got = [], 0
+    while got < size:
+        part = stream.read(min(size - got, 1 << 16))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
 
 
 def open_window(path: str | os.PathLike[str], compression: str | None) -> ByteWindow:

@@ -7,16 +7,31 @@ reader's ``batches`` then walks the file with the format module, keeping what we
 later in the file as ``warnings`` (everything before the damage is still yielded) and pcapng
 packet comments in ``comments`` (frame number -> text). ``read_batches`` chains several
 files into one capture whose frame numbers continue from file to file.
+
+A path that is a pipe (``-`` for standard input, a FIFO, a character device) is opened
+once: its leading bytes are read to recognise it and handed back in front of the rest
+(``PrefixedStream``), and its reader can give its batches only once.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from portlabel.capture import pcap, pcapng
 from portlabel.capture.batch import RawBatch
-from portlabel.capture.compression import open_window, read_head, sniff_compression
+from portlabel.capture.compression import (
+    PrefixedStream,
+    StreamWindow,
+    open_decompressed,
+    open_window,
+    read_head,
+    read_upto,
+    sniff_compression,
+)
 from portlabel.errors import CaptureError
 
 DEFAULT_BATCH = 65536
@@ -24,7 +39,7 @@ HEAD_BYTES = 1 << 16
 
 
 class CaptureReader:
-    """One capture file, ready to be read in batches (possibly more than once)."""
+    """One capture file, ready to be read in batches (more than once, unless a pipe)."""
 
     def __init__(
         self,
@@ -43,6 +58,7 @@ class CaptureReader:
         self.comments: dict[int, str] = {}
         self.snaplens: dict[int, int] = {}  # interface number -> snaplen (0: no limit)
         self.frames_read = 0
+        self.pipe: BinaryIO | None = None  # a pipe's stream, until its batches are read
 
     def __repr__(self) -> str:
         return f"CaptureReader({self.path!r}, format={self.format!r})"
@@ -57,7 +73,7 @@ class CaptureReader:
         self.snaplens = {0: self.pcap_header.snaplen} if self.pcap_header is not None else {}
         self.frames_read = 0
         try:
-            window = open_window(self.path, self.compression)
+            window = _window_of(self)
         except OSError as exc:
             raise CaptureError(self.path, f"cannot read: {exc.strerror or exc}") from exc
         try:
@@ -77,8 +93,10 @@ class CaptureReader:
 
 
 def open_capture(path: str | os.PathLike[str]) -> CaptureReader:
-    """Recognise a pcap/pcapng file, plain or gzip/zstd/xz/bz2 compressed."""
+    """Recognise a pcap/pcapng file, plain or gzip/zstd/xz/bz2 compressed (``-``: stdin)."""
     name = os.fspath(path)
+    if is_pipe(name):
+        return _open_pipe(name)
     try:
         with open(name, "rb") as f:
             magic = f.read(8)
@@ -89,6 +107,40 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureReader:
         head = read_head(name, compression, HEAD_BYTES)
     except Exception as exc:  # any decompressor failure on the first bytes
         raise CaptureError(name, f"cannot decompress ({compression}): {exc}", "offset 0") from exc
+    return _recognise(name, magic, compression, head)
+
+
+def is_pipe(name: str) -> bool:
+    """``-`` (standard input) or a path that can be read only once (FIFO, device)."""
+    if name == "-":
+        return True
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def _open_pipe(name: str) -> CaptureReader:
+    try:
+        raw = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CaptureError(name, f"cannot open: {exc.strerror or exc}") from exc
+    magic = read_upto(raw, 8)
+    compression = sniff_compression(magic)
+    stream: BinaryIO = PrefixedStream(magic, raw, close_inner=name != "-")
+    if compression:
+        stream = open_decompressed(stream, compression)
+    try:
+        head = read_upto(stream, HEAD_BYTES)
+    except Exception as exc:  # any decompressor failure on the first bytes
+        raise CaptureError(name, f"cannot decompress ({compression}): {exc}", "offset 0") from exc
+    reader = _recognise(name, magic, compression, head)
+    reader.pipe = PrefixedStream(head, stream)
+    return reader
+
+
+def _recognise(name: str, magic: bytes, compression: str | None, head: bytes) -> CaptureReader:
     if not head:
         raise CaptureError(name, "empty file" if not magic else f"empty {compression} stream")
     header, warnings = None, []
@@ -105,6 +157,15 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureReader:
     if compression:
         fmt += "+" + compression
     return CaptureReader(name, fmt, compression, header, warnings)
+
+
+def _window_of(reader: CaptureReader):
+    if reader.pipe is not None:
+        pipe, reader.pipe = reader.pipe, None
+        return StreamWindow(pipe)
+    if is_pipe(reader.path):
+        raise CaptureError(reader.path, "a pipe can be read only once")
+    return open_window(reader.path, reader.compression)
 
 
 def read_batches(
