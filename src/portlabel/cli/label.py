@@ -52,7 +52,9 @@ def add_parser(subparsers, parents) -> None:
         description="Group the packets of capture files into flows and label each flow "
         "with the IANA registry entry of its service port.",
     )
-    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap/pcapng file(s), in order")
+    p.add_argument(
+        "captures", nargs="+", metavar="CAPTURE", help="pcap/pcapng file(s), in order; - for stdin"
+    )
     p.add_argument("-o", "--output", metavar="PATH", help="output file (default: stdout)")
     p.add_argument(
         "-F",

@@ -34,7 +34,10 @@ def add_parser(subparsers, parents) -> None:
         "and decode status.",
     )
     p.add_argument(
-        "captures", nargs="+", metavar="CAPTURE", help="pcap/pcapng files (any compression)"
+        "captures",
+        nargs="+",
+        metavar="CAPTURE",
+        help="pcap/pcapng files (any compression; - for stdin)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
     p.add_argument(
