@@ -227,3 +227,16 @@ def test_scapy_backend_gives_the_same_flows_as_native(tmp_path, name):
         assert main([*argv, str(CAPTURES / name)]) == 0
         outs[backend] = out.read_text().splitlines()
     assert outs["native"] and outs["scapy"] == outs["native"]
+
+
+def test_reader_warnings_point_at_the_code_iterating_the_flows(tmp_path):
+    """The files are read in a worker thread; their warnings are issued in the caller's."""
+    cut = tmp_path / "cut.pcap"
+    data = INFECTED.read_bytes()
+    cut.write_bytes(data[: len(data) // 2 + 7])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tables = [t for t in api.iter_labelled([cut, tmp_path / "missing.pcap"], errors="warn")]
+    ours = [w for w in caught if issubclass(w.category, api.CaptureWarning)]
+    assert tables and len(ours) == 2
+    assert {w.filename for w in ours} == {__file__}

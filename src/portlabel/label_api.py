@@ -147,25 +147,36 @@ def iter_labelled(
     ``errors="warn"`` warns (``CaptureWarning``) and goes on with the next file.
     Reader warnings (a truncated file) are always issued as ``CaptureWarning``.
     """
-    from portlabel.pipeline import label_batches
-
     if errors not in ("raise", "warn"):
         raise ValueError("errors must be 'raise' or 'warn'")
+    return _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow_options)
+
+
+def _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow_options):
+    """``iter_labelled``'s generator (warnings point at the frame that iterates it)."""
+    from portlabel.pipeline import label_batches
+
     reg = _registry(registry, list(overlays))
     cfg = flow_config(config, **flow_options)
+
+    # the files are read in a worker thread: its warnings are issued from this generator,
+    # in the caller's thread, so that they point at the caller's code
+    pending: list[str] = []
 
     def problem(exc: InputError) -> None:
         if errors == "raise":
             raise exc
-        warnings.warn(str(exc), CaptureWarning, stacklevel=4)
+        pending.append(str(exc))
 
-    inputs = CaptureInputs(
-        paths,
-        batch_size,
-        on_problem=problem,
-        on_warning=lambda text: warnings.warn(text, CaptureWarning, stacklevel=4),
-    )
-    yield from label_batches(inputs, reg, cfg)
+    def issue_pending() -> None:
+        while pending:
+            warnings.warn(pending.pop(0), CaptureWarning, stacklevel=3)
+
+    inputs = CaptureInputs(paths, batch_size, on_problem=problem, on_warning=pending.append)
+    for table in label_batches(inputs, reg, cfg):
+        issue_pending()
+        yield table
+    issue_pending()
 
 
 def label(paths: Paths, **options: Any):
