@@ -190,10 +190,16 @@ def test_unreadable_file_is_skipped_with_a_warning_when_asked(tmp_path):
     assert table.num_rows == api.label(INFECTED).num_rows
 
 
-def test_truncated_file_keeps_its_flows_and_warns_with_the_offset(tmp_path):
-    cut = tmp_path / "cut.pcap"
+@pytest.fixture
+def cut(tmp_path):
+    """The first half of a real capture, cut 7 bytes into a record."""
+    path = tmp_path / "cut.pcap"
     data = INFECTED.read_bytes()
-    cut.write_bytes(data[: len(data) // 2 + 7])
+    path.write_bytes(data[: len(data) // 2 + 7])
+    return path
+
+
+def test_truncated_file_keeps_its_flows_and_warns_with_the_offset(cut):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = api.label(cut)
@@ -229,11 +235,8 @@ def test_scapy_backend_gives_the_same_flows_as_native(tmp_path, name):
     assert outs["native"] and outs["scapy"] == outs["native"]
 
 
-def test_reader_warnings_point_at_the_code_iterating_the_flows(tmp_path):
+def test_reader_warnings_point_at_the_code_iterating_the_flows(cut, tmp_path):
     """The files are read in a worker thread; their warnings are issued in the caller's."""
-    cut = tmp_path / "cut.pcap"
-    data = INFECTED.read_bytes()
-    cut.write_bytes(data[: len(data) // 2 + 7])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tables = [t for t in api.iter_labelled([cut, tmp_path / "missing.pcap"], errors="warn")]
