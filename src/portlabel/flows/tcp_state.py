@@ -276,19 +276,6 @@ TCP_CONN_STATE = np.array(
 )
 
 
-def conn_state(
-    ip_proto: np.ndarray,
-    joint: np.ndarray,
-    orig_pkts: np.ndarray,
-    resp_pkts: np.ndarray,
-    no_bytes: np.ndarray,
-    syn_then_rst: np.ndarray,
-) -> np.ndarray:
-    """conn_state strings for a set of flows (TCP from the joint state, UDP from activity)."""
-    codes = conn_state_codes(ip_proto, joint, orig_pkts, resp_pkts, no_bytes, syn_then_rst)
-    return np.asarray(CONN_STATES, dtype=object)[codes]
-
-
 def conn_state_codes(
     ip_proto: np.ndarray,
     joint: np.ndarray,
