@@ -7,6 +7,10 @@ layer. Layers only ever lead to higher numbers, except tunnels which lead back t
 or IP, so plain traffic finishes in one pass and each level of tunnelling costs one more.
 Packets are retired with a ``DecodeStatus`` (OK, TRUNCATED, MALFORMED, NOT_IP,
 UNSUPPORTED_LINK, FRAGMENT); nothing in here raises on packet contents.
+
+Plain frames (Ethernet or raw IP, TCP/UDP/ICMP, nothing unusual) are first decoded by the
+compiled fast path (``plaindecode``) when it is built; the passes then run only on the rows
+it left, which come out the same either way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from portlabel.capture import linklayer, network, transport, tunnels
+from portlabel.capture import linklayer, network, plaindecode, transport, tunnels
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.cursor import DecodeState
 from portlabel.capture.nextlayer import DLT_TO_LAYER, PASS_ORDER, Layer
@@ -76,19 +80,45 @@ MAX_PASSES = 12  # tunnel nesting deeper than this is called malformed
 CHUNK = 16384
 
 
-def decode(raw: RawBatch, chunk: int = CHUNK) -> PacketBatch:
-    """Decode every frame of ``raw`` down to its innermost transport header."""
-    n = len(raw)
-    out = PacketBatch.empty(n)
+def decode(raw: RawBatch, chunk: int = CHUNK, compiled: bool = True) -> PacketBatch:
+    """Decode every frame of ``raw`` down to its innermost transport header.
+
+    ``compiled=False`` decodes every row with the vectorised passes, even when the
+    compiled fast path is there (to compare the two).
+    """
+    out = _with_metadata(raw)
+    if not (compiled and plaindecode.available()):
+        _decode_passes(raw, out, chunk)
+        return out
+    rest = plaindecode.decode_plain(raw, out)
+    if len(rest):
+        sub = RawBatch(
+            raw.buf, raw.offset[rest], raw.caplen[rest], raw.wirelen[rest], raw.ts_ns[rest],
+            raw.linktype[rest], raw.iface[rest], raw.frame[rest],
+        )  # fmt: skip
+        done = _with_metadata(sub)
+        _decode_passes(sub, done, chunk)
+        for name, column in done.columns().items():
+            getattr(out, name)[rest] = column
+    return out
+
+
+def _with_metadata(raw: RawBatch) -> PacketBatch:
+    """An empty PacketBatch for ``raw`` with the reader's per-frame columns copied in."""
+    out = PacketBatch.empty(len(raw))
     out.frame[:] = raw.frame
     out.ts_ns[:] = raw.ts_ns
     out.caplen[:] = raw.caplen
     out.wirelen[:] = raw.wirelen
     out.linktype[:] = raw.linktype
     out.iface[:] = raw.iface
+    return out
+
+
+def _decode_passes(raw: RawBatch, out: PacketBatch, chunk: int) -> None:
+    n = len(raw)
     for lo in range(0, n, chunk):
         _decode_rows(DecodeState(raw, out, lo, min(n, lo + chunk)))
-    return out
 
 
 def _decode_rows(st: DecodeState) -> None:

@@ -18,10 +18,10 @@ from portlabel.capture.batch import DecodeStatus
 from portlabel.capture.cursor import DecodeState, field, gather, read
 from portlabel.capture.nextlayer import Layer
 
-_ICMP_WITH_ID = np.zeros(256, dtype=bool)
-_ICMP_WITH_ID[[0, 8, 13, 14, 15, 16, 17, 18]] = True  # echo, timestamp, info, mask
-_ICMPV6_WITH_ID = np.zeros(256, dtype=bool)
-_ICMPV6_WITH_ID[[128, 129]] = True
+ICMP_WITH_ID = np.zeros(256, dtype=bool)
+ICMP_WITH_ID[[0, 8, 13, 14, 15, 16, 17, 18]] = True  # echo, timestamp, info, mask
+ICMPV6_WITH_ID = np.zeros(256, dtype=bool)
+ICMPV6_WITH_ID[[128, 129]] = True
 
 _UDP_TUNNEL_PORTS = {
     H.UDP_VXLAN: Layer.VXLAN,
@@ -125,11 +125,11 @@ def _icmp(st: DecodeState, idx: np.ndarray, with_id: np.ndarray) -> None:
 
 
 def icmp(st: DecodeState, idx: np.ndarray) -> None:
-    _icmp(st, idx, _ICMP_WITH_ID)
+    _icmp(st, idx, ICMP_WITH_ID)
 
 
 def icmpv6(st: DecodeState, idx: np.ndarray) -> None:
-    _icmp(st, idx, _ICMPV6_WITH_ID)
+    _icmp(st, idx, ICMPV6_WITH_ID)
 
 
 def ip_other(st: DecodeState, idx: np.ndarray) -> None:

@@ -1,0 +1,18 @@
+"""Build step for portlabel's compiled kernels; everything else is in pyproject.toml.
+
+The kernels are optional: without a C compiler the build goes on without them and the
+vectorised numpy paths do the same work, slower.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "portlabel.capture._plaindecode",
+            ["src/portlabel/capture/_plaindecode.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
+    ],
+)
