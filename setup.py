@@ -14,5 +14,17 @@ setup(
             extra_compile_args=["-O2", "-std=c11"],
             optional=True,
         ),
+        Extension(
+            "portlabel.capture._pcapwalk",
+            ["src/portlabel/capture/_pcapwalk.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
+        Extension(
+            "portlabel.flows._groupkeys",
+            ["src/portlabel/flows/_groupkeys.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
     ],
 )

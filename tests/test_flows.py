@@ -6,6 +6,7 @@ import ipaddress
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -313,6 +314,35 @@ def test_advance_expires_idle_flows_without_packets():
     assert len(table) == 0 and table.flush().num_rows == 0
 
 
+def _partition(order: np.ndarray, starts: np.ndarray) -> set[tuple[int, ...]]:
+    return {tuple(g.tolist()) for g in np.split(order, starts[1:])}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 5), min_size=1, max_size=300),
+    st.integers(0, 87),
+    st.sampled_from([48, 88]),
+)
+def test_compiled_grouping_makes_the_numpy_groups(labels, byte, width):
+    from portlabel.flows import keys as flow_keys
+
+    if flow_keys._groupkeys is None:
+        pytest.skip("built without a C compiler")
+    byte %= width
+    keys = np.zeros((len(labels), width), dtype=np.uint8)
+    keys[:, byte] = labels  # rows differ in one byte, anywhere in the key
+    keys[:, (byte + 1) % width] = np.array(labels) // 2
+    compiled = flow_keys.group_rows(keys)
+    plain = flow_keys.group_rows(keys, compiled=False)
+    assert _partition(*compiled[:2]) == _partition(*plain[:2])
+    order, starts, group_keys = compiled
+    assert (np.diff(starts) > 0).all() and starts[0] == 0
+    assert np.array_equal(group_keys[:, :width], keys[order[starts]])
+    for g in np.split(order, starts[1:]):
+        assert (np.diff(g) > 0).all()  # capture order within a group
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 7), min_size=1, max_size=200), st.booleans())
 def test_grouping_is_exact_even_when_every_hash_collides(labels, full):
@@ -332,7 +362,7 @@ def test_grouping_is_exact_even_when_every_hash_collides(labels, full):
     real_hash = flow_keys.hash_rows
     try:
         flow_keys.hash_rows = lambda k, n_words=None: np.zeros(len(k), dtype=np.uint64)
-        order, starts, group_keys = flow_keys.group_rows(keys)
+        order, starts, group_keys = flow_keys.group_rows(keys, compiled=False)
     finally:
         flow_keys.hash_rows = real_hash
     groups = np.split(order, starts[1:])

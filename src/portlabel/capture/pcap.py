@@ -1,9 +1,10 @@
 """Classic libpcap capture files: file header, record walk and ``RawBatch`` assembly.
 
 Theory of operation: the record walk is sequential by nature (record *i+1* starts where
-record *i*'s ``caplen`` says); ``recordwalk`` finds the record starts of a span of the file
-with many chains walked in lockstep (numpy, no compiler), using the timestamp and length
-fields to recognise headers. The fields of the records found are then gathered with one
+record *i*'s ``caplen`` says); the compiled walk (``_pcapwalk``, when built) follows the
+chain in one C loop without the GIL, and without it ``recordwalk`` finds the record starts
+of a span of the file with many chains walked in lockstep (numpy), using the timestamp and
+length fields to recognise headers. The fields of the records found are then gathered with one
 numpy gather each, checked (an impossible length or a record running past the data ends
 the walk there) and sliced into batches. The window's bytes are never copied for a mapped
 file: a batch's ``buf`` is a view, and the pages behind the batch being handed out are
@@ -30,6 +31,11 @@ from portlabel.capture.batch import RawBatch
 from portlabel.capture.compression import ByteWindow
 from portlabel.capture.recordwalk import BROKEN, RecordShape, u32_view, walk
 from portlabel.errors import CaptureError
+
+try:
+    from portlabel.capture import _pcapwalk
+except ImportError:  # built without a C compiler: the vectorised lockstep walk
+    _pcapwalk = None
 
 # magic as read little-endian -> (byte order, nanosecond?, record header bytes)
 PCAP_MAGICS: dict[int, tuple[str, bool, int]] = {
@@ -154,6 +160,17 @@ def record_shape(header: PcapHeader, u: np.ndarray, first_sec: int) -> RecordSha
     return RecordShape(step, plausible, key_offset, int(sec0) >> 24, hdr + MAX_RECORD)
 
 
+def walk_compiled(buf: np.ndarray, start: int, stop: int, header: PcapHeader):
+    """``recordwalk.walk``'s result for this file's records, from the compiled walk."""
+    hdr = header.record_header_len
+    found = np.empty((stop - start) // hdr + 1, dtype=np.int64)
+    big = header.byteorder == ">"
+    k, nxt = _pcapwalk.walk_pcap(
+        buf, start, stop, hdr, header.lengths, big, hdr + MAX_RECORD, BROKEN, found
+    )
+    return found[:k].copy(), nxt
+
+
 def make_batch(
     buf: np.ndarray, start: int, stop: int, cols: dict[str, np.ndarray], n: int, first: int
 ) -> RawBatch:
@@ -196,7 +213,11 @@ class _Records:
         u = u32_view(buf, self.header.byteorder)
         # headers are recognised by a timestamp near this span's first one
         shape = record_shape(self.header, u, int(u[self.pos]))
-        found, nxt = walk(buf, u, self.pos, min(self.pos + self._span(wanted), limit), shape)
+        stop = min(self.pos + self._span(wanted), limit)
+        if _pcapwalk is None:
+            found, nxt = walk(buf, u, self.pos, stop, shape)
+        else:
+            found, nxt = walk_compiled(buf, self.pos, stop, self.header)
         status = None
         if nxt == BROKEN:  # a length field beyond MAX_RECORD
             i = int(np.argmax(_lengths(u, found, self.header)[0] > MAX_RECORD))

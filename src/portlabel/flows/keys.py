@@ -12,12 +12,19 @@ message types (echo request/reply, ...) so that a request and its reply share a 
 Keys are packed into an ``(n, KEY_WIDTH)`` uint8 array whose fields are laid out on
 8-byte words (so packing, hashing and comparing work on uint64 words, not bytes) and
 grouped by a 64-bit hash of the rows (argsort of uint64 is much cheaper than sorting long
-byte strings); hash collisions are detected exactly and resolved by an exact sort.
+byte strings); hash collisions are detected exactly and resolved by an exact sort. When
+the C extension ``_groupkeys`` is built, grouping is one hash-table pass in C instead
+(exact comparisons, no sort, the GIL released).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+try:
+    from portlabel.flows import _groupkeys
+except ImportError:  # built without a C compiler: grouping by sorting hashes in numpy
+    _groupkeys = None
 
 # ICMP message types that come in request/reply pairs (the rest are one-way)
 ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
@@ -213,17 +220,23 @@ def hash_rows(keys: np.ndarray, n_words: int | None = None) -> np.ndarray:
     return h
 
 
-def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def group_rows(
+    keys: np.ndarray, compiled: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stable grouping of equal key rows (full or short keys).
 
     Returns ``order`` (row indices, equal keys adjacent, original order kept within a
     group), ``starts`` (the positions in ``order`` where each group begins) and each
-    group's key, full width (``widen(keys[order[starts]])``).
+    group's key, full width (``widen(keys[order[starts]])``). The order of the groups is
+    unspecified: the compiled grouping (``_groupkeys``, when built; ``compiled=False``
+    skips it) lists them by first appearance, the numpy one by hash.
     """
     n = len(keys)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, widen(keys[:0])
+    if compiled and _groupkeys is not None:
+        return _group_compiled(keys)
     words = np.ascontiguousarray(keys).view(np.uint64)
     used = words.shape[1]
     if used > PARENT_WORD and not words[:, PARENT_WORD:].any():
@@ -244,7 +257,7 @@ def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # exact check against 64-bit hash collisions: neighbours in the same group must have
     # equal keys (word by word over the words that can differ: faster than comparing
     # rows as void values or reducing a 2-D mask)
-    ordered = words[order]
+    ordered = np.take(words, order, axis=0)  # a row gather: faster than words[order]
     differ = ordered[1:, 0] != ordered[:-1, 0]
     for j in range(1, used):
         differ |= ordered[1:, j] != ordered[:-1, j]
@@ -254,4 +267,13 @@ def group_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ordered = words[order]
         new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
     starts = np.flatnonzero(new)
+    return order, starts, widen(keys[order[starts]])
+
+
+def _group_compiled(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    keys = np.require(keys, dtype=np.uint8, requirements=["C", "A"])
+    order = np.empty(len(keys), dtype=np.int64)
+    starts = np.empty(len(keys), dtype=np.int64)
+    groups = _groupkeys.group_keys(keys, keys.shape[1], order, starts)
+    starts = starts[:groups]
     return order, starts, widen(keys[order[starts]])

@@ -1,0 +1,128 @@
+/* Grouping packed flow keys, compiled: equal rows together, without the GIL.
+ *
+ * Theory of operation: one pass puts every key row in an open-addressing hash table of
+ * group numbers (linear probing, at most half full); a row whose slot holds a group is
+ * compared with that group's first row word by word, so hash collisions cost a probe,
+ * never a wrong group. Groups are numbered in order of first appearance. A counting sort
+ * by group number then lists the rows group after group, each group in row order.
+ * This is keys.group_rows' contract (see keys.py) with another, equally valid, group
+ * order.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline uint64_t mix(const uint64_t *w, Py_ssize_t words)
+{
+    uint64_t h = 0;
+    for (Py_ssize_t j = 0; j < words; j++) {
+        h ^= w[j];
+        h *= 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 32);
+}
+
+/* Fill order (n) and starts (one per group); return the number of groups, -1 when out
+ * of memory. */
+static Py_ssize_t group(const uint64_t *keys, Py_ssize_t n, Py_ssize_t words, int64_t *order,
+                        int64_t *starts)
+{
+    size_t size = 16;
+    while (size < 2 * (size_t)n)
+        size <<= 1;
+    int64_t *table = malloc(size * sizeof *table); /* group number + 1, 0 = empty */
+    int64_t *group_of = malloc((n ? n : 1) * sizeof *group_of);
+    if (!table || !group_of) {
+        free(table);
+        free(group_of);
+        return -1;
+    }
+    memset(table, 0, size * sizeof *table);
+    Py_ssize_t groups = 0;
+    int64_t *first = starts; /* first row of each group, until starts is computed */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint64_t *row = keys + i * words;
+        size_t slot = mix(row, words) & (size - 1);
+        for (;;) {
+            int64_t g = table[slot] - 1;
+            if (g < 0) {
+                table[slot] = groups + 1;
+                first[groups] = i;
+                group_of[i] = groups++;
+                break;
+            }
+            if (memcmp(keys + first[g] * words, row, words * sizeof *row) == 0) {
+                group_of[i] = g;
+                break;
+            }
+            slot = (slot + 1) & (size - 1);
+        }
+    }
+    /* counting sort by group number; the table's memory holds the running positions */
+    int64_t *next = table;
+    memset(next, 0, groups * sizeof *next);
+    for (Py_ssize_t i = 0; i < n; i++)
+        next[group_of[i]]++;
+    int64_t at = 0;
+    for (Py_ssize_t g = 0; g < groups; g++) {
+        int64_t count = next[g];
+        next[g] = starts[g] = at;
+        at += count;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        order[next[group_of[i]]++] = i;
+    free(table);
+    free(group_of);
+    return groups;
+}
+
+static PyObject *group_keys(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer keys, order, starts;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "y*nw*w*:group_keys", &keys, &width, &order, &starts))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = width > 0 ? keys.len / width : 0;
+    if (width <= 0 || width % 8 || keys.len != n * width || order.len != 8 * n ||
+        starts.len != 8 * n) {
+        PyErr_SetString(PyExc_ValueError,
+                        "keys must be n rows of a multiple of 8 bytes; order and starts n int64");
+        goto done;
+    }
+    Py_ssize_t groups;
+    Py_BEGIN_ALLOW_THREADS
+    groups = group(keys.buf, n, width / 8, order.buf, starts.buf);
+    Py_END_ALLOW_THREADS
+    if (groups < 0)
+        PyErr_NoMemory();
+    else
+        result = PyLong_FromSsize_t(groups);
+done:
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&order);
+    PyBuffer_Release(&starts);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"group_keys", group_keys, METH_VARARGS,
+     "group_keys(keys, width, order, starts) -> number of groups\n\n"
+     "keys: n rows of width bytes (8-byte aligned, C order); order, starts: int64[n]."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_groupkeys",
+    .m_doc = "Grouping equal flow keys, compiled (see keys.group_rows).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__groupkeys(void) { return PyModule_Create(&module); }
