@@ -21,8 +21,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "portlabel.flows._groupkeys",
-            ["src/portlabel/flows/_groupkeys.c"],
+            "portlabel.flows._flowkeys",
+            ["src/portlabel/flows/_flowkeys.c"],
             extra_compile_args=["-O2", "-std=c11"],
             optional=True,
         ),

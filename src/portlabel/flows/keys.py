@@ -13,8 +13,8 @@ Keys are packed into an ``(n, KEY_WIDTH)`` uint8 array whose fields are laid out
 8-byte words (so packing, hashing and comparing work on uint64 words, not bytes) and
 grouped by a 64-bit hash of the rows (argsort of uint64 is much cheaper than sorting long
 byte strings); hash collisions are detected exactly and resolved by an exact sort. When
-the C extension ``_groupkeys`` is built, grouping is one hash-table pass in C instead
-(exact comparisons, no sort, the GIL released).
+the C extension ``_flowkeys`` is built, short keys are packed by it and grouping is one
+hash-table pass in C instead (exact comparisons, no sort), both without the GIL.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 try:
-    from portlabel.flows import _groupkeys
+    from portlabel.flows import _flowkeys
 except ImportError:  # built without a C compiler: grouping by sorting hashes in numpy
-    _groupkeys = None
+    _flowkeys = None
 
 # ICMP message types that come in request/reply pairs (the rest are one-way)
 ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
@@ -51,6 +51,7 @@ KEY_WORDS = KEY_WIDTH // 8
 PARENT_WIDTH = KEY_FIELDS["parent"][1]
 PARENT_WORD = KEY_FIELDS["parent"][0] // 8
 SHORT_WIDTH = PARENT_WORD * 8  # a key without its parent field
+assert SHORT_WIDTH == 48, "_flowkeys.c packs 48-byte short keys"
 
 
 def _pair_table(pairs: dict[int, int]) -> np.ndarray:
@@ -124,14 +125,18 @@ def pack_keys(
     inner_vlan: np.ndarray,
     parent: np.ndarray | None = None,
     full: bool = True,
+    compiled: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Canonical packed keys and each row's direction (0 a->b, 1 b->a).
 
     Keys are ``(n, KEY_WIDTH)``; with ``full=False`` and no ``parent`` they stop before
     the parent field (``(n, SHORT_WIDTH)``, the bytes a full key would start with): less
     to write, hash and compare per packet when no tunnel is involved (``widen`` pads).
+    Short keys come from ``_flowkeys`` when it is built (``compiled=False``: numpy).
     """
     n = len(proto)
+    if compiled and _flowkeys is not None and not full and parent is None:
+        return _pack_compiled(src_ip, dst_ip, sport, dport, proto, vlan, inner_vlan)
     swap = endpoint_greater(src_ip, sport, dst_ip, dport)
     width = KEY_WIDTH if full or parent is not None else SHORT_WIDTH
     keys = np.empty((n, width), dtype=np.uint8)
@@ -228,14 +233,14 @@ def group_rows(
     Returns ``order`` (row indices, equal keys adjacent, original order kept within a
     group), ``starts`` (the positions in ``order`` where each group begins) and each
     group's key, full width (``widen(keys[order[starts]])``). The order of the groups is
-    unspecified: the compiled grouping (``_groupkeys``, when built; ``compiled=False``
+    unspecified: the compiled grouping (``_flowkeys``, when built; ``compiled=False``
     skips it) lists them by first appearance, the numpy one by hash.
     """
     n = len(keys)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, widen(keys[:0])
-    if compiled and _groupkeys is not None:
+    if compiled and _flowkeys is not None:
         return _group_compiled(keys)
     words = np.ascontiguousarray(keys).view(np.uint64)
     used = words.shape[1]
@@ -274,6 +279,24 @@ def _group_compiled(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     keys = np.require(keys, dtype=np.uint8, requirements=["C", "A"])
     order = np.empty(len(keys), dtype=np.int64)
     starts = np.empty(len(keys), dtype=np.int64)
-    groups = _groupkeys.group_keys(keys, keys.shape[1], order, starts)
+    groups = _flowkeys.group_keys(keys, keys.shape[1], order, starts)
     starts = starts[:groups]
     return order, starts, widen(keys[order[starts]])
+
+
+def _pack_compiled(src_ip, dst_ip, sport, dport, proto, vlan, inner_vlan):
+    n = len(proto)
+    keys = np.empty((n, SHORT_WIDTH), dtype=np.uint8)
+    direction = np.empty(n, dtype=np.uint8)
+    _flowkeys.pack_short_keys(
+        np.ascontiguousarray(src_ip, dtype=np.uint8),
+        np.ascontiguousarray(dst_ip, dtype=np.uint8),
+        np.ascontiguousarray(sport, dtype=np.uint16),
+        np.ascontiguousarray(dport, dtype=np.uint16),
+        np.ascontiguousarray(proto, dtype=np.uint8),
+        np.ascontiguousarray(vlan, dtype=np.int32),
+        np.ascontiguousarray(inner_vlan, dtype=np.int32),
+        keys,
+        direction,
+    )
+    return keys, direction

@@ -1,6 +1,10 @@
-/* Grouping packed flow keys, compiled: equal rows together, without the GIL.
+/* Flow keys, compiled: packing them and grouping equal ones, without the GIL.
  *
- * Theory of operation: one pass puts every key row in an open-addressing hash table of
+ * Packing (pack_short_keys) writes keys.py's short key layout -- a_ip, b_ip, a_port,
+ * b_port, vlan, inner_vlan, proto, padding -- with the lower (address, port) endpoint
+ * first, and each row's direction (1 when the source was the higher endpoint).
+ *
+ * Grouping (group_keys): one pass puts every key row in an open-addressing hash table of
  * group numbers (linear probing, at most half full); a row whose slot holds a group is
  * compared with that group's first row word by word, so hash collisions cost a probe,
  * never a wrong group. Groups are numbered in order of first appearance. A counting sort
@@ -13,6 +17,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SHORT_WIDTH 48 /* keys.SHORT_WIDTH, checked by keys.py at import */
 
 static inline uint64_t mix(const uint64_t *w, Py_ssize_t words)
 {
@@ -110,7 +116,73 @@ done:
     return result;
 }
 
+static inline void put_be16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+    put_be16(p, v >> 16);
+    put_be16(p + 2, v);
+}
+
+static PyObject *pack_short_keys(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer src, dst, sport, dport, proto, vlan, inner, keys, dir;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*:pack_short_keys", &src, &dst, &sport,
+                          &dport, &proto, &vlan, &inner, &keys, &dir))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = proto.len;
+    if (src.len != 16 * n || dst.len != 16 * n || sport.len != 2 * n || dport.len != 2 * n ||
+        vlan.len != 4 * n || inner.len != 4 * n || keys.len != SHORT_WIDTH * n ||
+        dir.len != n) {
+        PyErr_SetString(PyExc_ValueError,
+                        "pack_short_keys: (n,16) u8 addresses, u16 ports, u8 proto, i32 vlans, "
+                        "(n,48) u8 keys and u8 directions");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const uint8_t *s_ip = src.buf, *d_ip = dst.buf, *pr = proto.buf;
+    const uint16_t *sp = sport.buf, *dp = dport.buf;
+    const int32_t *v = vlan.buf, *iv = inner.buf;
+    uint8_t *out = keys.buf, *direction = dir.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *a = s_ip + 16 * i, *b = d_ip + 16 * i;
+        int c = memcmp(a, b, 16);
+        int swap = c > 0 || (c == 0 && sp[i] > dp[i]);
+        uint8_t *k = out + SHORT_WIDTH * i;
+        memcpy(k, swap ? b : a, 16);
+        memcpy(k + 16, swap ? a : b, 16);
+        put_be16(k + 32, swap ? dp[i] : sp[i]);
+        put_be16(k + 34, swap ? sp[i] : dp[i]);
+        put_be32(k + 36, (uint32_t)v[i]);
+        put_be32(k + 40, (uint32_t)iv[i]);
+        k[44] = pr[i];
+        k[45] = k[46] = k[47] = 0;
+        direction[i] = (uint8_t)swap;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&sport);
+    PyBuffer_Release(&dport);
+    PyBuffer_Release(&proto);
+    PyBuffer_Release(&vlan);
+    PyBuffer_Release(&inner);
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&dir);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"pack_short_keys", pack_short_keys, METH_VARARGS,
+     "pack_short_keys(src_ip, dst_ip, sport, dport, proto, vlan, inner_vlan, keys, dir)\n\n"
+     "Fills keys ((n, 48) uint8) and dir (uint8[n]); see keys.pack_keys."},
     {"group_keys", group_keys, METH_VARARGS,
      "group_keys(keys, width, order, starts) -> number of groups\n\n"
      "keys: n rows of width bytes (8-byte aligned, C order); order, starts: int64[n]."},
@@ -119,10 +191,10 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_groupkeys",
-    .m_doc = "Grouping equal flow keys, compiled (see keys.group_rows).",
+    .m_name = "_flowkeys",
+    .m_doc = "Flow keys, compiled: packing and grouping (see keys.py).",
     .m_size = -1,
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__groupkeys(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__flowkeys(void) { return PyModule_Create(&module); }
