@@ -126,7 +126,7 @@ def stages(path: str, out: str) -> dict[str, float]:
     registry = default_registry()
     table = FlowTable(FlowConfig())
     with open(out, "wb") as fh:
-        writer = ParquetWriter(fh, labelled_schema(registry))
+        writer = ParquetWriter(fh, labelled_schema())
         batches = iter(open_capture(path).batches())
         while True:
             raw = timed("read", next, batches, None)

@@ -120,7 +120,15 @@ def test_an_empty_result_has_the_labelled_schema(tmp_path, registry):
     only_header.write_bytes(INFECTED.read_bytes()[:24])
     table = api.label(only_header)
     assert table.num_rows == 0
-    assert table.schema == labelled_schema(registry)
+    assert table.schema == labelled_schema()
+
+
+def test_the_declared_schema_is_what_labelling_builds(registry):
+    from portlabel.flows.columns import FLOW_SCHEMA, empty_table
+
+    assert label_flows(registry, empty_table(FLOW_SCHEMA)).schema == labelled_schema()
+    labelled = api.label(INFECTED)
+    assert labelled.num_rows > 0 and labelled.schema == labelled_schema()
 
 
 def test_flow_options_reach_the_flow_table():

@@ -35,6 +35,39 @@ def test_a_producer_error_is_raised_where_its_item_would_have_arrived():
     assert got == [1, 2]
 
 
+def test_meanwhile_runs_in_the_consumer_while_the_producer_works():
+    first_made = threading.Event()
+    seen = {}
+
+    def items():
+        first_made.set()
+        yield from range(5)
+
+    def meanwhile():
+        seen["thread"] = threading.current_thread()
+        seen["producer_started"] = first_made.wait(timeout=5)
+
+    assert list(prefetched(items(), meanwhile=meanwhile)) == list(range(5))
+    assert seen == {"thread": threading.current_thread(), "producer_started": True}
+
+
+def test_a_meanwhile_error_stops_the_producer():
+    stopped = threading.Event()
+
+    def items():
+        try:
+            yield from range(10**9)
+        finally:
+            stopped.set()
+
+    def meanwhile():
+        raise RuntimeError("cannot prepare")
+
+    with pytest.raises(RuntimeError, match="cannot prepare"):
+        list(prefetched(items(), meanwhile=meanwhile))
+    assert stopped.wait(timeout=5)
+
+
 def test_leaving_early_stops_the_producer_and_runs_its_cleanup():
     produced, closed = [], threading.Event()
 

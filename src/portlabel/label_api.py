@@ -191,6 +191,5 @@ def label(paths: Paths, **options: Any):
 
     tables = list(iter_labelled(paths, **options))
     if not tables:
-        reg = _registry(options.get("registry"), list(options.get("overlays", ())))
-        return empty_table(labelled_schema(reg))
+        return empty_table(labelled_schema())
     return pa.concat_tables(tables)

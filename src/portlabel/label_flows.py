@@ -120,8 +120,18 @@ def label_flows(registry: Registry, flows: pa.Table) -> pa.Table:
     return flows
 
 
-def labelled_schema(registry: Registry) -> pa.Schema:
-    """The schema of ``label_flows``' output (flow columns, then the label columns)."""
-    from portlabel.flows.columns import FLOW_SCHEMA, empty_table
+# The Arrow type of each label column as ``label_flows`` builds it (a test checks).
+LABEL_ARROW_TYPES: dict[str, pa.DataType] = {
+    **{name: pa.string() for name in LABEL_COLUMNS},
+    "iana.port": pa.uint16(),
+    "iana.aliases": pa.list_(pa.string()),
+}
 
-    return label_flows(registry, empty_table(FLOW_SCHEMA)).schema
+
+def labelled_schema() -> pa.Schema:
+    """The schema of ``label_flows``' output (flow columns, then the label columns), the
+    same for every registry; declared, so asking for it runs no labelling."""
+    from portlabel.flows.columns import FLOW_SCHEMA
+
+    labels = [pa.field(name, LABEL_ARROW_TYPES[name]) for name in LABEL_COLUMNS]
+    return pa.schema([*FLOW_SCHEMA, *labels])

@@ -66,6 +66,11 @@ def _dictionaries(registry: Registry) -> dict[str, pa.Array]:
     }
 
 
+def prepare_labels(registry: Registry) -> None:
+    """Build ``registry``'s label arrays now rather than at the first lookup."""
+    _dictionaries(registry)
+
+
 def iana_columns(registry: Registry, ip_protos, ports) -> dict[str, pa.Array]:
     """The ``iana.*`` columns for each (IP protocol number, service port) pair.
 

@@ -25,7 +25,9 @@ import pyarrow as pa
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.decode import decode
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
+from portlabel.flows.engine import KeyedBatch
 from portlabel.label_flows import column_values, label_flows, packet_labels
+from portlabel.labels import prepare_labels
 from portlabel.prefetch import prefetched
 from portlabel.registry.compiled import Registry
 
@@ -94,6 +96,14 @@ class LabelPipeline:
         self.count_left_out()
         return table
 
+    def prepare(self) -> None:
+        """Do now the one-time work of the first ``render``/label: importing
+        ``pyarrow.compute`` (which ``take`` loads) and building the registry's label arrays.
+        ``label_batches`` calls it while the worker threads read the first batches."""
+        import pyarrow.compute  # noqa: F401
+
+        prepare_labels(self.registry)
+
     def render(self, done: FinishedFlows) -> pa.Table:
         """Finished flows from ``FlowTable.fold``/``drain``, rendered and labelled."""
         return self._label(done.table())
@@ -121,19 +131,22 @@ def label_batches(
     """Labelled flow tables (none empty) for the batches of one capture, in order.
 
     Pass ``pipeline`` to read its ``stats`` afterwards. With ``background`` the work runs
-    as three stages that overlap (``prefetch``): a worker thread reads and decodes
-    batches, a second one folds them into flows, and the caller's thread renders and
-    labels the finished flows (and, as the consumer of this iterator, writes them). The
+    as three stages that overlap (``prefetch``): a worker thread reads, decodes and keys
+    batches (``FlowTable.key``), a second one folds them into flows, and the caller's
+    thread renders and labels the finished flows (and, as the consumer of this iterator,
+    writes them). The
     result is the same either way; by default the stages overlap when this process may
     run on more than one CPU.
     """
     pipe = pipeline or LabelPipeline(registry, config)
     if background is None:
         background = _usable_cpus() > 1
-    decoded = (pipe.decoded(raw) for raw in raw_batches)
+    # keying and grouping a batch's rows reads no flow: it runs with reading and decoding
+    decoded = (pipe.flows.key(pipe.decoded(raw)) for raw in raw_batches)
     if background:
         decoded = prefetched(decoded, name="portlabel-decode")
-        tables = map(pipe.render, prefetched(_folded(pipe, decoded), name="portlabel-flows"))
+        folded = prefetched(_folded(pipe, decoded), name="portlabel-flows", meanwhile=pipe.prepare)
+        tables = map(pipe.render, folded)
     else:
         tables = map(pipe.render, _folded(pipe, decoded))
     for table in tables:
@@ -148,10 +161,10 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _folded(pipe: LabelPipeline, batches: Iterable[PacketBatch]) -> Iterator[FinishedFlows]:
+def _folded(pipe: LabelPipeline, batches: Iterable[KeyedBatch]) -> Iterator[FinishedFlows]:
     """The flows each batch finishes, then the rest at the end of input (unrendered)."""
     for batch in batches:
-        done = pipe.flows.fold(batch)
+        done = pipe.flows.fold_keyed(batch)
         if done is not None:
             yield done
     done = pipe.flows.drain()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -30,8 +30,18 @@ _POLL_S = 0.05  # how often a blocked producer checks whether the consumer went 
 _LEAVE_WAIT_S = 1.0
 
 
-def prefetched(items: Iterable[T], depth: int = 2, name: str = "portlabel-prefetch") -> Iterator[T]:
-    """The items of ``items``, produced in a background thread up to ``depth`` ahead."""
+def prefetched(
+    items: Iterable[T],
+    depth: int = 2,
+    name: str = "portlabel-prefetch",
+    meanwhile: Callable[[], object] | None = None,
+) -> Iterator[T]:
+    """The items of ``items``, produced in a background thread up to ``depth`` ahead.
+
+    ``meanwhile`` runs in the consumer's thread once the producer has started, before the
+    first item is waited for: one-time work of the consumer's (imports, tables) then
+    overlaps the producer's first items instead of delaying the first hand-over.
+    """
     handoff: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -63,6 +73,8 @@ def prefetched(items: Iterable[T], depth: int = 2, name: str = "portlabel-prefet
     worker.start()
     drained = False
     try:
+        if meanwhile is not None:
+            meanwhile()
         while True:
             item, exc = handoff.get()
             if item is _END:

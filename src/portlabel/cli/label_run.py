@@ -71,7 +71,7 @@ class LabelJob:
 
     def _run(self, out: BinaryIO, fmt: str, summary: bool) -> None:
         options = {"summary": summary} if fmt == "table" else {}
-        writer = writer_class(fmt)(out, labelled_schema(self.registry), **options)
+        writer = writer_class(fmt)(out, labelled_schema(), **options)
         try:
             with self._progress_bar() as advance:
                 self.inputs.on_progress = advance

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 import portlabel.live.view  # noqa: F401
             drop_privileges(args.user)
         pipe = LabelPipeline(registry, FlowConfig(active_timeout=args.active_timeout))
-        sink = FlowSink(args.output, args.format, labelled_schema(registry), args.rotate)
+        sink = FlowSink(args.output, args.format, labelled_schema(), args.rotate)
         limits = Limits(args.count, args.duration, args.stats_interval or None)
         session = LiveSession(source, pipe, sink, limits, quiet=args.quiet)
         session.install_signal_handlers()

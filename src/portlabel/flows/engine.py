@@ -5,8 +5,9 @@ the flows that finished by the batch's time (closed or reset and quiet for the c
 delay, idle or active timed out, or cut by a new connection on the same key);
 ``flush()`` returns everything still active. ``fold``/``drain`` are the same steps
 without rendering the finished flows (``results.FinishedFlows.table()`` does that later,
-possibly in another thread). Several files are one capture when fed to the same table.
-Memory is bounded by the number of active flows.
+possibly in another thread), and ``fold`` is itself two steps, ``key`` (no flow state
+read: it may run ahead in another thread) and ``fold_keyed``. Several files are one
+capture when fed to the same table. Memory is bounded by the number of active flows.
 
 Per batch: rows are keyed and grouped (keys), cut into segments where Zeek would start a
 new connection (segments), summed per segment, merged with the stored state of flows
@@ -68,6 +69,17 @@ class FlowConfig:
     community_id_seed: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedBatch:
+    """A batch's flow rows grouped by key (``FlowTable.key``), ready to fold."""
+
+    rows: Rows  # in group order, without per-row keys
+    gstarts: np.ndarray  # where each group starts in ``rows``
+    group_keys: np.ndarray  # (groups, KEY_WIDTH) uint8
+    first_pos: int  # capture position of the batch's first packet
+    last_ts: int | None  # the batch's latest timestamp (None: an empty batch)
+
+
 def _end_reasons(rec: Records) -> np.ndarray:
     """CLOSED for flows that were closed or reset (by their TCP state or last burst)."""
     pos = rec["first_pos"]
@@ -115,7 +127,7 @@ class FlowTable:
 
         ``FinishedFlows.table()`` gives the same table ``update`` would have; it reads
         nothing from this table, so it may run in another thread while the next batch
-        is folded.
+        is folded. ``fold(b)`` is ``fold_keyed(key(b))``.
         """
         return self._fold_batch(batch, None)
 
@@ -142,24 +154,42 @@ class FlowTable:
         rec, parents = self._release(slots)
         return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), parents)])
 
-    def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None) -> FinishedFlows | None:
+    def key(self, batch: PacketBatch) -> KeyedBatch:
+        """The first step of ``fold``, which reads no flow: ``batch``'s rows keyed and
+        grouped. ``fold_keyed`` does the rest. The two steps may run in two threads (one
+        each) as long as batches are keyed in capture order and folded in that order."""
         first_pos = self._next_pos
         rows, left_out = batch_rows(batch, first_pos, self._frags, self.config.key_by_tunnel_parent)
         self._next_pos += len(batch)
         self.left_out += left_out
-        if len(batch):
-            self._now = max(self._now, int(batch.ts_ns.max()))
+        last_ts = int(batch.ts_ns.max()) if len(batch) else None
+        if not len(rows):
+            empty = np.zeros(0, dtype=np.int64)
+            return KeyedBatch(rows, empty, np.zeros((0, KEY_WIDTH), np.uint8), first_pos, last_ts)
+        order, gstarts, group_keys = group_rows(rows.keys)
+        return KeyedBatch(rows.take(order, drop_keys=True), gstarts, group_keys, first_pos, last_ts)
+
+    def fold_keyed(self, keyed: KeyedBatch) -> FinishedFlows | None:
+        """``fold`` for a batch ``key`` has keyed."""
+        return self._fold_keyed(keyed, None)
+
+    def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None) -> FinishedFlows | None:
+        return self._fold_keyed(self.key(batch), packets)
+
+    def _fold_keyed(self, keyed: KeyedBatch, packets: PacketFlows | None) -> FinishedFlows | None:
+        if keyed.last_ts is not None:
+            self._now = max(self._now, keyed.last_ts)
         done: list[tuple[Records, np.ndarray, list]] = []
-        if len(rows):
-            done.append(self._fold(rows, done, packets, first_pos))
+        if len(keyed.rows):
+            done.append(self._fold(keyed, done, packets))
         done.append(self._expire(self._now))
         return self._finished(done)
 
     # ---- one batch -------------------------------------------------------------------
 
-    def _fold(self, rows: Rows, done: list, packets, first_pos: int) -> tuple:
-        order, gstarts, group_keys = group_rows(rows.keys)
-        rows = rows.take(order, drop_keys=True)
+    def _fold(self, keyed: KeyedBatch, done: list, packets) -> tuple:
+        rows, gstarts, group_keys = keyed.rows, keyed.gstarts, keyed.group_keys
+        first_pos = keyed.first_pos
         group_start = np.zeros(len(rows), dtype=bool)
         group_start[gstarts] = True
         slots = self.store.lookup(group_keys)

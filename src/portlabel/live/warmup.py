@@ -49,7 +49,7 @@ def warm_up(registry, fmt: str) -> None:
     )  # fmt: skip
     pipe = LabelPipeline(registry)
     pipe.feed(raw)
-    writer = writer_class(fmt)(io.BytesIO(), labelled_schema(registry))
+    writer = writer_class(fmt)(io.BytesIO(), labelled_schema())
     writer.write(pipe.finish())
     writer.close()
     ring = np.zeros(64, dtype=np.uint8)
