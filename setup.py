@@ -26,5 +26,11 @@ setup(
             extra_compile_args=["-O2", "-std=c11"],
             optional=True,
         ),
+        Extension(
+            "portlabel.flows._tcptrack",
+            ["src/portlabel/flows/_tcptrack.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
     ],
 )

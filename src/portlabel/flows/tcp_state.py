@@ -171,7 +171,7 @@ def _events_of(tcp_flags: np.ndarray, payload_len: np.ndarray, from_resp: np.nda
 
 
 # (RST/FIN/ACK/SYN bits, payload > 0, from the responder) -> event: one gather per packet
-_EVENT_TABLE = _events_of(
+EVENT_TABLE = _events_of(
     np.repeat(np.arange(32), 4), np.tile([0, 0, 1, 1], 32), np.tile([False, True], 64)
 )
 
@@ -181,7 +181,7 @@ def packet_events(tcp_flags: np.ndarray, payload_len: np.ndarray, from_resp: np.
     index = (tcp_flags & (FIN | SYN | RST | ACK)).astype(np.intp) * 4
     index += (payload_len > 0) * 2
     index += from_resp
-    return _EVENT_TABLE[index]
+    return EVENT_TABLE[index]
 
 
 def finished(joint: np.ndarray, partial: np.ndarray | bool = False) -> np.ndarray:

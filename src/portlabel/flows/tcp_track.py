@@ -6,7 +6,9 @@ bytes per direction are then ``max(highest sequence end, highest ack from the pe
 minus the SYN and FIN octets, as Zeek computes orig_bytes/resp_bytes.
 
 The state machine runs ``TRANSITIONS`` over the packets that can change state, one
-"round" per event rank: round k applies every segment's k-th event at once.
+"round" per event rank: round k applies every segment's k-th event at once. When the C
+extension ``_tcptrack`` is built, both run instead as one loop over the rows, without the
+GIL.
 """
 
 from __future__ import annotations
@@ -16,7 +18,23 @@ import numpy as np
 from portlabel.flows.packets import Rows
 from portlabel.flows.records import Records
 from portlabel.flows.segments import first_index
-from portlabel.flows.tcp_state import ACK, FIN, RST, SYN, TRANSITIONS, packet_events
+from portlabel.flows.tcp_state import (
+    ACK,
+    EVENT_TABLE,
+    FIN,
+    RST,
+    SYN,
+    TRANSITIONS,
+    packet_events,
+)
+
+try:
+    from portlabel.flows import _tcptrack
+except ImportError:  # built without a C compiler: the vectorised rounds below
+    _tcptrack = None
+
+_EVENTS = np.ascontiguousarray(EVENT_TABLE, dtype=np.uint8)
+_TRANSITIONS = np.ascontiguousarray(TRANSITIONS, dtype=np.uint8)
 
 _CHANGING = SYN | FIN | RST
 # events whose repetition cannot change the state (safe to drop repeats)
@@ -34,8 +52,16 @@ def _rel(x: np.ndarray, base: np.ndarray) -> np.ndarray:
     return np.where(d >= 2**31, d - 2**32, d)
 
 
-def track(rows: Rows, seg: np.ndarray, rec: Records) -> None:
-    """Update ``rec``'s TCP fields (base, seq_end, acked, joint) from this batch's rows."""
+def track(rows: Rows, seg: np.ndarray, rec: Records, compiled: bool = True) -> None:
+    """Update ``rec``'s TCP fields (base, seq_end, acked, joint) from this batch's rows.
+
+    ``rows`` are in group order and ``seg`` gives each row's segment of ``rec``. The
+    compiled version (``_tcptrack``, when built; ``compiled=False`` skips it) applies the
+    same rules row by row.
+    """
+    if compiled and _tcptrack is not None:
+        _track_compiled(rows, seg, rec)
+        return
     idx = np.flatnonzero((rows.proto == 6) & ~rows.frag)
     if not len(idx):
         return
@@ -102,3 +128,30 @@ def _run_state_machine(s, d, f, plen, rec: Records) -> None:
         lo += count
         js = sp[sel]
         joint[js] = TRANSITIONS[joint[js], e[sel]]
+
+
+def _track_compiled(rows: Rows, seg: np.ndarray, rec: Records) -> None:
+    def c(a: np.ndarray, dtype) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    state = {
+        name: np.ascontiguousarray(rec[name])
+        for name in ("base", "has_base", "seq_end", "acked", "joint")
+    }
+    _tcptrack.track_tcp(
+        c(rows.proto, np.uint8),
+        c(rows.frag, np.bool_),
+        c(rows.dir, np.uint8),
+        c(seg, np.int64),
+        c(rows.payload, np.int64),
+        c(rows.flags, np.uint16),
+        c(rows.seq, np.uint32),
+        c(rows.ack, np.uint32),
+        *state.values(),
+        c(rec["orig_side"], np.uint8),
+        _EVENTS,
+        _TRANSITIONS,
+        TRANSITIONS.shape[1],
+    )
+    for name, value in state.items():
+        rec[name] = value
