@@ -32,5 +32,11 @@ setup(
             extra_compile_args=["-O2", "-std=c11"],
             optional=True,
         ),
+        Extension(
+            "portlabel.flows._sha1rows",
+            ["src/portlabel/flows/_sha1rows.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
     ],
 )

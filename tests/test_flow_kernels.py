@@ -129,3 +129,46 @@ def test_the_random_conversations_reach_the_compiled_paths():
                             np.zeros(1, np.uint8), *[np.zeros(1, np.int32)] * 2, full=False)[0],
         np.zeros((1, 48), np.uint8),
     )  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=130), min_size=1, max_size=20))
+def test_batch_sha1_is_hashlibs(messages):
+    import hashlib
+
+    from portlabel.flows import community_id
+
+    width = max(max(len(m) for m in messages), 1)
+    rows = np.zeros((len(messages), width), dtype=np.uint8)
+    for i, m in enumerate(messages):
+        rows[i, : len(m)] = np.frombuffer(m, dtype=np.uint8)
+    lengths = np.array([len(m) for m in messages], dtype=np.int64)
+    digests = np.empty((len(messages), 20), dtype=np.uint8)
+    community_id._sha1rows.sha1_rows(rows, width, lengths, digests)
+    assert [bytes(d) for d in digests] == [hashlib.sha1(m).digest() for m in messages]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data(), st.integers(1, 30))
+def test_community_ids_are_the_same_with_the_batch_sha1(data, n):
+    from portlabel.flows.community_id import community_id_chars
+
+    def column(values, dtype):
+        return np.array(data.draw(st.lists(values, min_size=n, max_size=n)), dtype=dtype)
+
+    v4 = column(st.booleans(), bool)
+    src = column(st.binary(min_size=16, max_size=16).map(list), np.uint8)
+    dst = column(st.binary(min_size=16, max_size=16).map(list), np.uint8)
+    args = (
+        src,
+        dst,
+        np.where(v4, 4, 6),
+        column(st.sampled_from([6, 17, 1, 58, 132, 50, 47]), np.uint8),
+        column(st.integers(0, 65535), np.uint16),
+        column(st.integers(0, 65535), np.uint16),
+        column(st.integers(0, 255), np.uint8),
+        column(st.integers(0, 255), np.uint8),
+    )
+    seed = data.draw(st.integers(0, 65535))
+    fast = community_id_chars(*args, seed=seed)
+    assert np.array_equal(fast, community_id_chars(*args, seed=seed, compiled=False))
