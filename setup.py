@@ -38,5 +38,17 @@ setup(
             extra_compile_args=["-O2", "-std=c11"],
             optional=True,
         ),
+        Extension(
+            "portlabel.flows._aggregate",
+            ["src/portlabel/flows/_aggregate.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
+        Extension(
+            "portlabel.flows._slotindex",
+            ["src/portlabel/flows/_slotindex.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
     ],
 )

@@ -1,10 +1,11 @@
 """The flow engine gives the same flows with its compiled kernels as without them.
 
-``_flowkeys`` (key packing and grouping) and ``_tcptrack`` (TCP sequence tracking and the
-state machine) replace numpy code paths; each test runs the same packets through a
-FlowTable twice, kernels on and off, and compares every column of every flow: on every
-bundled capture, and on random TCP conversations (random flags, sequence and ack numbers,
-directions, timing) cut into batches at random places.
+``_flowkeys`` (key packing and grouping), ``_tcptrack`` (TCP sequence tracking and the
+state machine), ``_aggregate`` (per-segment sums) and ``_slotindex`` (the store's key
+index) replace numpy code paths and a dict; each test
+runs the same packets through a FlowTable twice, kernels on and off, and compares every
+column of every flow: on every bundled capture, and on random TCP conversations (random
+flags, sequence and ack numbers, directions, timing) cut into batches at random places.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from portlabel.capture.decode import decode
 from portlabel.capture.reader import open_capture
 from portlabel.errors import CaptureError
-from portlabel.flows import FlowConfig, FlowTable, tcp_track
+from portlabel.flows import FlowConfig, FlowTable, records, segments, tcp_track
 from portlabel.flows import keys as flow_keys
 from test_flows import SV, C, make
 
@@ -29,21 +30,22 @@ CAPTURE_FILES = sorted(
     p for p in CAPTURES.iterdir() if p.name.endswith((".pcap", ".pcapng", ".pcap.gz"))
 )
 pytestmark = pytest.mark.skipif(
-    flow_keys._flowkeys is None or tcp_track._tcptrack is None,
+    flow_keys._flowkeys is None or tcp_track._tcptrack is None or segments._aggregate is None,
     reason="built without a C compiler",
 )
 
 
 def flows(batches, compiled: bool, **config) -> pa.Table:
-    saved = flow_keys._flowkeys, tcp_track._tcptrack
+    saved = flow_keys._flowkeys, tcp_track._tcptrack, segments._aggregate, records._slotindex
     if not compiled:
-        flow_keys._flowkeys = tcp_track._tcptrack = None
+        flow_keys._flowkeys = tcp_track._tcptrack = segments._aggregate = None
+        records._slotindex = None
     try:
         table = FlowTable(FlowConfig(uid_seed=7, **config))
         parts = [t for b in batches if (t := table.update(b)) is not None]
         parts.append(table.flush())
     finally:
-        flow_keys._flowkeys, tcp_track._tcptrack = saved
+        flow_keys._flowkeys, tcp_track._tcptrack, segments._aggregate, records._slotindex = saved
     order = ["ts", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto"]
     return pa.concat_tables(parts).sort_by([(name, "ascending") for name in order])
 
@@ -172,3 +174,62 @@ def test_community_ids_are_the_same_with_the_batch_sha1(data, n):
     seed = data.draw(st.integers(0, 65535))
     fast = community_id_chars(*args, seed=seed)
     assert np.array_equal(fast, community_id_chars(*args, seed=seed, compiled=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 3000), max_size=200)),
+                max_size=12))  # fmt: skip
+def test_the_compiled_store_index_agrees_with_a_dict(steps):
+    """Random puts and releases (enough flows to regrow the table and reuse removed
+    cells), then every key looked up in both stores."""
+    stores = [records.FlowStore(capacity=8, compiled=c) for c in (True, False)]
+    index = stores[0].index
+    assert isinstance(index, records.CompiledIndex)
+    # small tables, so probe chains are long and removals sit inside them
+    index.MIN_CELLS, index.cells = 16, np.full(16, -1, dtype=np.int64)
+    active: set[int] = set()
+    for adding, ids in steps:
+        ids = sorted(set(ids) - active) if adding else sorted(set(ids) & active)
+        if not ids:
+            continue
+        if adding:
+            rec = records.empty_records(len(ids))
+            rec["key"][:, :8] = np.array(ids, dtype="<u8").view(np.uint8).reshape(-1, 8)
+            rec["key"][:, 40] = 1  # and a byte further in, as real keys have
+            got = [s.put(np.full(len(ids), -1, dtype=np.int64), rec) for s in stores]
+            active |= set(ids)
+        else:
+            keys = np.zeros((len(ids), flow_keys.KEY_WIDTH), dtype=np.uint8)
+            keys[:, :8] = np.array(ids, dtype="<u8").view(np.uint8).reshape(-1, 8)
+            keys[:, 40] = 1
+            got = [s.release(s.lookup(keys)) for s in stores]
+            active -= set(ids)
+        assert np.array_equal(got[0], got[1])
+    probe = np.zeros((3001, flow_keys.KEY_WIDTH), dtype=np.uint8)
+    probe[:, :8] = np.arange(3001, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    probe[:, 40] = 1
+    found = [s.lookup(probe) for s in stores]
+    assert np.array_equal(found[0] >= 0, found[1] >= 0)
+    assert set(np.flatnonzero(found[0] >= 0).tolist()) == active
+    assert len(stores[0]) == len(stores[1]) == len(active)
+
+
+def test_the_store_index_keeps_chains_through_removed_cells():
+    """Many keys, every other one removed, then all looked up again and re-added: the
+    probe chains pass through removed cells, which must not end them."""
+
+    def keys(ids: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(ids), flow_keys.KEY_WIDTH), dtype=np.uint8)
+        out[:, :8] = ids.astype("<u8").view(np.uint8).reshape(-1, 8)
+        return out
+
+    store = records.FlowStore(capacity=8)
+    everyone = np.arange(5000)
+    rec = records.empty_records(len(everyone))
+    rec["key"] = keys(everyone)
+    store.put(np.full(len(everyone), -1, dtype=np.int64), rec)
+    store.release(store.lookup(keys(everyone[::2])))
+    found = store.lookup(keys(everyone))
+    assert (found[1::2] >= 0).all() and (found[::2] == -1).all()
+    store.put(np.full(2500, -1, dtype=np.int64), rec[::2])  # reuses removed cells
+    assert (store.lookup(keys(everyone)) >= 0).all() and len(store) == 5000

@@ -354,7 +354,7 @@ class FlowTable:
                 continue
             limbs = []
             for k in sorted(keys):
-                slot = self.store.slot_of.get(k)
+                slot = self.store.slot(k)
                 if slot is not None:
                     limbs.append(self.store.cols["uid"][slot])
                 elif k in self._recent_uid:

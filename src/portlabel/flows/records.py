@@ -6,8 +6,9 @@ contiguous element, so moving flows around (taking finished ones out of a batch,
 releasing, concatenating) is one copy per flow instead of one per field. Per-direction
 fields are ``(n, 2)`` indexed by the *canonical* direction (0: key endpoint a -> b,
 1: b -> a); ``orig_side`` says which canonical direction the originator sends in.
-``FlowStore`` keeps active flows in a slot array that grows by doubling, with a dict from
-packed key bytes to slot; memory follows the number of active flows only.
+``FlowStore`` keeps active flows in a slot array that grows by doubling, with an index
+from packed key to slot (a C hash table, ``_slotindex``, or without it a dict of key
+bytes); memory follows the number of active flows only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from portlabel.flows.keys import KEY_WIDTH
+
+try:
+    from portlabel.flows import _slotindex
+except ImportError:  # built without a C compiler: a dict from key bytes to slot
+    _slotindex = None
 
 NO_POS = np.iinfo(np.int64).max  # "letter never seen"
 N_LETTERS = 16  # 8 history kinds x 2 canonical directions
@@ -47,6 +53,7 @@ RECORD_DTYPE = np.dtype(
     [(name, dtype, shape) for name, (dtype, shape, _) in RECORD_FIELDS.items()], align=True
 )
 assert RECORD_DTYPE.itemsize % 8 == 0  # _words relies on it (align=True, 8-byte fields)
+assert RECORD_DTYPE.fields["key"][1] == 0  # _slotindex reads a record's key at its start
 _FILLED = [(name, fill) for name, (_, _, fill) in RECORD_FIELDS.items() if fill != 0]
 
 Records = np.ndarray  # of RECORD_DTYPE
@@ -78,22 +85,26 @@ def concat(parts: list[Records]) -> Records:
 
 
 class FlowStore:
-    """Active flows: a slot array of records plus a dict from key bytes to slot number."""
+    """Active flows: a slot array of records plus an index from key to slot."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, compiled: bool = True) -> None:
         self.cols: Records = empty_records(capacity)
         self.used = np.zeros(capacity, dtype=bool)
-        self.slot_of: dict[bytes, int] = {}
+        use_c = compiled and _slotindex is not None
+        self.index = CompiledIndex() if use_c else DictIndex()
         self._free: list[int] = list(range(capacity - 1, -1, -1))
 
     def __len__(self) -> int:
-        return len(self.slot_of)
+        return len(self.index)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Slot of each packed key row, -1 when not active."""
-        raw = np.ascontiguousarray(keys).view(f"V{KEY_WIDTH}").ravel().tolist()
-        found = list(map(self.slot_of.get, raw))
-        return np.array([-1 if s is None else s for s in found], dtype=np.int64)
+        return self.index.lookup(self.cols, np.ascontiguousarray(keys))
+
+    def slot(self, key: bytes) -> int | None:
+        """The slot of one packed key (``KEY_WIDTH`` bytes), None when not active."""
+        found = int(self.lookup(np.frombuffer(key, dtype=np.uint8).reshape(1, -1))[0])
+        return None if found < 0 else found
 
     def _grow(self, need: int) -> None:
         cap = len(self.used)
@@ -114,15 +125,79 @@ class FlowStore:
         _words(self.cols)[slots] = _words(np.ascontiguousarray(rec))
         self.used[slots] = True
         if len(fresh):
-            raw = np.ascontiguousarray(rec["key"][fresh]).view(f"V{KEY_WIDTH}").ravel()
-            self.slot_of.update(zip(raw.tolist(), slots[fresh].tolist(), strict=True))
+            self.index.add(self.cols, slots[fresh], self.used)
         return slots
 
     def release(self, slots: np.ndarray) -> Records:
         """Remove flows from the store and return their records."""
         rec = take(self.cols, slots)
-        raw = np.ascontiguousarray(rec["key"]).view(f"V{KEY_WIDTH}").ravel().tolist()
-        list(map(self.slot_of.pop, raw))
+        self.index.remove(self.cols, slots)
         self.used[slots] = False
         self._free.extend(slots.tolist())
         return rec
+
+
+def _key_bytes(cols: Records, slots: np.ndarray) -> list[bytes]:
+    return np.ascontiguousarray(cols["key"][slots]).view(f"V{KEY_WIDTH}").ravel().tolist()
+
+
+class DictIndex:
+    """Key bytes -> slot in a dict (builds without the C extension)."""
+
+    def __init__(self) -> None:
+        self.slot_of: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def lookup(self, cols: Records, keys: np.ndarray) -> np.ndarray:
+        found = list(map(self.slot_of.get, keys.view(f"V{KEY_WIDTH}").ravel().tolist()))
+        return np.array([-1 if s is None else s for s in found], dtype=np.int64)
+
+    def add(self, cols: Records, slots: np.ndarray, used: np.ndarray) -> None:
+        self.slot_of.update(zip(_key_bytes(cols, slots), slots.tolist(), strict=True))
+
+    def remove(self, cols: Records, slots: np.ndarray) -> None:
+        list(map(self.slot_of.pop, _key_bytes(cols, slots)))
+
+
+class CompiledIndex:
+    """Key -> slot in ``_slotindex``'s hash table, whose cells this object owns: at most
+    half of them are in use (live or removed), so probes stay short; past that the table
+    is rebuilt from the live slots, at least four times their number."""
+
+    MIN_CELLS = 1024
+
+    def __init__(self) -> None:
+        self.cells = np.full(self.MIN_CELLS, -1, dtype=np.int64)
+        self.live = 0
+        self.filled = 0  # live plus removed cells
+
+    def __len__(self) -> int:
+        return self.live
+
+    def lookup(self, cols: Records, keys: np.ndarray) -> np.ndarray:
+        out = np.empty(len(keys), dtype=np.int64)
+        _slotindex.lookup(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, keys, out)
+        return out
+
+    def add(self, cols: Records, slots: np.ndarray, used: np.ndarray) -> None:
+        if 2 * (self.filled + len(slots)) > len(self.cells):
+            self._rebuild(cols, used)  # ``used`` already marks ``slots``
+            return
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        reused = _slotindex.add(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, slots)
+        self.live += len(slots)
+        self.filled += len(slots) - reused
+
+    def remove(self, cols: Records, slots: np.ndarray) -> None:
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        _slotindex.remove(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, slots)
+        self.live -= len(slots)
+
+    def _rebuild(self, cols: Records, used: np.ndarray) -> None:
+        live = np.flatnonzero(used)
+        size = max(self.MIN_CELLS, 1 << int(4 * len(live)).bit_length())
+        self.cells = np.full(size, -1, dtype=np.int64)
+        _slotindex.add(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, live)
+        self.live = self.filled = len(live)

@@ -15,7 +15,8 @@ its first packet had a SYN and which RST/FINs its last burst held (``Carry``, th
 ``cut_state`` bits). Whether one FIN ends a flow depends on where the flow began, which
 depends on earlier cuts; ``_partial_closes`` resolves that chain without a loop.
 
-``aggregate`` then computes per-segment sums with ``np.bincount``/``ufunc.at``; nothing
+``aggregate`` then computes per-segment sums, in one pass of the C extension
+``_aggregate`` when it is built, else with ``np.bincount`` and first-index tables; nothing
 here loops over packets in Python.
 """
 
@@ -26,8 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from portlabel.flows.packets import Rows
-from portlabel.flows.records import N_LETTERS, NO_POS, Records, empty_records
+from portlabel.flows.records import N_LETTERS, NO_POS, RECORD_DTYPE, Records, empty_records
 from portlabel.flows.tcp_state import ACK, FIN, K_D, RST, SYN, tcp_history_kind
+
+try:
+    from portlabel.flows import _aggregate
+except ImportError:  # built without a C compiler: bincount and first-index tables
+    _aggregate = None
 
 _DNS_PORTS = np.zeros(65536, dtype=bool)
 _DNS_PORTS[[53, 137, 5353, 5355]] = True  # where Zeek's DNS analyzer runs over UDP
@@ -224,9 +230,14 @@ def first_index(bucket: np.ndarray, n_buckets: int, mask: np.ndarray | None = No
     return out
 
 
-def aggregate(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarray) -> Records:
+def aggregate(
+    rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarray, compiled: bool = True
+) -> Records:
     """Per-segment sums that need no flow state (TCP sequence work comes later);
-    ``seg_keys`` is each segment's packed key."""
+    ``seg_keys`` is each segment's packed key. Summed in one pass by ``_aggregate`` when
+    it is built (``compiled=False``: numpy)."""
+    if compiled and _aggregate is not None:
+        return _aggregate_compiled(rows, seg, n_seg, seg_keys)
     rec = empty_records(n_seg)
     sd = seg * 2 + rows.dir
     m = 2 * n_seg
@@ -254,10 +265,7 @@ def aggregate(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarray) -> 
         .astype(np.int64)
     )
 
-    kind = tcp_history_kind(rows.flags, rows.payload)
-    kind[rows.proto == 17] = K_D
-    kind[(rows.proto != 6) & (rows.proto != 17)] = -1
-    kind[rows.frag] = -1
+    kind = _letter_kinds(rows)
     has_letter = kind >= 0
     col = seg * N_LETTERS + rows.dir.astype(np.int64) * 8 + kind
     first_col = first_index(col, n_seg * N_LETTERS, has_letter)
@@ -265,4 +273,43 @@ def aggregate(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarray) -> 
     seen = first_col < len(seg)
     pos[seen] = rows.pos[first_col[seen]]
     rec["first_pos"] = pos.reshape(n_seg, N_LETTERS)
+    return rec
+
+
+def _letter_kinds(rows: Rows) -> np.ndarray:
+    """Each row's history letter kind (-1: none): TCP's from its flags, UDP's D."""
+    kind = tcp_history_kind(rows.flags, rows.payload)
+    kind[rows.proto == 17] = K_D
+    kind[(rows.proto != 6) & (rows.proto != 17)] = -1
+    kind[rows.frag] = -1
+    return kind
+
+
+_SUMMED_FIELDS = ("pkts", "ip_bytes", "payload", "fins", "mac", "first_ts", "last_ts",
+                  "ip_version", "first_pos")  # fmt: skip
+_OFFSETS = np.array([RECORD_DTYPE.fields[name][1] for name in _SUMMED_FIELDS], dtype=np.int64)
+assert NO_POS == np.iinfo(np.int64).max  # _aggregate.c's "not seen"
+
+
+def _aggregate_compiled(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarray):
+    def c(a: np.ndarray, dtype) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    rec = empty_records(n_seg)
+    rec["key"] = seg_keys
+    _aggregate.aggregate_rows(
+        c(seg, np.int64),
+        c(rows.dir, np.uint8),
+        c(rows.ip_len, np.int64),
+        c(rows.payload, np.int64),
+        c(rows.ts, np.int64),
+        c(rows.mac, np.uint64),
+        c(rows.flags, np.uint16),
+        c(rows.ip_version, np.uint8),
+        c(rows.pos, np.int64),
+        c(_letter_kinds(rows), np.int8),
+        rec,
+        _OFFSETS,
+        N_LETTERS,
+    )
     return rec

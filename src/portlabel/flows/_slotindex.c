@@ -1,0 +1,203 @@
+/* The flow store's index from key to slot, compiled: a hash table without the GIL.
+ *
+ * Theory of operation: the store keeps each active flow's record, key included, in a slot
+ * array (records.FlowStore). The index is an open-addressing table of slot numbers
+ * (linear probing; EMPTY and REMOVED cells) held in a numpy array the caller owns and
+ * regrows; a cell's key is read from the record in its slot, so keys are stored once.
+ * Lookups compare whole keys, so hash collisions cost a probe and never a wrong flow.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define EMPTY (-1)
+#define REMOVED (-2)
+
+typedef struct {
+    int64_t *cells;
+    size_t mask;
+    const uint8_t *records;
+    Py_ssize_t itemsize, n_slots, width; /* key bytes at offset 0 of each record */
+} Index;
+
+static inline uint64_t mix(const uint8_t *key, Py_ssize_t width)
+{
+    uint64_t h = 0;
+    for (Py_ssize_t j = 0; j + 8 <= width; j += 8) {
+        uint64_t w;
+        memcpy(&w, key + j, 8);
+        h ^= w;
+        h *= 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 32);
+}
+
+static inline const uint8_t *key_of(const Index *ix, int64_t slot)
+{
+    return ix->records + slot * ix->itemsize;
+}
+
+static int64_t find(const Index *ix, const uint8_t *key)
+{
+    size_t c = mix(key, ix->width) & ix->mask;
+    for (size_t probes = 0; probes <= ix->mask; probes++, c = (c + 1) & ix->mask) {
+        int64_t slot = ix->cells[c];
+        if (slot == EMPTY)
+            return -1;
+        if (slot >= 0 && slot < ix->n_slots && memcmp(key_of(ix, slot), key, ix->width) == 0)
+            return slot;
+    }
+    return -1;
+}
+
+/* 0, or -1 when a slot is outside the records or the table has no free cell */
+static int insert(Index *ix, int64_t slot, Py_ssize_t *reused)
+{
+    if (slot < 0 || slot >= ix->n_slots)
+        return -1;
+    size_t c = mix(key_of(ix, slot), ix->width) & ix->mask;
+    for (size_t probes = 0; probes <= ix->mask; probes++, c = (c + 1) & ix->mask)
+        if (ix->cells[c] < 0) {
+            *reused += ix->cells[c] == REMOVED;
+            ix->cells[c] = slot;
+            return 0;
+        }
+    return -1;
+}
+
+static int remove_slot(Index *ix, int64_t slot)
+{
+    if (slot < 0 || slot >= ix->n_slots)
+        return -1;
+    size_t c = mix(key_of(ix, slot), ix->width) & ix->mask;
+    for (size_t probes = 0; probes <= ix->mask; probes++, c = (c + 1) & ix->mask) {
+        if (ix->cells[c] == EMPTY)
+            break;
+        if (ix->cells[c] == slot) {
+            ix->cells[c] = REMOVED;
+            return 0;
+        }
+    }
+    return -1; /* not indexed */
+}
+
+/* Shared argument handling: (cells, records, itemsize, width, array, out-or-None). */
+static int open_index(Index *ix, Py_buffer *cells, Py_buffer *records, Py_ssize_t itemsize,
+                      Py_ssize_t width)
+{
+    size_t n = (size_t)cells->len / 8;
+    if (n == 0 || (n & (n - 1)) || itemsize <= 0 || records->len % itemsize || width <= 0 ||
+        width > itemsize || width % 8) {
+        PyErr_SetString(PyExc_ValueError,
+                        "slot index: a power-of-two int64 table, whole records, keys of a "
+                        "multiple of 8 bytes at their start");
+        return -1;
+    }
+    ix->cells = cells->buf;
+    ix->mask = n - 1;
+    ix->records = records->buf;
+    ix->itemsize = itemsize;
+    ix->n_slots = records->len / itemsize;
+    ix->width = width;
+    return 0;
+}
+
+static PyObject *index_lookup(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer cells, records, keys, out;
+    Py_ssize_t itemsize, width;
+    if (!PyArg_ParseTuple(args, "w*y*nny*w*:lookup", &cells, &records, &itemsize, &width,
+                          &keys, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Index ix;
+    if (open_index(&ix, &cells, &records, itemsize, width) < 0)
+        goto done;
+    Py_ssize_t n = keys.len / width;
+    if (keys.len != n * width || out.len != 8 * n) {
+        PyErr_SetString(PyExc_ValueError, "lookup: (n, width) keys and int64 out[n]");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const uint8_t *k = keys.buf;
+    int64_t *slots = out.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        slots[i] = find(&ix, k + i * width);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&cells);
+    PyBuffer_Release(&records);
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyObject *index_change(PyObject *args, int adding)
+{
+    Py_buffer cells, records, slots;
+    Py_ssize_t itemsize, width;
+    if (!PyArg_ParseTuple(args, "w*y*nny*", &cells, &records, &itemsize, &width, &slots))
+        return NULL;
+    PyObject *result = NULL;
+    Index ix;
+    if (open_index(&ix, &cells, &records, itemsize, width) < 0)
+        goto done;
+    Py_ssize_t n = slots.len / 8, reused = 0;
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const int64_t *s = slots.buf;
+    for (Py_ssize_t i = 0; i < n && status == 0; i++)
+        status = adding ? insert(&ix, s[i], &reused) : remove_slot(&ix, s[i]);
+    Py_END_ALLOW_THREADS
+    if (status < 0)
+        PyErr_SetString(PyExc_ValueError, adding ? "add: a slot outside the records or a full "
+                                                   "table"
+                                                 : "remove: a slot that is not indexed");
+    else
+        result = PyLong_FromSsize_t(reused);
+done:
+    PyBuffer_Release(&cells);
+    PyBuffer_Release(&records);
+    PyBuffer_Release(&slots);
+    return result;
+}
+
+static PyObject *index_add(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return index_change(args, 1);
+}
+
+static PyObject *index_remove(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return index_change(args, 0);
+}
+
+static PyMethodDef methods[] = {
+    {"lookup", index_lookup, METH_VARARGS,
+     "lookup(cells, records, itemsize, width, keys, out)\n\n"
+     "out[i] = the slot whose record's key is keys[i], or -1."},
+    {"add", index_add, METH_VARARGS,
+     "add(cells, records, itemsize, width, slots) -> removed cells reused\n\n"
+     "Index each slot under the key its record holds (keys not indexed yet)."},
+    {"remove", index_remove, METH_VARARGS,
+     "remove(cells, records, itemsize, width, slots) -> 0\n\n"
+     "Unindex each slot (its record still holds its key)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_slotindex",
+    .m_doc = "The flow store's key-to-slot hash table, compiled (see records.FlowStore).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__slotindex(void) { return PyModule_Create(&module); }
