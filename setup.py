@@ -21,6 +21,12 @@ setup(
             optional=True,
         ),
         Extension(
+            "portlabel.capture._pcapngwalk",
+            ["src/portlabel/capture/_pcapngwalk.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
+        Extension(
             "portlabel.flows._flowkeys",
             ["src/portlabel/flows/_flowkeys.c"],
             extra_compile_args=["-O2", "-std=c11"],

@@ -9,8 +9,9 @@ type, snaplen, ``if_tsresol`` and ``if_tsoffset``; the rest are skipped) and res
 kernel. After each kernel run the new rows are finished with numpy: timestamps scaled per
 interface, link types looked up, local interface ids made file-global (interfaces of later
 sections get the next numbers). Packet comments (``opt_comment``) are decoded in Python only
-for the records whose options the kernel saw a comment in. The kernel is plain Python
-for small inputs and compiled by numba (imported only then) for big ones.
+for the records whose options the kernel saw a comment in. The kernel is the C extension
+``_pcapngwalk`` when it was built; without it, ``walk_blocks`` below (the same rules) runs
+as plain Python for small inputs and compiled by numba (imported only then) for big ones.
 
 Simple Packet Blocks carry no timestamp; they get the previous packet's time (0 if none).
 """
@@ -28,6 +29,11 @@ from portlabel.capture.batch import RawBatch
 from portlabel.capture.compression import ByteWindow
 from portlabel.capture.pcap import make_batch
 from portlabel.errors import CaptureError
+
+try:
+    from portlabel.capture import _pcapngwalk
+except ImportError:  # built without a C compiler: walk_blocks, in Python or numba
+    _pcapngwalk = None
 
 SHB, IDB, OPB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
@@ -307,8 +313,11 @@ class _Walk:
         self.pos = self.start = -window.base
         self.comments: dict[int, str] = {}
         self.snaplens: dict[int, int] = {}  # file-global interface number -> snaplen
-        big_input = window.buf.shape[0] >= COMPILE_BYTES or not window.eof
-        self._walk = (compiled_walk() if big_input else None) or walk_blocks
+        if _pcapngwalk is not None:
+            self._walk = _pcapngwalk.walk_pcapng
+        else:
+            big_input = window.buf.shape[0] >= COMPILE_BYTES or not window.eof
+            self._walk = (compiled_walk() if big_input else None) or walk_blocks
         self._new_batch()
 
     def _new_batch(self) -> None:
