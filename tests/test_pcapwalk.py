@@ -2,7 +2,8 @@
 
 Random pcap files (both byte orders, the old versions whose length fields are swapped or
 ambiguous, the 24-byte-record variant, a corrupt length, a cut tail) are read twice, with
-and without ``_pcapwalk``: the batches and the warnings must be identical.
+and without ``_pcapwalk``: the batches (timestamps and lengths, which the compiled walk
+reads from the headers as it goes) and the warnings must be identical.
 """
 
 from __future__ import annotations
@@ -72,5 +73,6 @@ def test_compiled_walk_lists_the_broken_record_last():
     struct.pack_into("<IIII", buf, 0, 0, 0, 8, 8)
     struct.pack_into("<IIII", buf, 24, 0, 0, pcap.MAX_RECORD + 1, 60)
     header = pcap.PcapHeader("<", False, 16, (2, 4), 65535, 1, 1)
-    found, nxt = pcap.walk_compiled(buf, 0, 49, header)
+    found, nxt, fields = pcap.walk_compiled(buf, 0, 49, header)
     assert found.tolist() == [0, 24] and nxt == pcap.BROKEN
+    assert fields[:, 2].tolist() == [8, pcap.MAX_RECORD + 1]  # the headers it read

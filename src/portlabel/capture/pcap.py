@@ -161,14 +161,16 @@ def record_shape(header: PcapHeader, u: np.ndarray, first_sec: int) -> RecordSha
 
 
 def walk_compiled(buf: np.ndarray, start: int, stop: int, header: PcapHeader):
-    """``recordwalk.walk``'s result for this file's records, from the compiled walk."""
+    """``recordwalk.walk``'s result for this file's records, from the compiled walk, plus
+    the ``(n, 4)`` header fields of the records found (what ``_header_fields`` reads)."""
     hdr = header.record_header_len
     found = np.empty((stop - start) // hdr + 1, dtype=np.int64)
+    fields = np.empty((len(found), 4), dtype=np.uint32)
     big = header.byteorder == ">"
     k, nxt = _pcapwalk.walk_pcap(
-        buf, start, stop, hdr, header.lengths, big, hdr + MAX_RECORD, BROKEN, found
+        buf, start, stop, hdr, header.lengths, big, hdr + MAX_RECORD, BROKEN, found, fields
     )
-    return found[:k].copy(), nxt
+    return found[:k].copy(), nxt, fields[:k].copy()
 
 
 def make_batch(
@@ -195,6 +197,8 @@ class _Records:
         self.frame = first_frame
         self.pos = self.start = FILE_HEADER_LEN - window.base  # start: next batch's bytes
         self.pending: list[np.ndarray] = []
+        # the header fields of the pending records when the walk read them (else None)
+        self.pending_fields: list[np.ndarray | None] = []
         self.count = 0
         self.first_pos = self.pos  # where the walk began (for the mean record size)
         self.walked_records = 0
@@ -216,8 +220,9 @@ class _Records:
         stop = min(self.pos + self._span(wanted), limit)
         if _pcapwalk is None:
             found, nxt = walk(buf, u, self.pos, stop, shape)
+            fields = None
         else:
-            found, nxt = walk_compiled(buf, self.pos, stop, self.header)
+            found, nxt, fields = walk_compiled(buf, self.pos, stop, self.header)
         status = None
         if nxt == BROKEN:  # a length field beyond MAX_RECORD
             i = int(np.argmax(_lengths(u, found, self.header)[0] > MAX_RECORD))
@@ -225,6 +230,7 @@ class _Records:
         elif nxt > end:  # only the last record of a chain can run past the data
             status, found, nxt = NEED_MORE, found[:-1], int(found[-1])
         self.pending.append(found)
+        self.pending_fields.append(None if fields is None else fields[: len(found)])
         self.count += len(found)
         self.walked_records += len(found)
         self.pos = nxt
@@ -241,10 +247,17 @@ class _Records:
         """The next ``n`` pending records as a batch."""
         found = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         take, rest = found[:n], found[n:]
-        self.pending, self.count = [rest], len(rest)
+        known = self.pending_fields
+        if any(f is None for f in known):  # the vectorised walk: gather the headers now
+            fields, rest_fields = None, None
+        else:
+            fields = np.concatenate(known) if len(known) > 1 else known[0]
+            fields, rest_fields = fields[:n], fields[n:]
+        self.pending, self.pending_fields, self.count = [rest], [rest_fields], len(rest)
         buf, header = self.window.buf, self.header
         hdr = header.record_header_len
-        fields = _header_fields(buf, take, header.byteorder)  # one gather: sec frac len len
+        if fields is None:
+            fields = _header_fields(buf, take, header.byteorder)  # one gather per batch
         cap, wire = _ordered(fields[:, 2], fields[:, 3], header)
         ts = fields[:, 0].astype(np.int64) * 1_000_000_000
         ts += fields[:, 1].astype(np.int64) * (1 if header.nanosecond else 1000)
