@@ -8,6 +8,8 @@ vectorised (``render``); per-flow Python is limited to the Community ID SHA-1.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
@@ -40,7 +42,13 @@ _TRANSPORTS = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 1: "icmp", 58: "icm
 
 
 def _by_proto(proto: np.ndarray, table: dict[int, str], default: str) -> pa.Array:
-    return names(proto, [table.get(i, default) for i in range(256)])
+    return names(proto, _proto_table(tuple(table.items()), default))
+
+
+@functools.lru_cache(maxsize=8)
+def _proto_table(pairs: tuple[tuple[int, str], ...], default: str) -> tuple[str, ...]:
+    table = dict(pairs)
+    return tuple(table.get(i, default) for i in range(256))
 
 
 def _no_lists(n: int) -> pa.Array:

@@ -10,6 +10,7 @@ compressed (``inet_ntop`` only for the dotted-quad forms).
 
 from __future__ import annotations
 
+import functools
 import socket
 
 import numpy as np
@@ -49,7 +50,12 @@ def fixed_width(chars: np.ndarray, null_mask: np.ndarray | None = None) -> pa.Ar
 
 def names(codes: np.ndarray, table: tuple[str, ...] | list[str]) -> pa.Array:
     """The strings ``table[codes]`` (one gather from a small dictionary)."""
-    return strings(list(table)).take(indices(codes))
+    return _dictionary(tuple(table)).take(indices(codes))
+
+
+@functools.lru_cache(maxsize=64)
+def _dictionary(table: tuple[str, ...]) -> pa.Array:
+    return strings(list(table))  # built once per table, not once per batch
 
 
 def ipv4_chars(ip4: np.ndarray) -> np.ndarray:
