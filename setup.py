@@ -56,5 +56,11 @@ setup(
             extra_compile_args=["-O2", "-std=c11"],
             optional=True,
         ),
+        Extension(
+            "portlabel.flows._flowtext",
+            ["src/portlabel/flows/_flowtext.c"],
+            extra_compile_args=["-O2", "-std=c11"],
+            optional=True,
+        ),
     ],
 )

@@ -233,3 +233,53 @@ def test_the_store_index_keeps_chains_through_removed_cells():
     assert (found[1::2] >= 0).all() and (found[::2] == -1).all()
     store.put(np.full(2500, -1, dtype=np.int64), rec[::2])  # reuses removed cells
     assert (store.lookup(keys(everyone)) >= 0).all() and len(store) == 5000
+
+
+# ---- text columns ----------------------------------------------------------------------
+
+# IPv6 groups drawn mostly from 0 and 0xffff, so zero runs of every length and place, and
+# the mapped / compatible dotted-quad forms, are common
+GROUP = st.sampled_from([0, 0, 0, 0xFFFF, 1, 0x2001, 0xDB8, 0xABCD])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(GROUP, min_size=8, max_size=8), st.booleans()), max_size=30))
+def test_address_text_is_the_numpy_renderers(rows):
+    from portlabel.flows.render import addresses
+
+    ips = np.array([g for g, _ in rows], dtype=">u2").reshape(-1, 8).view(np.uint8)
+    ips = ips.reshape(len(rows), 16)
+    v4 = np.array([v for _, v in rows], dtype=bool)
+    fast = addresses(ips, v4).to_pylist()
+    assert fast == addresses(ips, v4, compiled=False).to_pylist()
+    assert all(":" in a for a, is4 in zip(fast, v4, strict=True) if not is4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**96 - 1) | st.sampled_from([0, 1, 61, 62, 2**96 - 1]),
+                max_size=30), st.data())  # fmt: skip
+def test_uid_text_is_the_numpy_encoding(values, data):
+    from portlabel.flows.render import fixed_width, uid_strings
+    from portlabel.flows.uid import UidSource, uid_to_int
+
+    limbs = np.array([[(v >> s) & 0xFFFFFFFF for s in (64, 32, 0)] for v in values], np.uint32)
+    limbs = limbs.reshape(-1, 3)
+    nulls = np.array(data.draw(st.lists(st.booleans(), min_size=len(values),
+                                        max_size=len(values))), dtype=bool)  # fmt: skip
+    fast = uid_strings(limbs, nulls)
+    assert fast.equals(fixed_width(UidSource.chars(limbs), null_mask=nulls))
+    assert [uid_to_int(u) for u in fast.to_pylist() if u is not None] == [
+        v for v, null in zip(values, nulls, strict=True) if not null
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([-1, 0, 3, 3, 7, 2**63 - 1, 2**63 - 1]),
+                         min_size=17, max_size=17), max_size=20))  # fmt: skip
+def test_history_letters_are_the_numpy_order(rows):
+    from portlabel.flows.render import letters_by_position
+
+    pos = np.array(rows, dtype=np.int64).reshape(-1, 17)
+    letters = np.frombuffer(b"SHADFRQIshadfrqi^", dtype=np.uint8)
+    fast = letters_by_position(pos, letters, 2**63 - 1)
+    assert np.array_equal(fast, letters_by_position(pos, letters, 2**63 - 1, compiled=False))

@@ -18,7 +18,14 @@ from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, RESPONDER_BY, empt
 from portlabel.flows.community_id import community_id_chars
 from portlabel.flows.keys import unpack, unpack_int
 from portlabel.flows.records import NO_POS, Records
-from portlabel.flows.render import addresses, fixed_width, macs, names
+from portlabel.flows.render import (
+    addresses,
+    fixed_width,
+    letters_by_position,
+    macs,
+    names,
+    uid_strings,
+)
 from portlabel.flows.tcp_state import (
     CONN_STATES,
     HISTORY_KINDS,
@@ -31,7 +38,6 @@ from portlabel.flows.tcp_state import (
     K_S,
     conn_state_codes,
 )
-from portlabel.flows.uid import UidSource
 
 _LETTERS = np.array(
     [ord(c) for c in HISTORY_KINDS.upper()] + [ord(c) for c in HISTORY_KINDS.lower()] + [ord("^")],
@@ -72,9 +78,7 @@ def _history(first_pos: np.ndarray, side: np.ndarray, flipped: np.ndarray) -> np
     are reordered so that 0-7 are the originator's letters."""
     pos = np.where(side[:, None] == 0, first_pos, np.roll(first_pos, 8, axis=1))
     pos = np.concatenate([pos, np.where(flipped, -1, NO_POS)[:, None]], axis=1)
-    order = np.argsort(pos, axis=1, kind="stable")
-    codes = np.where(np.take_along_axis(pos, order, 1) == NO_POS, 0, _LETTERS[order])
-    return codes.astype(np.uint8), pos
+    return letters_by_position(pos, _LETTERS, NO_POS), pos
 
 
 def _syn_then_rst(pos: np.ndarray) -> np.ndarray:
@@ -137,7 +141,7 @@ def to_flow_batch(
     )
     cols = {
         "ts": numeric(rec["first_ts"] / 1e9),
-        "uid": fixed_width(UidSource.chars(rec["uid"])),
+        "uid": uid_strings(rec["uid"]),
         "id.orig_h": addresses(orig_ip, v4),
         "id.orig_p": numeric(orig_p.astype(np.uint16)),
         "id.resp_h": addresses(resp_ip, v4),

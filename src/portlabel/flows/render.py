@@ -5,7 +5,9 @@ are padding, and ``fixed_width`` packs the non-NUL bytes of each row into one bl
 offsets (``pa.Array.from_buffers`` through ``portlabel.arrowutil``): no Python string per
 flow, and never ``pa.array`` (which imports pandas). IPv4 addresses are spelled from a
 per-octet digit table; IPv6 addresses from a hex nibble table with the longest zero run
-compressed (``inet_ntop`` only for the dotted-quad forms).
+compressed (``inet_ntop`` only for the dotted-quad forms). When the C extension
+``_flowtext`` is built, addresses and uids are written by it instead (the same text,
+without the GIL).
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.arrowutil import from_blob, indices, strings
+from portlabel.flows.uid import UID_ALPHABET, UID_DIGITS, UidSource
+
+try:
+    from portlabel.flows import _flowtext
+except ImportError:  # built without a C compiler: the numpy renderers below
+    _flowtext = None
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 V6_TEXT_WIDTH = 46  # the longest IPv6 text: eight groups, or six plus a dotted quad
@@ -113,9 +121,18 @@ def _ipv6_chars(ips: np.ndarray) -> np.ndarray:
     return chars
 
 
-def addresses(ips: np.ndarray, v4: np.ndarray) -> pa.Array:
-    """Address text of ``(n, 16)`` address rows (IPv4 rows hold the address in bytes 12-15)."""
+def addresses(ips: np.ndarray, v4: np.ndarray, compiled: bool = True) -> pa.Array:
+    """Address text of ``(n, 16)`` address rows (IPv4 rows hold the address in bytes 12-15).
+
+    Spelled by ``_flowtext`` (the C library's ``inet_ntop``) when it is built;
+    ``compiled=False`` uses the numpy renderers, which spell them the same."""
     n = len(ips)
+    if compiled and _flowtext is not None:
+        blob = np.empty(n * V6_TEXT_WIDTH, dtype=np.uint8)
+        offsets = np.empty(n + 1, dtype=np.int64)
+        rows, is_v4 = np.ascontiguousarray(ips, np.uint8), np.ascontiguousarray(v4, np.bool_)
+        _flowtext.address_text(rows, is_v4, blob, offsets)
+        return from_blob(blob[: offsets[-1]].tobytes(), offsets)
     if v4.all():
         return fixed_width(ipv4_chars(ips[:, 12:]))
     chars = np.zeros((n, V6_TEXT_WIDTH), dtype=np.uint8)
@@ -132,3 +149,29 @@ def macs(mac: np.ndarray) -> pa.Array:
     chars[:, 0::3] = _HEX[b >> 4]
     chars[:, 1::3] = _HEX[b & 15]
     return fixed_width(chars, null_mask=mac == 0)
+
+
+def uid_strings(limbs: np.ndarray, null_mask: np.ndarray | None = None) -> pa.Array:
+    """Uid text of ``(n, 3)`` uint32 limbs (``UidSource``'s encoding), in C when built."""
+    if _flowtext is None:
+        return fixed_width(UidSource.chars(limbs), null_mask=null_mask)
+    n = len(limbs)
+    blob = np.empty(n * (UID_DIGITS + 1), dtype=np.uint8)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    _flowtext.uid_text(np.ascontiguousarray(limbs, np.uint32), UID_ALPHABET, blob, offsets)
+    return from_blob(blob[: offsets[-1]].tobytes(), offsets, null_mask)
+
+
+def letters_by_position(
+    pos: np.ndarray, letters: np.ndarray, missing: int, compiled: bool = True
+) -> np.ndarray:
+    """``(n, w)`` uint8: each row's ``letters[j]`` in order of ``pos[:, j]`` (ties in column
+    order), the columns whose position is ``missing`` left out, NUL-padded."""
+    pos = np.ascontiguousarray(pos, dtype=np.int64)
+    if compiled and _flowtext is not None:
+        codes = np.empty(pos.shape, dtype=np.uint8)
+        _flowtext.history_codes(pos, np.ascontiguousarray(letters, np.uint8), missing, codes)
+        return codes
+    order = np.argsort(pos, axis=1, kind="stable")
+    codes = np.where(np.take_along_axis(pos, order, 1) == missing, 0, letters[order])
+    return codes.astype(np.uint8)

@@ -17,8 +17,7 @@ from portlabel.flows.emit import to_flow_batch
 from portlabel.flows.keys import KEY_FIELDS
 from portlabel.flows.packets import Rows
 from portlabel.flows.records import Records
-from portlabel.flows.render import fixed_width
-from portlabel.flows.uid import UidSource
+from portlabel.flows.render import uid_strings
 
 _A_PORT, _B_PORT = KEY_FIELDS["a_port"][0], KEY_FIELDS["b_port"][0]
 _PROTO_AT = KEY_FIELDS["proto"][0]
@@ -68,7 +67,7 @@ class PacketFlows:
 
     def uids(self) -> pa.Array:
         """The uid strings (null for packets in no flow)."""
-        return fixed_width(UidSource.chars(self.uid), null_mask=~self.in_flow)
+        return uid_strings(self.uid, null_mask=~self.in_flow)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-_ALPHABET = np.frombuffer(
+UID_ALPHABET = np.frombuffer(
     b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8
 )
-_DIGITS = 17  # 62**17 > 2**96
+UID_DIGITS = 17  # 62**17 > 2**96
+_ALPHABET, _DIGITS = UID_ALPHABET, UID_DIGITS
 _GROUPS = 4  # base 62**5 limbs: 20 digits
 _BASE5 = np.uint64(62**5)
 
@@ -53,7 +54,7 @@ class UidSource:
         for k in range(5):
             small, digits62[:, :, k] = np.divmod(small, np.uint32(62))
         # most significant first, keeping the low _DIGITS digits
-        digits = np.ascontiguousarray(digits62.reshape(n, -1)[:, ::-1][:, -_DIGITS:])
+        digits = np.ascontiguousarray(digits62.reshape(n, _GROUPS * 5)[:, ::-1][:, -_DIGITS:])
         # drop leading zero digits: scatter the kept digits to the left of each row
         lead = np.argmax(digits != 0, axis=1)
         lead[(digits == 0).all(axis=1)] = _DIGITS - 1
