@@ -147,6 +147,7 @@ def run(args) -> int:
     )
     table_on_tty = fmt == "table" and not to_file and sys.stdout.isatty()
     job.progress = not args.quiet and sys.stderr.isatty() and not table_on_tty
+    job.summarise = not args.quiet and sys.stderr.isatty() and fmt != "table"
     if to_file:
         ok = job.to_file(args.output, fmt, summary=not args.quiet)
     else:

@@ -40,6 +40,7 @@ class LabelJob:
         self.quiet = quiet
         self.progress = False
         self.summary = Summary()
+        self.summarise = True  # False: nobody will read ``summary`` (it costs a pass per table)
         self.inputs = CaptureInputs(
             paths,
             batch_size,
@@ -77,7 +78,7 @@ class LabelJob:
                 self.inputs.on_progress = advance
                 for table in label_batches(self._batches(), self.registry, pipeline=self.pipeline):
                     writer.write(table)
-                    if fmt != "table":
+                    if fmt != "table" and self.summarise:
                         self.summary.add(table)
         except BaseException:  # Ctrl-C or an error: the output is discarded
             abandon = getattr(writer, "abandon", None)
