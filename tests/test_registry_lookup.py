@@ -160,3 +160,20 @@ def test_artifact_records_source_date_and_hash(registry):
     xml = lzma.decompress(BUNDLED_SERVICES_XML.read_bytes())
     assert source["sha256"] == hashlib.sha256(xml).hexdigest()
     assert registry.meta["protocols"]["updated"] == "2026-03-09"
+
+
+def test_gathered_strings_equal_the_decoded_ones():
+    import numpy as np
+
+    from portlabel.arrowutil import gather_strings, strings
+    from portlabel.registry.compiled import default_registry
+
+    reg = default_registry()
+    blob, offsets = reg.string_table()
+    for column in ("name", "description", "source", "aliases"):
+        ids = reg.text_ids(column)
+        got = gather_strings(blob, offsets, ids, null_empty=True)
+        assert got.equals(strings(reg.text(column).tolist(), null_empty=True)), column
+    picked = np.array([0, len(offsets) - 2, 0, 5], dtype=np.int64)
+    assert gather_strings(blob, offsets, picked).to_pylist() == [reg.string(int(i)) for i in picked]
+    assert gather_strings(blob, offsets, np.zeros(0, dtype=np.int64)).to_pylist() == []

@@ -73,6 +73,22 @@ def from_blob(blob: bytes, offsets: np.ndarray, null_mask: np.ndarray | None = N
     )
 
 
+def gather_strings(
+    blob: np.ndarray, offsets: np.ndarray, ids: np.ndarray, null_empty: bool = False
+) -> pa.Array:
+    """A string array of the strings ``ids`` of a blob + offsets table (one numpy gather
+    of their bytes; no Python string per value). Empty strings are null if asked."""
+    ids = np.asarray(ids, dtype=np.int64)
+    starts = np.asarray(offsets, dtype=np.int64)[ids]
+    lengths = np.asarray(offsets, dtype=np.int64)[ids + 1] - starts
+    out = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    row = np.repeat(np.arange(len(ids)), lengths)
+    source = starts[row] + (np.arange(int(out[-1]), dtype=np.int64) - out[row])
+    data = np.asarray(blob, dtype=np.uint8)[source].tobytes()
+    return from_blob(data, out, (lengths == 0) if null_empty else None)
+
+
 def string_lists(lists: list[list[str]]) -> pa.Array:
     """A list<string> array from Python lists of strings."""
     flat = [s for sub in lists for s in sub]

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from portlabel.arrowutil import indices, numeric, string_lists, strings
+from portlabel.arrowutil import gather_strings, indices, numeric, string_lists, strings
 from portlabel.registry.compiled import Registry
 from portlabel.registry.model import PORT_CLASS_NAMES, STATUS_NAMES, TRANSPORTS, Status
 
@@ -42,28 +42,45 @@ _NO_PORTS = len(TRANSPORTS)
 def _dictionaries(registry: Registry) -> dict[str, pa.Array]:
     """Per-label pyarrow arrays: registry entries, then the 256 IP protocols."""
 
-    def joined(entries: np.ndarray, protocols: np.ndarray) -> pa.Array:
-        return strings(np.concatenate([entries, protocols]).tolist(), null_empty=True)
+    blob, offsets = registry.string_table()
+
+    def joined(column: str, protocols: list[str]) -> pa.Array:
+        # the entries' strings straight from the table's bytes, then the 256 protocols'
+        extra = [p.encode("utf-8") for p in protocols]
+        ends = offsets[-1] + np.cumsum([len(e) for e in extra])
+        table_offsets = np.concatenate([offsets, ends])
+        table_blob = np.concatenate([blob, np.frombuffer(b"".join(extra), dtype=np.uint8)])
+        ids = np.concatenate([registry.text_ids(column), len(offsets) - 1 + np.arange(256)])
+        return gather_strings(table_blob, table_offsets, ids, null_empty=True)
 
     keyword = registry.protocol_text("keyword")
     proto_status = np.where(
         keyword != "", STATUS_NAMES[Status.ASSIGNED], STATUS_NAMES[Status.UNASSIGNED]
     )
-    aliases = [a.split("\n") if a else [] for a in registry.text("aliases").tolist()]
     transport_names = np.array([*TRANSPORTS, ""], dtype=object)
     protocol_label = (registry.meta.get("protocols") or {}).get("label", "")
     return {
-        "service": joined(
-            registry.text("name"), np.array([k.lower() for k in keyword.tolist()], dtype=object)
-        ),
-        "description": joined(registry.text("description"), registry.protocol_text("description")),
-        "source": joined(registry.text("source"), np.full(256, protocol_label, dtype=object)),
-        "aliases": string_lists(aliases + [[]] * 256),
+        "service": joined("name", [k.lower() for k in keyword.tolist()]),
+        "description": joined("description", registry.protocol_text("description").tolist()),
+        "source": joined("source", [protocol_label] * 256),
+        "aliases": string_lists(_aliases(registry) + [[]] * 256),
         "status_proto": strings(proto_status.tolist()),
         "transport": strings(transport_names.tolist(), null_empty=True),
         "status": strings(list(STATUS_NAMES)),
         "port_class": strings(list(PORT_CLASS_NAMES)),
     }
+
+
+def _aliases(registry: Registry) -> list[list[str]]:
+    """Each entry's aliases (newline-separated in the table); only the few entries that
+    have any are decoded."""
+    blob, offsets = registry.string_table()
+    ids = registry.text_ids("aliases")
+    out: list[list[str]] = [[] for _ in range(len(ids))]
+    has = np.flatnonzero(offsets[ids + 1] > offsets[ids])
+    for entry, sid in zip(has.tolist(), ids[has].tolist(), strict=True):
+        out[entry] = blob[offsets[sid] : offsets[sid + 1]].tobytes().decode("utf-8").split("\n")
+    return out
 
 
 def prepare_labels(registry: Registry) -> None:

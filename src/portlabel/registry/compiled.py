@@ -124,6 +124,15 @@ class Registry:
         a, b = int(offsets[sid]), int(offsets[sid + 1])
         return self._s["strings.blob"][a:b].tobytes().decode("utf-8")
 
+    def string_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every string of the table as UTF-8 bytes and offsets (string i is
+        ``blob[offsets[i]:offsets[i + 1]]``): for building columns without decoding."""
+        return self._s["strings.blob"], self._s["strings.offsets"]
+
+    def text_ids(self, column: str) -> np.ndarray:
+        """The string id of an entry-table text column, per entry (see ``string_table``)."""
+        return self._s[f"entry.{column}"]
+
     def text(self, column: str) -> np.ndarray:
         """An entry-table text column as an object array of ``str`` (cached)."""
         cache = self.__dict__.setdefault("_text_cache", {})
@@ -147,7 +156,9 @@ class Registry:
         key = f"protocol.{column}"
         if key not in self._s:
             return np.full(256, "", dtype=object)
-        return self._strings[self._s[key]]
+        if "_strings" in self.__dict__:  # the whole table is decoded already
+            return self._strings[self._s[key]]
+        return np.array([self.string(int(sid)) for sid in self._s[key]], dtype=object)
 
     # -- scalar convenience -----------------------------------------------------------
     def entry(self, entry: int, port: int | None = None, transport: str | None = None) -> dict:
