@@ -49,12 +49,28 @@ def deferred(frames: list[bytes], linktype: int = 1) -> list[int]:
     return plaindecode.decode_plain(raw, _with_metadata(raw)).tolist()
 
 
-def test_the_fast_path_is_built_where_it_is_required():
+def test_the_kernels_are_built_where_they_are_required():
     # CI sets PORTLABEL_REQUIRE_KERNELS: a failed build there must not pass unnoticed.
-    if os.environ.get("PORTLABEL_REQUIRE_KERNELS"):
-        assert plaindecode.available()
-    else:
+    from portlabel import kernels
+
+    if not os.environ.get("PORTLABEL_REQUIRE_KERNELS"):
         pytest.skip("PORTLABEL_REQUIRE_KERNELS is not set")
+    assert kernels.missing() == []
+    assert plaindecode.available()
+
+
+def test_every_extension_setup_builds_is_listed():
+    import ast
+
+    from portlabel import kernels
+
+    setup = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
+    built = [
+        node.args[0].value
+        for node in ast.walk(ast.parse(setup))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Extension"
+    ]
+    assert sorted(built) == sorted(kernels.KERNELS)
 
 
 @needs_kernel
