@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from portlabel.arrowutil import numeric, strings
+from portlabel.arrowutil import numeric, strings, take
 from portlabel.labels import IANA_FIELDS, iana_columns, service_port_side
 from portlabel.registry.compiled import Registry
 
@@ -113,8 +113,7 @@ def label_flows(registry: Registry, flows: pa.Table) -> pa.Table:
     ports, from_orig = service_ports(registry, flows)
     columns = iana_columns(registry, protos, ports)
     portless = ~_PORTED[protos]
-    gather = numeric(from_orig.astype(np.int64), null_mask=portless)
-    columns[PORT_OF_COLUMN] = _side_names().take(gather)
+    columns[PORT_OF_COLUMN] = take(_side_names(), from_orig.astype(np.int64), portless)
     for name in LABEL_COLUMNS:
         flows = flows.append_column(name, columns[name])
     return flows

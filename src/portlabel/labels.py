@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from portlabel.arrowutil import gather_strings, indices, numeric, string_lists, strings
+from portlabel.arrowutil import gather_strings, numeric, string_lists, strings, take
 from portlabel.registry.compiled import Registry
 from portlabel.registry.model import PORT_CLASS_NAMES, STATUS_NAMES, TRANSPORTS, Status
 
@@ -64,9 +64,8 @@ def _dictionaries(registry: Registry) -> dict[str, pa.Array]:
         "description": joined("description", registry.protocol_text("description").tolist()),
         "source": joined("source", [protocol_label] * 256),
         "aliases": string_lists(_aliases(registry) + [[]] * 256),
-        "status_proto": strings(proto_status.tolist()),
         "transport": strings(transport_names.tolist(), null_empty=True),
-        "status": strings(list(STATUS_NAMES)),
+        "status": strings([*STATUS_NAMES, *proto_status.tolist()]),  # entries', protocols'
         "port_class": strings(list(PORT_CLASS_NAMES)),
     }
 
@@ -102,34 +101,21 @@ def iana_columns(registry: Registry, ip_protos, ports) -> dict[str, pa.Array]:
     label = np.where(portless, registry.n_entries + protos.astype(np.int64), entries)
     d = _dictionaries(registry)
 
-    status = registry.status(entries, ports)
-    status_col = d["status"].take(indices(status))
-    mask = numeric(portless)
-    if portless.any():
-        import pyarrow.compute as pc
-
-        proto_status = d["status_proto"].take(indices(protos))
-        status_col = pc.if_else(mask, proto_status, status_col)
-    port_class = d["port_class"].take(indices(registry.port_class(ports)))
-    label_idx = indices(label)
+    # port-less rows take their status from the protocol-numbers registry, which
+    # follows the entries' statuses in the "status" dictionary
+    status = registry.status(entries, ports).astype(np.int64)
+    status = np.where(portless, len(STATUS_NAMES) + protos.astype(np.int64), status)
+    none = portless if portless.any() else None
     return {
-        "iana.service": d["service"].take(label_idx),
+        "iana.service": take(d["service"], label),
         "iana.port": numeric(ports.astype(np.uint16), null_mask=portless),
-        "iana.transport": _where_null(d["transport"].take(indices(rows)), portless, mask),
-        "iana.description": d["description"].take(label_idx),
-        "iana.status": status_col,
-        "iana.port_class": _where_null(port_class, portless, mask),
-        "iana.aliases": d["aliases"].take(label_idx),
-        "iana.source": d["source"].take(label_idx),
+        "iana.transport": take(d["transport"], rows, none),
+        "iana.description": take(d["description"], label),
+        "iana.status": take(d["status"], status),
+        "iana.port_class": take(d["port_class"], registry.port_class(ports), none),
+        "iana.aliases": take(d["aliases"], label),
+        "iana.source": take(d["source"], label),
     }
-
-
-def _where_null(array: pa.Array, null_rows: np.ndarray, mask: pa.Array) -> pa.Array:
-    if not null_rows.any():
-        return array
-    import pyarrow.compute as pc
-
-    return pc.if_else(mask, pa.nulls(len(array), type=array.type), array)
 
 
 def service_port_side(registry: Registry, ip_protos, orig_ports, resp_ports) -> np.ndarray:

@@ -97,11 +97,9 @@ class LabelPipeline:
         return table
 
     def prepare(self) -> None:
-        """Do now the one-time work of the first ``render``/label: importing
-        ``pyarrow.compute`` (which ``take`` loads) and building the registry's label arrays.
-        ``label_batches`` calls it while the worker threads read the first batches."""
-        import pyarrow.compute  # noqa: F401
-
+        """Do now the one-time work of the first label: building the registry's label
+        arrays. ``label_batches`` calls it while the worker threads read the first
+        batches."""
         prepare_labels(self.registry)
 
     def render(self, done: FinishedFlows) -> pa.Table:

@@ -18,7 +18,7 @@ import socket
 import numpy as np
 import pyarrow as pa
 
-from portlabel.arrowutil import from_blob, indices, strings
+from portlabel.arrowutil import from_blob, strings, take
 from portlabel.flows.uid import UID_ALPHABET, UID_DIGITS, UidSource
 
 try:
@@ -58,7 +58,7 @@ def fixed_width(chars: np.ndarray, null_mask: np.ndarray | None = None) -> pa.Ar
 
 def names(codes: np.ndarray, table: tuple[str, ...] | list[str]) -> pa.Array:
     """The strings ``table[codes]`` (one gather from a small dictionary)."""
-    return _dictionary(tuple(table)).take(indices(codes))
+    return take(_dictionary(tuple(table)), codes)
 
 
 @functools.lru_cache(maxsize=64)
