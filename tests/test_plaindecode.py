@@ -65,11 +65,11 @@ def test_every_extension_setup_builds_is_listed():
     from portlabel import kernels
 
     setup = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
-    built = [
-        node.args[0].value
+    built = next(
+        ast.literal_eval(node.value)
         for node in ast.walk(ast.parse(setup))
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Extension"
-    ]
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "KERNELS"
+    )
     assert sorted(built) == sorted(kernels.KERNELS)
 
 

@@ -7,8 +7,7 @@
  * data, when the rows are full, or at a framing error, and says which; pcapng.py handles
  * the rest exactly as after its Python version of this loop, which states the same rules.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 
 enum { SHB_TYPE = 0x0A0D0D0A, OPB = 2, SPB = 3, EPB = 6 };
@@ -179,12 +178,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_pcapngwalk",
-    .m_doc = "The pcapng packet-block walk, compiled (see pcapng.py).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__pcapngwalk(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_pcapngwalk,
+                 "The pcapng packet-block walk, compiled (see pcapng.py).",
+                 methods)

@@ -8,8 +8,7 @@
  * as in the vectorised walk, so the caller can name it). The four header fields of each
  * record found are returned too, read while the header is in the cache.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 
 /* how the two length fields are read (pcap.py's LENGTHS_*) */
@@ -86,12 +85,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_pcapwalk",
-    .m_doc = "The classic pcap record walk, compiled (see pcap.py).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__pcapwalk(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_pcapwalk,
+                 "The classic pcap record walk, compiled (see pcap.py).",
+                 methods)

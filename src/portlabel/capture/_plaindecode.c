@@ -13,8 +13,7 @@
  * from portlabel.capture.nextlayer and portlabel.capture.tunnels (see plaindecode.py), so
  * the protocol facts stay declared once, in Python.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -286,12 +285,6 @@ static const Py_ssize_t OUT_WIDTH[N_OUT] = {1, 8, 8, 4, 4, 1, 16, 16, 1, 4, 4,
                                             2, 1, 2, 2, 2, 4, 4, 4, 1, 1, 2};
 static const Py_ssize_t TABLE_LEN[N_TABLES] = {65536, 65536, 256, 256, 65536, 256, 256, 256};
 
-static void release(Py_buffer *views, int count)
-{
-    for (int j = 0; j < count; j++)
-        PyBuffer_Release(&views[j]);
-}
-
 static PyObject *decode_plain(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -363,9 +356,9 @@ static PyObject *decode_plain(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     result = PyLong_FromSsize_t(k);
 done:
-    release(in, got_in);
-    release(tab, got_tab);
-    release(out, got_out);
+    release_buffers(in, got_in);
+    release_buffers(tab, got_tab);
+    release_buffers(out, got_out);
     if (got_deferred)
         PyBuffer_Release(&deferred);
     return result;
@@ -378,12 +371,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_plaindecode",
-    .m_doc = "The decoder's compiled fast path for plain frames (see plaindecode.py).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__plaindecode(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_plaindecode,
+                 "The decoder's compiled fast path for plain frames (see plaindecode.py).",
+                 methods)

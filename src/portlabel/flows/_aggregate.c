@@ -8,8 +8,7 @@
  * structured array (already holding its fill values) and where each field lies in an
  * element (records.RECORD_DTYPE's offsets), so this file restates no layout.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -109,14 +108,9 @@ static PyObject *aggregate_rows(PyObject *self, PyObject *args)
                        b[7].buf, b[8].buf, b[9].buf, m, b[10].buf, n_seg, itemsize, off,
                        n_letters);
     Py_END_ALLOW_THREADS
-    if (status < 0)
-        PyErr_SetString(PyExc_ValueError,
-                        "aggregate_rows: segments out of order or range, or a bad letter");
-    else
-        result = Py_NewRef(Py_None);
+    result = none_or_error(status, "aggregate_rows: segments out of order or range, or a bad letter");
 done:
-    for (int j = 0; j < N_BUF; j++)
-        PyBuffer_Release(&b[j]);
+    release_buffers(b, N_BUF);
     return result;
 }
 
@@ -128,12 +122,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_aggregate",
-    .m_doc = "Per-segment sums of grouped rows, compiled (see segments.aggregate).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__aggregate(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_aggregate,
+                 "Per-segment sums of grouped rows, compiled (see segments.aggregate).",
+                 methods)

@@ -12,8 +12,7 @@
  * This is keys.group_rows' contract (see keys.py) with another, equally valid, group
  * order.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,12 +188,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_flowkeys",
-    .m_doc = "Flow keys, compiled: packing and grouping (see keys.py).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__flowkeys(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_flowkeys,
+                 "Flow keys, compiled: packing and grouping (see keys.py).",
+                 methods)

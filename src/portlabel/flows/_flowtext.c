@@ -12,8 +12,7 @@
  *    order), letters from the caller's table, NUL-padded.
  */
 #define _POSIX_C_SOURCE 200809L
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
@@ -169,12 +168,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_flowtext",
-    .m_doc = "Text columns of finished flows, compiled (see render.py).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__flowtext(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_flowtext,
+                 "Text columns of finished flows, compiled (see render.py).",
+                 methods)

@@ -5,8 +5,7 @@
  * digests, so the hash is computed here: messages are the rows of a matrix, each with its
  * own length. community_id.py checks the result against hashlib in the tests.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -115,12 +114,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_sha1rows",
-    .m_doc = "SHA-1 of many short messages at once (see community_id.py).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__sha1rows(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_sha1rows,
+                 "SHA-1 of many short messages at once (see community_id.py).",
+                 methods)

@@ -6,8 +6,7 @@
  * regrows; a cell's key is read from the record in its slot, so keys are stored once.
  * Lookups compare whole keys, so hash collisions cost a probe and never a wrong flow.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -192,12 +191,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_slotindex",
-    .m_doc = "The flow store's key-to-slot hash table, compiled (see records.FlowStore).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__slotindex(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_slotindex,
+                 "The flow store's key-to-slot hash table, compiled (see records.FlowStore).",
+                 methods)

@@ -11,8 +11,7 @@
  * Rows that are not TCP, or are later fragments, are skipped. The tables (events and
  * transitions) are tcp_state's, passed in.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "kernel.h"
 #include <stdint.h>
 
 enum { FIN = 1, SYN = 2, RST = 4, ACK = 16, EVENT_FLAGS = FIN | SYN | RST | ACK };
@@ -111,13 +110,9 @@ static PyObject *track_tcp(PyObject *self, PyObject *args)
     status = track(&r, m, &st, n_seg, b[14].buf, b[14].len, b[15].buf, b[15].len / n_events,
                    n_events);
     Py_END_ALLOW_THREADS
-    if (status < 0)
-        PyErr_SetString(PyExc_ValueError, "track_tcp: a segment, event or state out of range");
-    else
-        result = Py_NewRef(Py_None);
+    result = none_or_error(status, "track_tcp: a segment, event or state out of range");
 done:
-    for (int j = 0; j < N_BUF; j++)
-        PyBuffer_Release(&b[j]);
+    release_buffers(b, N_BUF);
     return result;
 }
 
@@ -130,12 +125,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {
-    .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "_tcptrack",
-    .m_doc = "TCP sequence tracking and state machine, compiled (see tcp_track.py).",
-    .m_size = -1,
-    .m_methods = methods,
-};
-
-PyMODINIT_FUNC PyInit__tcptrack(void) { return PyModule_Create(&module); }
+PORTLABEL_MODULE(_tcptrack,
+                 "TCP sequence tracking and state machine, compiled (see tcp_track.py).",
+                 methods)
