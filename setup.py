@@ -1,22 +1,20 @@
 """Build step for portlabel's compiled kernels; everything else is in pyproject.toml.
 
 The kernels are optional: without a C compiler the build goes on without them and their
-numpy or Python twins do the same work, slower (portlabel/kernels.py lists them; a test
-checks that list against this one).
+numpy or Python twins do the same work, slower. portlabel/kernels.py lists them.
 """
+
+import ast
+from pathlib import Path
 
 from setuptools import Extension, setup
 
-KERNELS = (
-    "portlabel.capture._plaindecode",
-    "portlabel.capture._pcapwalk",
-    "portlabel.capture._pcapngwalk",
-    "portlabel.flows._flowkeys",
-    "portlabel.flows._tcptrack",
-    "portlabel.flows._sha1rows",
-    "portlabel.flows._aggregate",
-    "portlabel.flows._slotindex",
-    "portlabel.flows._flowtext",
+# the list lives in portlabel/kernels.py; read as text, since the package is not built yet
+_KERNELS_PY = Path(__file__).parent / "src" / "portlabel" / "kernels.py"
+KERNELS = next(
+    ast.literal_eval(node.value)
+    for node in ast.parse(_KERNELS_PY.read_text()).body
+    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "KERNELS"
 )
 
 
