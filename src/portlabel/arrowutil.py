@@ -9,6 +9,8 @@ string columns from one UTF-8 blob and its offsets. Use these helpers instead of
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 
@@ -149,3 +151,32 @@ def string_lists(lists: list[list[str]]) -> pa.Array:
 def indices(values: np.ndarray) -> pa.Array:
     """An int64 index array for ``Array.take``."""
     return numeric(np.asarray(values, dtype=np.int64))
+
+
+@functools.lru_cache(maxsize=512, typed=True)  # typed: False, 0 and 0.0 are equal keys
+def scalar(value: str | bool | int | float | None, dtype: str | None = None) -> pa.Scalar:
+    """A pyarrow scalar built from buffers.
+
+    ``pa.scalar`` -- and so any pyarrow.compute call given a Python value, which converts
+    it with ``pa.scalar`` -- imports pandas the first time (0.3-0.4 s). Pass these to
+    compute functions instead of Python literals. ``None`` is a null string; numbers take
+    ``dtype`` (a numpy dtype name) when given.
+    """
+    if value is None:
+        return pa.nulls(1, pa.string())[0]
+    if isinstance(value, str):
+        return strings([value])[0]
+    return numeric(np.array([value], dtype=dtype))[0]
+
+
+def plain_values(array: pa.Array) -> np.ndarray:
+    """A null-free numeric or boolean array's values as numpy, from its buffers
+    (``Array.to_numpy(zero_copy_only=False)`` imports pandas)."""
+    if array.null_count:
+        raise ValueError("plain_values: the array has nulls")
+    n, first = len(array), array.offset
+    data = array.buffers()[1]
+    if pa.types.is_boolean(array.type):
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+        return bits[first : first + n].astype(bool)
+    return np.frombuffer(data, dtype=array.type.to_pandas_dtype())[first : first + n]

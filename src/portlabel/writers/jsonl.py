@@ -15,6 +15,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from portlabel.arrowutil import scalar
 from portlabel.writers.text import fix_rows, join_rows, list_join, to_text
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
@@ -24,7 +25,7 @@ def _escaped(values: pa.Array) -> pa.Array:
     if not pa.types.is_string(values.type):
         values = values.cast(pa.string())
     inner = fix_rows(values, _NEEDS_ESCAPE, lambda s: json.dumps(s, ensure_ascii=False)[1:-1])
-    return pc.binary_join_element_wise('"', inner, '"', "")
+    return pc.binary_join_element_wise(scalar('"'), inner, scalar('"'), scalar(""))
 
 
 def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
@@ -34,14 +35,14 @@ def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
         if time_digits is not None:
             values = pc.round(values, time_digits)
         finite = pc.is_finite(values)
-        return pc.if_else(finite, to_text(values), pa.scalar(None, pa.string()))
+        return pc.if_else(finite, to_text(values), scalar(None))
     if pa.types.is_integer(kind):
         return to_text(values)
     if pa.types.is_boolean(kind):
-        return pc.if_else(values, "true", "false")
+        return pc.if_else(values, scalar("true"), scalar("false"))
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         joined = list_join(values, json_values, ",")
-        return pc.binary_join_element_wise("[", joined, "]", "")
+        return pc.binary_join_element_wise(scalar("["), joined, scalar("]"), scalar(""))
     return _escaped(values)
 
 
@@ -75,12 +76,12 @@ class JsonWriter:
             texts.append(json_values(batch.column(name), digits))
         if self.omit_nulls:
             pairs = zip(self.keys, texts, strict=True)
-            items = [pc.binary_join_element_wise(k, t, "") for k, t in pairs]
+            items = [pc.binary_join_element_wise(scalar(k), t, scalar("")) for k, t in pairs]
             return join_rows(items, ",", prefix="{", suffix="}\n", skip_nulls=True)
         # one kernel call: "{" key0 value0 "," key1 value1 ... "}\n"
         parts: list = []
         for i, (key, text) in enumerate(zip(self.keys, texts, strict=True)):
-            parts += [("{" if i == 0 else ",") + key, text.fill_null("null")]
+            parts += [scalar(("{" if i == 0 else ",") + key), text.fill_null(scalar("null"))]
         return join_rows(parts, "", suffix="}\n")
 
     def close(self) -> None:

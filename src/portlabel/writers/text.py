@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from portlabel.arrowutil import numeric, strings
+from portlabel.arrowutil import numeric, plain_values, scalar, strings
 
 Renderer = Callable[[str], str]
 
@@ -25,8 +25,8 @@ def fix_rows(values: pa.Array, pattern: str, render: Renderer) -> pa.Array:
     hits = pc.match_substring_regex(values, pattern)
     if not pc.any(hits).as_py():
         return values
-    mask = hits.fill_null(False)
-    rows = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    mask = hits.fill_null(scalar(False))
+    rows = np.flatnonzero(plain_values(mask))
     fixed = strings([render(s) for s in values.take(numeric(rows)).to_pylist()])
     return pc.replace_with_mask(values, mask, fixed.cast(values.type))
 
@@ -34,34 +34,35 @@ def fix_rows(values: pa.Array, pattern: str, render: Renderer) -> pa.Array:
 def fixed_decimals(values: pa.Array, digits: int = 6) -> pa.Array:
     """Doubles as text with exactly ``digits`` decimals (``%.6f``); nulls stay null."""
     scale = 10**digits
-    raw = values.fill_null(0).to_numpy(zero_copy_only=False)
+    raw = plain_values(values.fill_null(scalar(0.0)))
     scaled = np.round(raw * scale).astype(np.int64)
     negative = scaled < 0
     whole, frac = np.divmod(np.abs(scaled), scale)
     text = pc.binary_join_element_wise(
         pc.cast(numeric(whole), pa.string()),
         pc.utf8_lpad(pc.cast(numeric(frac), pa.string()), digits, "0"),
-        ".",
+        scalar("."),
     )
     if negative.any():
-        text = pc.if_else(numeric(negative), pc.binary_join_element_wise("-", text, ""), text)
+        minus = pc.binary_join_element_wise(scalar("-"), text, scalar(""))
+        text = pc.if_else(numeric(negative), minus, text)
     return _restore_nulls(text, values)
 
 
 def _restore_nulls(text: pa.Array, values: pa.Array) -> pa.Array:
     if not values.null_count:
         return text
-    return pc.if_else(pc.is_null(values), pa.scalar(None, pa.string()), text)
+    return pc.if_else(pc.is_null(values), scalar(None), text)
 
 
 def list_join(values: pa.Array, render: Callable[[pa.Array], pa.Array], sep: str) -> pa.Array:
     """Each list rendered element-wise by ``render`` and joined with ``sep`` (nulls stay)."""
-    lengths = pc.list_value_length(values).fill_null(0).to_numpy(zero_copy_only=False)
+    lengths = plain_values(pc.list_value_length(values).fill_null(scalar(0, "int32")))
     offsets = np.zeros(len(values) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     items = render(pc.list_flatten(values))
     rebuilt = pa.ListArray.from_arrays(numeric(offsets), items)
-    joined = pc.binary_join(rebuilt, sep)
+    joined = pc.binary_join(rebuilt, scalar(sep))
     return _restore_nulls(joined, values)
 
 
@@ -82,9 +83,9 @@ def join_rows(
     A null value makes its row null unless ``skip_nulls`` (then it is left out).
     """
     handling = "skip" if skip_nulls else "emit_null"
-    joined = pc.binary_join_element_wise(*columns, separator, null_handling=handling)
+    joined = pc.binary_join_element_wise(*columns, scalar(separator), null_handling=handling)
     if prefix or suffix:
-        joined = pc.binary_join_element_wise(prefix, joined, suffix, "")
+        joined = pc.binary_join_element_wise(scalar(prefix), joined, scalar(suffix), scalar(""))
     return blob(joined)
 
 

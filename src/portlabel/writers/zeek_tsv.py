@@ -21,6 +21,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from portlabel.arrowutil import scalar
 from portlabel.writers.text import fix_rows, fixed_decimals, join_rows, list_join, to_text
 from portlabel.writers.zeek_fields import ALWAYS_UNSET, conn_log_fields
 
@@ -58,8 +59,8 @@ def _strings(values: pa.Array, in_set: bool = False) -> pa.Array:
 
 def _set(values: pa.Array) -> pa.Array:
     joined = list_join(values, lambda items: _strings(items, in_set=True), SET_SEPARATOR)
-    empty = pc.equal(pc.list_value_length(values), 0)
-    return pc.if_else(empty, EMPTY, joined)
+    empty = pc.equal(pc.list_value_length(values), scalar(0, "int32"))
+    return pc.if_else(empty, scalar(EMPTY), joined)
 
 
 def render_column(values: pa.Array, zeek_type: str) -> pa.Array:
@@ -69,12 +70,12 @@ def render_column(values: pa.Array, zeek_type: str) -> pa.Array:
     elif zeek_type in ("count", "int", "port"):
         text = to_text(values)
     elif zeek_type == "bool":
-        text = pc.if_else(values, "T", "F")
+        text = pc.if_else(values, scalar("T"), scalar("F"))
     elif zeek_type.startswith(("set[", "vector[")):
         text = _set(values)
     else:
         text = _strings(values)
-    return text.fill_null(UNSET)
+    return text.fill_null(scalar(UNSET))
 
 
 def header_lines(fields: list[tuple[str, str]], path: str, opened: float) -> str:
@@ -110,7 +111,7 @@ class ZeekTsvWriter:
         columns = []
         for name, zeek_type in self.fields:
             if name in ALWAYS_UNSET and name not in batch.schema.names:
-                columns.append(pa.scalar(UNSET))
+                columns.append(scalar(UNSET))
             else:
                 columns.append(render_column(batch.column(name), zeek_type))
         return join_rows(columns, SEPARATOR)
