@@ -239,7 +239,7 @@ static Py_ssize_t decode_rows(const uint8_t *buf, Py_ssize_t buflen, const int64
         /* Frames are hundreds of bytes apart, too far for the hardware prefetcher: ask for
          * the headers a few rows ahead while this one is decoded. */
         if (i + PREFETCH_ROWS < n && offset[i + PREFETCH_ROWS] >= 0 &&
-            offset[i + PREFETCH_ROWS] + 64 <= buflen) {
+            offset[i + PREFETCH_ROWS] <= buflen - 64) {
             __builtin_prefetch(buf + offset[i + PREFETCH_ROWS]);
             __builtin_prefetch(buf + offset[i + PREFETCH_ROWS] + 63);
         }

@@ -97,8 +97,10 @@ static PyObject *aggregate_rows(PyObject *self, PyObject *args)
         n_seg = b[10].len / itemsize;
     }
     const int64_t *off = b[11].buf;
+    /* bytes written from each field's offset: two directions, one value, or the letters */
+    static const int64_t span[N_FIELDS] = {16, 16, 16, 16, 16, 8, 8, 1, 0};
     for (int j = 0; j < N_FIELDS; j++)
-        if (off[j] < 0 || off[j] + 8 > itemsize) {
+        if (off[j] < 0 || off[j] + (j == F_FIRST_POS ? 8 * n_letters : span[j]) > itemsize) {
             PyErr_SetString(PyExc_ValueError, "aggregate_rows: a field offset outside a record");
             goto done;
         }

@@ -5,7 +5,7 @@
  * first, and each row's direction (1 when the source was the higher endpoint).
  *
  * Grouping (group_keys): one pass puts every key row in an open-addressing hash table of
- * group numbers (linear probing, at most half full); a row whose slot holds a group is
+ * group numbers, hashed with a key the caller draws at random (kernel.h) (linear probing, at most half full); a row whose slot holds a group is
  * compared with that group's first row word by word, so hash collisions cost a probe,
  * never a wrong group. Groups are numbered in order of first appearance. A counting sort
  * by group number then lists the rows group after group, each group in row order.
@@ -19,22 +19,10 @@
 
 #define SHORT_WIDTH 48 /* keys.SHORT_WIDTH, checked by keys.py at import */
 
-static inline uint64_t mix(const uint64_t *w, Py_ssize_t words)
-{
-    uint64_t h = 0;
-    for (Py_ssize_t j = 0; j < words; j++) {
-        h ^= w[j];
-        h *= 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
-    h *= 0xBF58476D1CE4E5B9ULL;
-    return h ^ (h >> 32);
-}
-
 /* Fill order (n) and starts (one per group); return the number of groups, -1 when out
  * of memory. */
-static Py_ssize_t group(const uint64_t *keys, Py_ssize_t n, Py_ssize_t words, int64_t *order,
-                        int64_t *starts)
+static Py_ssize_t group(const uint8_t *keys, Py_ssize_t n, Py_ssize_t width, int64_t *order,
+                        int64_t *starts, const uint64_t hash_key[2])
 {
     size_t size = 16;
     while (size < 2 * (size_t)n)
@@ -50,8 +38,8 @@ static Py_ssize_t group(const uint64_t *keys, Py_ssize_t n, Py_ssize_t words, in
     Py_ssize_t groups = 0;
     int64_t *first = starts; /* first row of each group, until starts is computed */
     for (Py_ssize_t i = 0; i < n; i++) {
-        const uint64_t *row = keys + i * words;
-        size_t slot = mix(row, words) & (size - 1);
+        const uint8_t *row = keys + i * width;
+        size_t slot = keyed_hash(row, (size_t)width, hash_key) & (size - 1);
         for (;;) {
             int64_t g = table[slot] - 1;
             if (g < 0) {
@@ -60,7 +48,7 @@ static Py_ssize_t group(const uint64_t *keys, Py_ssize_t n, Py_ssize_t words, in
                 group_of[i] = groups++;
                 break;
             }
-            if (memcmp(keys + first[g] * words, row, words * sizeof *row) == 0) {
+            if (memcmp(keys + first[g] * width, row, (size_t)width) == 0) {
                 group_of[i] = g;
                 break;
             }
@@ -88,21 +76,25 @@ static Py_ssize_t group(const uint64_t *keys, Py_ssize_t n, Py_ssize_t words, in
 static PyObject *group_keys(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer keys, order, starts;
+    Py_buffer keys, order, starts, hash_key;
     Py_ssize_t width;
-    if (!PyArg_ParseTuple(args, "y*nw*w*:group_keys", &keys, &width, &order, &starts))
+    if (!PyArg_ParseTuple(args, "y*nw*w*y*:group_keys", &keys, &width, &order, &starts,
+                          &hash_key))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = width > 0 ? keys.len / width : 0;
-    if (width <= 0 || width % 8 || keys.len != n * width || order.len != 8 * n ||
-        starts.len != 8 * n) {
+    if (width <= 0 || keys.len != n * width || order.len != 8 * n || starts.len != 8 * n ||
+        hash_key.len != 16) {
         PyErr_SetString(PyExc_ValueError,
-                        "keys must be n rows of a multiple of 8 bytes; order and starts n int64");
+                        "group_keys: n rows of width bytes, order and starts n int64, a "
+                        "16-byte hash key");
         goto done;
     }
     Py_ssize_t groups;
+    uint64_t k[2];
+    memcpy(k, hash_key.buf, 16);
     Py_BEGIN_ALLOW_THREADS
-    groups = group(keys.buf, n, width / 8, order.buf, starts.buf);
+    groups = group(keys.buf, n, width, order.buf, starts.buf, k);
     Py_END_ALLOW_THREADS
     if (groups < 0)
         PyErr_NoMemory();
@@ -112,6 +104,7 @@ done:
     PyBuffer_Release(&keys);
     PyBuffer_Release(&order);
     PyBuffer_Release(&starts);
+    PyBuffer_Release(&hash_key);
     return result;
 }
 
@@ -183,8 +176,8 @@ static PyMethodDef methods[] = {
      "pack_short_keys(src_ip, dst_ip, sport, dport, proto, vlan, inner_vlan, keys, dir)\n\n"
      "Fills keys ((n, 48) uint8) and dir (uint8[n]); see keys.pack_keys."},
     {"group_keys", group_keys, METH_VARARGS,
-     "group_keys(keys, width, order, starts) -> number of groups\n\n"
-     "keys: n rows of width bytes (8-byte aligned, C order); order, starts: int64[n]."},
+     "group_keys(keys, width, order, starts, hash_key) -> number of groups\n\n"
+     "keys: n rows of width bytes (C order); order, starts: int64[n]; hash_key: 16 bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,8 +2,8 @@
  *
  * Theory of operation: the store keeps each active flow's record, key included, in a slot
  * array (records.FlowStore). The index is an open-addressing table of slot numbers
- * (linear probing; EMPTY and REMOVED cells) held in a numpy array the caller owns and
- * regrows; a cell's key is read from the record in its slot, so keys are stored once.
+ * (linear probing; EMPTY and REMOVED cells, hashed under a random key of the table's, see
+ * kernel.h) held in a numpy array the caller owns and regrows; a cell's key is read from the record in its slot, so keys are stored once.
  * Lookups compare whole keys, so hash collisions cost a probe and never a wrong flow.
  */
 #include "kernel.h"
@@ -18,21 +18,8 @@ typedef struct {
     size_t mask;
     const uint8_t *records;
     Py_ssize_t itemsize, n_slots, width; /* key bytes at offset 0 of each record */
+    uint64_t hash_key[2];                 /* the table's own random key (kernel.h) */
 } Index;
-
-static inline uint64_t mix(const uint8_t *key, Py_ssize_t width)
-{
-    uint64_t h = 0;
-    for (Py_ssize_t j = 0; j + 8 <= width; j += 8) {
-        uint64_t w;
-        memcpy(&w, key + j, 8);
-        h ^= w;
-        h *= 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
-    h *= 0xBF58476D1CE4E5B9ULL;
-    return h ^ (h >> 32);
-}
 
 static inline const uint8_t *key_of(const Index *ix, int64_t slot)
 {
@@ -41,7 +28,7 @@ static inline const uint8_t *key_of(const Index *ix, int64_t slot)
 
 static int64_t find(const Index *ix, const uint8_t *key)
 {
-    size_t c = mix(key, ix->width) & ix->mask;
+    size_t c = keyed_hash(key, (size_t)ix->width, ix->hash_key) & ix->mask;
     for (size_t probes = 0; probes <= ix->mask; probes++, c = (c + 1) & ix->mask) {
         int64_t slot = ix->cells[c];
         if (slot == EMPTY)
@@ -57,7 +44,7 @@ static int insert(Index *ix, int64_t slot, Py_ssize_t *reused)
 {
     if (slot < 0 || slot >= ix->n_slots)
         return -1;
-    size_t c = mix(key_of(ix, slot), ix->width) & ix->mask;
+    size_t c = keyed_hash(key_of(ix, slot), (size_t)ix->width, ix->hash_key) & ix->mask;
     for (size_t probes = 0; probes <= ix->mask; probes++, c = (c + 1) & ix->mask)
         if (ix->cells[c] < 0) {
             *reused += ix->cells[c] == REMOVED;
@@ -71,7 +58,7 @@ static int remove_slot(Index *ix, int64_t slot)
 {
     if (slot < 0 || slot >= ix->n_slots)
         return -1;
-    size_t c = mix(key_of(ix, slot), ix->width) & ix->mask;
+    size_t c = keyed_hash(key_of(ix, slot), (size_t)ix->width, ix->hash_key) & ix->mask;
     for (size_t probes = 0; probes <= ix->mask; probes++, c = (c + 1) & ix->mask) {
         if (ix->cells[c] == EMPTY)
             break;
@@ -85,16 +72,18 @@ static int remove_slot(Index *ix, int64_t slot)
 
 /* Shared argument handling: (cells, records, itemsize, width, array, out-or-None). */
 static int open_index(Index *ix, Py_buffer *cells, Py_buffer *records, Py_ssize_t itemsize,
-                      Py_ssize_t width)
+                      Py_ssize_t width, Py_buffer *hash_key)
 {
     size_t n = (size_t)cells->len / 8;
-    if (n == 0 || (n & (n - 1)) || itemsize <= 0 || records->len % itemsize || width <= 0 ||
-        width > itemsize || width % 8) {
+    if (n == 0 || (n & (n - 1)) || cells->len % 8 || itemsize <= 0 ||
+        records->len % itemsize || width <= 0 || width > itemsize || width % 8 ||
+        hash_key->len != 16) {
         PyErr_SetString(PyExc_ValueError,
                         "slot index: a power-of-two int64 table, whole records, keys of a "
-                        "multiple of 8 bytes at their start");
+                        "multiple of 8 bytes at their start, a 16-byte hash key");
         return -1;
     }
+    memcpy(ix->hash_key, hash_key->buf, 16);
     ix->cells = cells->buf;
     ix->mask = n - 1;
     ix->records = records->buf;
@@ -107,14 +96,14 @@ static int open_index(Index *ix, Py_buffer *cells, Py_buffer *records, Py_ssize_
 static PyObject *index_lookup(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer cells, records, keys, out;
+    Py_buffer cells, records, keys, out, hash_key;
     Py_ssize_t itemsize, width;
-    if (!PyArg_ParseTuple(args, "w*y*nny*w*:lookup", &cells, &records, &itemsize, &width,
-                          &keys, &out))
+    if (!PyArg_ParseTuple(args, "w*y*nny*w*y*:lookup", &cells, &records, &itemsize, &width,
+                          &keys, &out, &hash_key))
         return NULL;
     PyObject *result = NULL;
     Index ix;
-    if (open_index(&ix, &cells, &records, itemsize, width) < 0)
+    if (open_index(&ix, &cells, &records, itemsize, width, &hash_key) < 0)
         goto done;
     Py_ssize_t n = keys.len / width;
     if (keys.len != n * width || out.len != 8 * n) {
@@ -133,19 +122,25 @@ done:
     PyBuffer_Release(&records);
     PyBuffer_Release(&keys);
     PyBuffer_Release(&out);
+    PyBuffer_Release(&hash_key);
     return result;
 }
 
 static PyObject *index_change(PyObject *args, int adding)
 {
-    Py_buffer cells, records, slots;
+    Py_buffer cells, records, slots, hash_key;
     Py_ssize_t itemsize, width;
-    if (!PyArg_ParseTuple(args, "w*y*nny*", &cells, &records, &itemsize, &width, &slots))
+    if (!PyArg_ParseTuple(args, "w*y*nny*y*", &cells, &records, &itemsize, &width, &slots,
+                          &hash_key))
         return NULL;
     PyObject *result = NULL;
     Index ix;
-    if (open_index(&ix, &cells, &records, itemsize, width) < 0)
+    if (open_index(&ix, &cells, &records, itemsize, width, &hash_key) < 0)
         goto done;
+    if (slots.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "slot index: slots must be int64");
+        goto done;
+    }
     Py_ssize_t n = slots.len / 8, reused = 0;
     int status = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -163,6 +158,7 @@ done:
     PyBuffer_Release(&cells);
     PyBuffer_Release(&records);
     PyBuffer_Release(&slots);
+    PyBuffer_Release(&hash_key);
     return result;
 }
 
@@ -180,13 +176,13 @@ static PyObject *index_remove(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"lookup", index_lookup, METH_VARARGS,
-     "lookup(cells, records, itemsize, width, keys, out)\n\n"
+     "lookup(cells, records, itemsize, width, keys, out, hash_key)\n\n"
      "out[i] = the slot whose record's key is keys[i], or -1."},
     {"add", index_add, METH_VARARGS,
-     "add(cells, records, itemsize, width, slots) -> removed cells reused\n\n"
+     "add(cells, records, itemsize, width, slots, hash_key) -> removed cells reused\n\n"
      "Index each slot under the key its record holds (keys not indexed yet)."},
     {"remove", index_remove, METH_VARARGS,
-     "remove(cells, records, itemsize, width, slots) -> 0\n\n"
+     "remove(cells, records, itemsize, width, slots, hash_key) -> 0\n\n"
      "Unindex each slot (its record still holds its key)."},
     {NULL, NULL, 0, NULL},
 };

@@ -19,6 +19,8 @@ hash-table pass in C instead (exact comparisons, no sort), both without the GIL.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 try:
@@ -275,11 +277,16 @@ def group_rows(
     return order, starts, widen(keys[order[starts]])
 
 
+# The grouping table's hash key, drawn per process: keys crafted against a known hash
+# could all fall in one probe chain (quadratic grouping).
+_HASH_KEY = np.frombuffer(os.urandom(16), dtype=np.uint8)
+
+
 def _group_compiled(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    keys = np.require(keys, dtype=np.uint8, requirements=["C", "A"])
+    keys = np.ascontiguousarray(keys, dtype=np.uint8)
     order = np.empty(len(keys), dtype=np.int64)
     starts = np.empty(len(keys), dtype=np.int64)
-    groups = _flowkeys.group_keys(keys, keys.shape[1], order, starts)
+    groups = _flowkeys.group_keys(keys, keys.shape[1], order, starts, _HASH_KEY)
     starts = starts[:groups]
     return order, starts, widen(keys[order[starts]])
 

@@ -13,6 +13,8 @@ bytes); memory follows the number of active flows only.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from portlabel.flows.keys import KEY_WIDTH
@@ -172,13 +174,17 @@ class CompiledIndex:
         self.cells = np.full(self.MIN_CELLS, -1, dtype=np.int64)
         self.live = 0
         self.filled = 0  # live plus removed cells
+        # the table's hash key: random, so no capture can be crafted to collide its flows
+        self.hash_key = np.frombuffer(os.urandom(16), dtype=np.uint8)
 
     def __len__(self) -> int:
         return self.live
 
     def lookup(self, cols: Records, keys: np.ndarray) -> np.ndarray:
         out = np.empty(len(keys), dtype=np.int64)
-        _slotindex.lookup(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, keys, out)
+        _slotindex.lookup(
+            self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, keys, out, self.hash_key
+        )
         return out
 
     def add(self, cols: Records, slots: np.ndarray, used: np.ndarray) -> None:
@@ -186,18 +192,20 @@ class CompiledIndex:
             self._rebuild(cols, used)  # ``used`` already marks ``slots``
             return
         slots = np.ascontiguousarray(slots, dtype=np.int64)
-        reused = _slotindex.add(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, slots)
+        reused = _slotindex.add(
+            self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, slots, self.hash_key
+        )
         self.live += len(slots)
         self.filled += len(slots) - reused
 
     def remove(self, cols: Records, slots: np.ndarray) -> None:
         slots = np.ascontiguousarray(slots, dtype=np.int64)
-        _slotindex.remove(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, slots)
+        _slotindex.remove(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, slots, self.hash_key)
         self.live -= len(slots)
 
     def _rebuild(self, cols: Records, used: np.ndarray) -> None:
         live = np.flatnonzero(used)
         size = max(self.MIN_CELLS, 1 << int(4 * len(live)).bit_length())
         self.cells = np.full(size, -1, dtype=np.int64)
-        _slotindex.add(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, live)
+        _slotindex.add(self.cells, cols, RECORD_DTYPE.itemsize, KEY_WIDTH, live, self.hash_key)
         self.live = self.filled = len(live)
