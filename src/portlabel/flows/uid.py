@@ -12,7 +12,6 @@ UID_ALPHABET = np.frombuffer(
     b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8
 )
 UID_DIGITS = 17  # 62**17 > 2**96
-_ALPHABET, _DIGITS = UID_ALPHABET, UID_DIGITS
 _GROUPS = 4  # base 62**5 limbs: 20 digits
 _BASE5 = np.uint64(62**5)
 
@@ -53,17 +52,17 @@ class UidSource:
         digits62 = np.zeros((n, _GROUPS, 5), dtype=np.uint8)
         for k in range(5):
             small, digits62[:, :, k] = np.divmod(small, np.uint32(62))
-        # most significant first, keeping the low _DIGITS digits
-        digits = np.ascontiguousarray(digits62.reshape(n, _GROUPS * 5)[:, ::-1][:, -_DIGITS:])
+        # most significant first, keeping the low UID_DIGITS digits
+        digits = np.ascontiguousarray(digits62.reshape(n, _GROUPS * 5)[:, ::-1][:, -UID_DIGITS:])
         # drop leading zero digits: scatter the kept digits to the left of each row
         lead = np.argmax(digits != 0, axis=1)
-        lead[(digits == 0).all(axis=1)] = _DIGITS - 1
-        kept = np.arange(_DIGITS) >= lead[:, None]
-        row_len = _DIGITS + 1
-        dest = (np.arange(n) * row_len + 1 - lead)[:, None] + np.arange(_DIGITS)
+        lead[(digits == 0).all(axis=1)] = UID_DIGITS - 1
+        kept = np.arange(UID_DIGITS) >= lead[:, None]
+        row_len = UID_DIGITS + 1
+        dest = (np.arange(n) * row_len + 1 - lead)[:, None] + np.arange(UID_DIGITS)
         chars = np.zeros((n, row_len), dtype=np.uint8)
         chars[:, 0] = ord("C")
-        chars.ravel()[dest[kept]] = _ALPHABET[digits[kept]]
+        chars.ravel()[dest[kept]] = UID_ALPHABET[digits[kept]]
         return chars
 
 
@@ -71,5 +70,5 @@ def uid_to_int(uid: str) -> int:
     """The 96-bit value behind a uid (for tests and round trips)."""
     value = 0
     for ch in uid[1:]:
-        value = value * 62 + int(np.flatnonzero(_ALPHABET == ord(ch))[0])
+        value = value * 62 + int(np.flatnonzero(UID_ALPHABET == ord(ch))[0])
     return value
