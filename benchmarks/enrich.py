@@ -223,7 +223,7 @@ def csv_baseline(src: str, dst: str) -> float:
     """lines/s of a csv-module read / append / write of the same TSV log."""
     import csv
 
-    from portlabel.labels import IANA_COLUMNS
+    from portlabel.labelling.iana import IANA_COLUMNS
     from portlabel.registry import default_registry
 
     reg = default_registry()

@@ -112,7 +112,7 @@ def stages(path: str, out: str) -> dict[str, float]:
     from portlabel.capture.decode import decode
     from portlabel.capture.reader import open_capture
     from portlabel.flows import FlowConfig, FlowTable
-    from portlabel.label_flows import label_flows, labelled_schema
+    from portlabel.labelling.flows import label_flows, labelled_schema
     from portlabel.registry import default_registry
     from portlabel.writers.parquet import ParquetWriter
 

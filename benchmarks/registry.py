@@ -32,17 +32,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    from portlabel.registry.artifact import load_sections
-    from portlabel.registry.compiled import BUNDLED_ARTIFACT, Registry
+    from portlabel.registry.bundled import BUNDLED_ARTIFACT
+    from portlabel.registry.compiled import open_artifact
 
-    load = median_time(
-        lambda: Registry(str(BUNDLED_ARTIFACT), *load_sections(BUNDLED_ARTIFACT)), args.repeat * 5
-    )
-    registry = Registry(str(BUNDLED_ARTIFACT), *load_sections(BUNDLED_ARTIFACT))
+    load = median_time(lambda: open_artifact(BUNDLED_ARTIFACT), args.repeat * 5)
+    registry = open_artifact(BUNDLED_ARTIFACT)
     first = median_time(
-        lambda: Registry(str(BUNDLED_ARTIFACT), *load_sections(BUNDLED_ARTIFACT)).lookup_one(
-            "tcp", 443
-        ),
+        lambda: open_artifact(BUNDLED_ARTIFACT).lookup_one("tcp", 443),
         args.repeat,
     )
 

@@ -16,12 +16,12 @@ KEY = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto")
 def run_engine(paths: list[Path], **config) -> pa.Table:
     """reader -> decoder -> FlowTable over ``paths`` as one capture; all flows."""
     from portlabel.capture.decode import decode
-    from portlabel.capture.reader import read_batches
+    from portlabel.capture.inputs import CaptureInputs
     from portlabel.flows import FlowConfig, FlowTable
 
     table = FlowTable(FlowConfig(uid_seed=7, **config))
     parts = []
-    for raw in read_batches([str(p) for p in paths]):
+    for raw in CaptureInputs(paths).raw_batches():
         out = table.update(decode(raw))
         if out is not None:
             parts.append(out)

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from portlabel.capture.backends import BACKENDS, get_backend, packet_batches
+from portlabel.capture.backends import BACKENDS, get_backend
 from portlabel.capture.batch import DecodeStatus, PacketBatch
+from portlabel.capture.inputs import packet_batches
 from portlabel.errors import CaptureError, UsageError
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"

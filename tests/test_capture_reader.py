@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portlabel.capture import compression
-from portlabel.capture.reader import open_capture, read_batches
+from portlabel.capture.inputs import CaptureInputs
+from portlabel.capture.reader import open_capture
 from portlabel.errors import CaptureError
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
@@ -471,15 +472,21 @@ def test_truncation_at_any_byte(tmp_path_factory, name, frac, data):
 # --- several files, zero copy -----------------------------------------------------------
 
 
-def test_read_batches_continues_frame_numbers(tmp_path):
+def test_inputs_continue_frame_numbers_across_files(tmp_path):
     files = [CAPTURES / "zeek_q-in-q.pcap", CAPTURES / "ndpi_dns.pcap"]
     shutil.copy(CAPTURES / "ndpi_fuzz-2021-10-13.pcap", tmp_path / "third")
     files.append(tmp_path / "third")
-    readers: list = []
-    frames = np.concatenate([b.frame for b in read_batches(files, batch_size=2, readers=readers)])
-    assert frames.tolist() == list(range(5 + 5 + 1))
-    assert [r.frames_read for r in readers] == [5, 5, 1]
-    assert readers[2].warnings and not readers[0].warnings
+    inputs = CaptureInputs(files, batch_size=2)
+    frames, per_file = [], []
+    for batch in inputs.raw_batches():
+        frames.extend(batch.frame.tolist())
+        if not per_file or per_file[-1][0] is not inputs.reader:
+            per_file.append([inputs.reader, 0])
+        per_file[-1][1] += len(batch)
+    assert frames == list(range(5 + 5 + 1))
+    assert [n for _, n in per_file] == [5, 5, 1]
+    assert [r.frames_read for r, _ in per_file] == [5, 5, 1]
+    assert inputs.warnings and all(w.startswith(str(tmp_path / "third")) for w in inputs.warnings)
 
 
 def test_plain_files_are_not_copied():

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from portlabel.capture.backends import BACKENDS, packet_batches
+from portlabel.capture.backends import BACKENDS
 from portlabel.capture.batch import PacketBatch
+from portlabel.capture.inputs import packet_batches
 from portlabel.cli import main
-from portlabel.cli.packets import BACKEND_NAMES
+from portlabel.cli.options import CAPTURE_BACKENDS as BACKEND_NAMES
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 TSHARK = "/usr/bin/tshark"

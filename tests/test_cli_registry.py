@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from portlabel.cli import main
-from portlabel.registry.compiled import BUNDLED_SERVICES_XML
+from portlabel.registry.bundled import BUNDLED_SERVICES_XML
 
 
 def _json_lines(text: str) -> list[dict]:

@@ -18,7 +18,7 @@ import pytest
 
 from portlabel.enrich import enrich_log
 from portlabel.enrich.reader import read_tsv
-from portlabel.labels import IANA_COLUMNS, IANA_FIELDS
+from portlabel.labelling.iana import IANA_COLUMNS, IANA_FIELDS
 from portlabel.registry import default_registry
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"

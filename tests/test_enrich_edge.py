@@ -23,7 +23,7 @@ from portlabel.cli import main
 from portlabel.enrich import add_iana_columns, enrich_log
 from portlabel.enrich.reader import read_tsv
 from portlabel.errors import LogFormatError
-from portlabel.labels import IANA_COLUMNS
+from portlabel.labelling.iana import IANA_COLUMNS
 from portlabel.registry import default_registry
 
 LOGS = Path(__file__).resolve().parents[1] / "captures" / "zeek_logs"

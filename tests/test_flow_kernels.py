@@ -115,7 +115,7 @@ def test_random_tcp_makes_the_same_flows(spec, cuts):
                      "len": length})  # fmt: skip
     edges = [0, *sorted({min(c, len(pkts)) for c in cuts}), len(pkts)]
     batches = [make(pkts[a:b]) for a, b in zip(edges, edges[1:], strict=False) if b > a]
-    assert_same(batches, close_delay=1.0, tcp_inactivity=10.0)
+    assert_same(batches, close_delay=1.0, tcp_timeout=10.0)
 
 
 def test_the_random_conversations_reach_the_compiled_paths():

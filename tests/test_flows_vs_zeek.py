@@ -63,7 +63,7 @@ def _results():
     out = {}
     for log in LOGS:
         capture = CAPTURES / log.name.removesuffix(".zeek_conn.log")
-        ours = run_engine([capture], key_by_tunnel_parent=False)
+        ours = run_engine([capture], zeek_keys=True)
         out[capture.name] = compare(read_zeek_log(log), engine_rows(ours))
     return out
 
@@ -103,7 +103,7 @@ def test_known_differences_still_differ(results):
 def test_real_zeek_timestamps_and_durations():
     """zeekreal_infected.pcap has a real Zeek log: ts and duration must agree to the µs."""
     rows = read_zeek_log(CAPTURES / "zeekreal_infected.pcap.zeek_conn.log")
-    ours = run_engine([CAPTURES / "zeekreal_infected.pcap"], key_by_tunnel_parent=False)
+    ours = run_engine([CAPTURES / "zeekreal_infected.pcap"], zeek_keys=True)
     mine = {
         (r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"]): r
         for r in ours.to_pylist()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import portlabel.label_api as api
+import portlabel.labelling.api as api
 from portlabel.cli import main
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"

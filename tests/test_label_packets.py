@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portlabel.capture.backends import packet_batches
 from portlabel.capture.batch import PacketBatch
+from portlabel.capture.inputs import packet_batches
 from portlabel.capture.reader import open_capture
 from portlabel.cli import main
-from portlabel.label_api import label
+from portlabel.labelling.api import label
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 TSHARK = shutil.which("tshark") or "/usr/bin/tshark"
@@ -145,7 +145,7 @@ def test_enhanced_packet_blocks_hold_exactly_the_bytes_and_comments(packets, see
     with zero padding, including spans that end at the very end of the source buffer."""
     import struct
 
-    from portlabel.writers.pcapng_comments import enhanced_packets
+    from portlabel.packet_writers.pcapng_comments import enhanced_packets
 
     rng = np.random.default_rng(seed)
     caps = np.array([p[0] for p in packets], dtype=np.int64)

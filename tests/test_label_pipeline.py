@@ -11,11 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import portlabel.label_api as api
+import portlabel.labelling.api as api
+from portlabel.capture.inputs import CaptureInputs
 from portlabel.capture.reader import open_capture
 from portlabel.errors import CaptureError
-from portlabel.label_flows import LABEL_COLUMNS, PORT_OF_COLUMN, label_flows, labelled_schema
-from portlabel.labels import IANA_COLUMNS
+from portlabel.labelling.flows import LABEL_COLUMNS, PORT_OF_COLUMN, label_flows, labelled_schema
+from portlabel.labelling.iana import IANA_COLUMNS
 from portlabel.registry import default_registry
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
@@ -132,11 +133,22 @@ def test_the_declared_schema_is_what_labelling_builds(registry):
 
 
 def test_flow_options_reach_the_flow_table():
-    short = api.label(INFECTED, tcp_inactivity=0.5, udp_inactivity=0.5, close_delay=0.1)
+    short = api.label(INFECTED, tcp_timeout=0.5, udp_timeout=0.5, close_delay=0.1)
     default = api.label(INFECTED)
     assert short.num_rows > default.num_rows
-    with pytest.raises(TypeError, match="tcp_timeout"):
-        api.label(INFECTED, tcp_timeout=3)
+    with pytest.raises(TypeError, match="tcp_timout"):
+        api.label(INFECTED, tcp_timout=3)
+
+
+def test_earlier_option_names_are_aliases():
+    """``tcp_inactivity=`` (the API's first vocabulary) is ``tcp_timeout=`` (the CLI's)."""
+    by_alias = api.label(INFECTED, tcp_inactivity=0.5, udp_inactivity=0.5, uid_seed=1)
+    by_name = api.label(INFECTED, tcp_timeout=0.5, udp_timeout=0.5, uid_seed=1)
+    assert by_alias.equals(by_name)
+    assert not by_name.equals(api.label(INFECTED, uid_seed=1))
+    tunnels = CAPTURES / "zeek_vxlan.pcap"
+    zeek = api.label(tunnels, zeek_keys=True, uid_seed=1)
+    assert api.label(tunnels, key_by_tunnel_parent=False, uid_seed=1).equals(zeek)
 
 
 # -- several files as one capture ------------------------------------------------------
@@ -170,7 +182,7 @@ def test_split_capture_gives_the_flows_of_the_whole_file(tmp_path, fraction):
 def test_split_files_read_with_the_reader_keep_frame_numbers_continuous(tmp_path):
     parts = [tmp_path / "a.pcap", tmp_path / "b.pcap"]
     _split_pcap(INFECTED, parts, 0.5)
-    inputs = api.CaptureInputs(parts, batch_size=50)
+    inputs = CaptureInputs(parts, batch_size=50)
     frames = np.concatenate([b.frame for b in inputs])
     n_whole = sum(len(b) for b in open_capture(INFECTED).batches())
     assert np.array_equal(frames, np.arange(n_whole))
@@ -219,9 +231,7 @@ def test_inputs_record_failures_and_carry_on(tmp_path):
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"\x00" * 100)
     problems, progress = [], []
-    inputs = api.CaptureInputs(
-        [bad, INFECTED], on_problem=problems.append, on_progress=progress.append
-    )
+    inputs = CaptureInputs([bad, INFECTED], on_problem=problems.append, on_progress=progress.append)
     n = sum(len(b) for b in inputs)
     assert n > 0 and len(problems) == 1 and inputs.failures == problems
     assert "bad.pcap" in str(problems[0])

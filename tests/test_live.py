@@ -118,12 +118,12 @@ def replay(ns: str, iface: str, capture: Path, *rate: str) -> None:
 
 def reference_flows(capture: Path, drop_last: bool = False) -> list[dict]:
     """The file pipeline's labelled flows (what ``portlabel label`` writes)."""
-    from portlabel.capture.reader import read_batches
+    from portlabel.capture.inputs import CaptureInputs
+    from portlabel.labelling.pipeline import label_batches
     from portlabel.live.session import _head
-    from portlabel.pipeline import label_batches
     from portlabel.registry import default_registry
 
-    batches = list(read_batches([capture]))
+    batches = list(CaptureInputs([capture]).raw_batches())
     if drop_last:
         batches[-1] = _head(batches[-1], len(batches[-1]) - 1)
     rows = []

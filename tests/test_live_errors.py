@@ -67,8 +67,8 @@ def test_frames_to_batch_keeps_every_frame(frames):
 def test_warm_up_frames_are_one_flow_of_each_kind_the_writer_renders(fmt, monkeypatch):
     """The warm-up must really exercise TCP, UDP and ICMP over IPv4 and TCP over IPv6
     (a frame that stopped decoding would warm up nothing)."""
+    from portlabel.labelling.pipeline import LabelPipeline
     from portlabel.live import warmup
-    from portlabel.pipeline import LabelPipeline
     from portlabel.registry import default_registry
 
     seen = []

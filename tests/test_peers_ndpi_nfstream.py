@@ -16,8 +16,8 @@ import pytest
 
 import portlabel
 from peers import CAPTURES, ground_truth_files, ndpi_flows, nfstream_flows
-from portlabel.capture.backends import packet_batches
 from portlabel.capture.batch import DecodeStatus
+from portlabel.capture.inputs import packet_batches
 
 NDPI_TRANSPORT = {"TCP": "tcp", "UDP": "udp", "ICMP": "icmp", "ICMPV6": "icmp", "SCTP": "sctp"}
 
@@ -96,7 +96,7 @@ def test_flows_agree_with_ndpi(gt):
     cap = CAPTURES / gt.name.removesuffix(".ndpi.out")
     # ndpiReader keeps flows for the whole of these short captures; so do we here.
     _, by_pair, by_hosts = _ours(
-        cap, tcp_inactivity=3600, udp_inactivity=3600, icmp_inactivity=3600, dns_inactivity=None
+        cap, tcp_timeout=3600, udp_timeout=3600, icmp_timeout=3600, dns_timeout=None
     )
     agree, unexplained = 0, []
     for peer in ndpi_flows(gt):
@@ -140,11 +140,11 @@ def test_flows_agree_with_nfstream(gt):
     peer = nfstream_flows(gt)
     flows, _, _ = _ours(
         cap,
-        tcp_inactivity=120,
-        udp_inactivity=120,
-        icmp_inactivity=120,
-        other_inactivity=120,
-        dns_inactivity=None,
+        tcp_timeout=120,
+        udp_timeout=120,
+        icmp_timeout=120,
+        other_timeout=120,
+        dns_timeout=None,
         active_timeout=1800,
     )
     ours_packets = sum(f["orig_pkts"] + f["resp_pkts"] for f in flows)

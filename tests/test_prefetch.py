@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from portlabel.capture.inputs import CaptureInputs
 from portlabel.flows import FlowConfig
-from portlabel.label_api import CaptureInputs
-from portlabel.pipeline import LabelPipeline, label_batches
-from portlabel.prefetch import prefetched
-from portlabel.registry.compiled import default_registry
+from portlabel.labelling.pipeline import LabelPipeline, label_batches
+from portlabel.labelling.stages import prefetched
+from portlabel.registry import default_registry
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from portlabel.errors import RegistryFormatError
-from portlabel.labels import iana_columns, service_port_side
+from portlabel.labelling.iana import iana_columns, service_port_side
 from portlabel.registry import default_registry, load_registry
-from portlabel.registry.compiled import (
+from portlabel.registry.bundled import (
     BUNDLED_ARTIFACT,
     BUNDLED_PROTOCOLS_XML,
     BUNDLED_SERVICES_XML,

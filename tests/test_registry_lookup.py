@@ -9,9 +9,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from portlabel.constants import TRANSPORTS
 from portlabel.registry import default_registry
-from portlabel.registry.compiled import BUNDLED_ARTIFACT, BUNDLED_SERVICES_XML
-from portlabel.registry.model import TRANSPORTS
+from portlabel.registry.bundled import BUNDLED_ARTIFACT, BUNDLED_SERVICES_XML
 
 NS = "{http://www.iana.org/assignments}"
 
@@ -166,7 +166,7 @@ def test_gathered_strings_equal_the_decoded_ones():
     import numpy as np
 
     from portlabel.arrowutil import gather_strings, strings
-    from portlabel.registry.compiled import default_registry
+    from portlabel.registry import default_registry
 
     reg = default_registry()
     blob, offsets = reg.string_table()

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from portlabel.cli import main
-from portlabel.registry import compiled
-from portlabel.registry.compiled import BUNDLED_SERVICES_XML
+from portlabel.registry import loading
+from portlabel.registry.bundled import BUNDLED_SERVICES_XML
 from portlabel.registry.update import UpdateError, update_registry
 
 XML = lzma.decompress(BUNDLED_SERVICES_XML.read_bytes())
@@ -47,9 +47,9 @@ def server():
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(compiled, "_DEFAULT", None)
+    loading.forget_default()
     yield tmp_path / "cache" / "portlabel" / "iana-registry.plreg"
-    compiled._DEFAULT = None
+    loading.forget_default()
 
 
 def test_update_from_http_replaces_the_cached_registry(server, cache):
@@ -58,8 +58,8 @@ def test_update_from_http_replaces_the_cached_registry(server, cache):
     routes["/ports.xml"] = (edited, {})
     result = update_registry(f"{base}/ports.xml", timeout=10)
     assert result["updated"] == "2026-12-01" and cache.exists()
-    assert compiled.default_registry().updated == "2026-12-01"
-    assert compiled.default_registry().path == str(cache)
+    assert loading.default_registry().updated == "2026-12-01"
+    assert loading.default_registry().path == str(cache)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import portlabel.label_api as api
+import portlabel.labelling.api as api
 from portlabel.writers import EXTENSIONS, FORMATS, format_for_path, writer_class
 from portlabel.writers.jsonl import json_values
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import portlabel.label_api as api
-from portlabel.label_flows import LABEL_COLUMNS
+import portlabel.labelling.api as api
+from portlabel.labelling.flows import LABEL_COLUMNS
 from portlabel.writers.zeek_fields import ALWAYS_UNSET, CONN_FIELDS, conn_log_fields
 from portlabel.writers.zeek_json import ZeekJsonWriter
 from portlabel.writers.zeek_tsv import ZeekTsvWriter, escape, render_column

@@ -180,3 +180,24 @@ def plain_values(array: pa.Array) -> np.ndarray:
         bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
         return bits[first : first + n].astype(bool)
     return np.frombuffer(data, dtype=array.type.to_pandas_dtype())[first : first + n]
+
+
+def column_values(table: pa.Table, name: str, fill: int = 0) -> np.ndarray:
+    """A fixed-width numeric column as numpy, nulls replaced by ``fill``.
+
+    Read from the Arrow buffers: ``to_numpy``/``fill_null`` on a chunked or nullable
+    column import pandas (~0.4 s of start-up).
+    """
+    col = table.column(name)
+    dtype = np.dtype(col.type.to_pandas_dtype())
+    parts = [np.zeros(0, dtype=dtype)]
+    for chunk in col.chunks:
+        n, off = len(chunk), chunk.offset
+        validity, data = chunk.buffers()[:2]
+        values = np.frombuffer(data, dtype=dtype, count=off + n)[off:] if n else parts[0]
+        if chunk.null_count:
+            bits = np.frombuffer(validity, dtype=np.uint8)
+            valid = np.unpackbits(bits, bitorder="little", count=off + n)[off:].astype(bool)
+            values = np.where(valid, values, fill).astype(dtype)
+        parts.append(values)
+    return np.concatenate(parts) if len(parts) > 2 else parts[-1]

@@ -5,8 +5,8 @@ at the (decompressed) leading bytes, never at the file name, to pick classic pca
 and to reject what is neither with a ``CaptureError`` naming the file and offset. The
 reader's ``batches`` then walks the file with the format module, keeping what went wrong
 later in the file as ``warnings`` (everything before the damage is still yielded) and pcapng
-packet comments in ``comments`` (frame number -> text). ``read_batches`` chains several
-files into one capture whose frame numbers continue from file to file.
+packet comments in ``comments`` (frame number -> text). Several files read as one
+capture are ``capture.inputs``' business.
 
 A path that is a pipe (``-`` for standard input, a FIFO, a character device) is opened
 once: its leading bytes are read to recognise it and handed back in front of the rest
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from portlabel.capture import pcap, pcapng
@@ -32,9 +32,9 @@ from portlabel.capture.compression import (
     read_upto,
     sniff_compression,
 )
+from portlabel.constants import BATCH_SIZE
 from portlabel.errors import CaptureError
 
-DEFAULT_BATCH = 65536
 HEAD_BYTES = 1 << 16
 
 
@@ -63,7 +63,7 @@ class CaptureReader:
     def __repr__(self) -> str:
         return f"CaptureReader({self.path!r}, format={self.format!r})"
 
-    def batches(self, batch_size: int = DEFAULT_BATCH, first_frame: int = 0) -> Iterator[RawBatch]:
+    def batches(self, batch_size: int = BATCH_SIZE, first_frame: int = 0) -> Iterator[RawBatch]:
         """``RawBatch``es of at most ``batch_size`` records, frames numbered from
         ``first_frame``. Damage after the start ends the walk with a warning."""
         if batch_size < 1:
@@ -166,22 +166,3 @@ def _window_of(reader: CaptureReader):
     if is_pipe(reader.path):
         raise CaptureError(reader.path, "a pipe can be read only once")
     return open_window(reader.path, reader.compression)
-
-
-def read_batches(
-    paths: Iterable[str | os.PathLike[str]],
-    batch_size: int = DEFAULT_BATCH,
-    readers: list[CaptureReader] | None = None,
-) -> Iterator[RawBatch]:
-    """The files' batches as one capture: frame numbers continue across files.
-
-    Pass a list as ``readers`` to get each opened ``CaptureReader`` (its warnings and
-    comments) appended as soon as that file is opened.
-    """
-    frame = 0
-    for path in paths:
-        reader = open_capture(path)
-        if readers is not None:
-            readers.append(reader)
-        yield from reader.batches(batch_size, first_frame=frame)
-        frame += reader.frames_read

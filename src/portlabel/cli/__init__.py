@@ -1,7 +1,8 @@
 """The ``portlabel`` command: a thin dispatcher over one module per subcommand.
 
 Each module in this package (``registry``, ``packets``, ``label``, ``enrich``, ``live``)
-exposes ``add_parser(subparsers, parents)`` and ``run(args) -> int``. Modules keep their
+exposes ``add_parser(subparsers, parents)`` and ``run(args) -> int``; ``options`` declares
+the options several of them share (registry, capture input, flow options). Modules keep their
 top level free of heavy imports (numpy, pyarrow, scapy) so ``portlabel --help`` and
 ``portlabel registry lookup`` start fast; the work is imported inside ``run``.
 

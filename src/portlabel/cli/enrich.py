@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from portlabel.cli.options import registry_from_args
 from portlabel.errors import UsageError
 
 _CAP = 20
@@ -63,7 +64,7 @@ def run(args) -> int:
     if args.block_size < 1:
         raise UsageError("--block-size must be at least 1 MiB")
     block = args.block_size << 20 if args.block_size else BLOCK_SIZE
-    registry = _registry(args)
+    registry = registry_from_args(args)
     out = args.output
     if args.in_place:
         jobs = [(log, log) for log in args.logs]
@@ -79,14 +80,6 @@ def run(args) -> int:
     for src, dst in jobs:
         failed += not _one(args, src, dst, registry, block)
     return 1 if failed else 0
-
-
-def _registry(args):
-    from portlabel.registry import default_registry, load_registry
-
-    if args.registry or args.overlay:
-        return load_registry(args.registry, overlays=args.overlay)
-    return default_registry()
 
 
 def _one(args, src: str, dst, registry, block: int) -> bool:

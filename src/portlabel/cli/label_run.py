@@ -12,10 +12,10 @@ import sys
 from typing import BinaryIO
 
 from portlabel.atomicfile import atomic_output
+from portlabel.capture.inputs import CaptureInputs
 from portlabel.errors import InputError
-from portlabel.label_api import CaptureInputs
-from portlabel.label_flows import labelled_schema
-from portlabel.pipeline import LabelPipeline, label_batches
+from portlabel.labelling.flows import labelled_schema
+from portlabel.labelling.pipeline import LabelPipeline, label_batches
 from portlabel.writers import writer_class
 from portlabel.writers.summary import Summary
 
@@ -35,7 +35,6 @@ class LabelJob:
         self, paths, registry, config, batch_size: int, quiet: bool = False, backend="native"
     ) -> None:
         self.registry = registry
-        self.backend = backend
         self.config = config
         self.quiet = quiet
         self.progress = False
@@ -44,6 +43,7 @@ class LabelJob:
         self.inputs = CaptureInputs(
             paths,
             batch_size,
+            backend=backend,
             on_problem=lambda exc: _say(str(exc)),
             on_warning=_say,
         )
@@ -54,7 +54,7 @@ class LabelJob:
         try:
             with atomic_output(path) as out:
                 self._run(out, fmt, summary)
-                if self._all_failed():
+                if self.inputs.all_failed:
                     raise _AllInputsFailed
         except _AllInputsFailed:
             return False
@@ -65,10 +65,7 @@ class LabelJob:
     def to_stream(self, out: BinaryIO, fmt: str, summary: bool = True) -> bool:
         self._run(out, fmt, summary)
         out.flush()
-        return not self._all_failed()
-
-    def _all_failed(self) -> bool:
-        return len(self.inputs.failures) == len(self.inputs.paths)
+        return not self.inputs.all_failed
 
     def _run(self, out: BinaryIO, fmt: str, summary: bool) -> None:
         options = {"summary": summary} if fmt == "table" else {}
@@ -76,7 +73,7 @@ class LabelJob:
         try:
             with self._progress_bar() as advance:
                 self.inputs.on_progress = advance
-                for table in label_batches(self._batches(), self.registry, pipeline=self.pipeline):
+                for table in label_batches(self.inputs, self.registry, pipeline=self.pipeline):
                     writer.write(table)
                     if fmt != "table" and self.summarise:
                         self.summary.add(table)
@@ -89,30 +86,6 @@ class LabelJob:
         if fmt == "table":
             self.summary = writer.summary
         writer.close()
-
-    def _batches(self):
-        """Raw batches (native: decoded by the pipeline) or another backend's PacketBatches."""
-        if self.backend == "native":
-            return iter(self.inputs)
-        from portlabel.capture.backends import packet_batches
-
-        inputs = self.inputs
-
-        def problem(exc: InputError) -> None:
-            inputs.failures.append(exc)
-            _say(str(exc))
-
-        notes: list[str] = []
-
-        def batches():
-            yield from packet_batches(
-                inputs.paths, self.backend, inputs.batch_size, on_error=problem, warnings=notes
-            )
-            for line in notes:
-                inputs.warnings.append(line)
-                _say(line)
-
-        return batches()
 
     @contextlib.contextmanager
     def _progress_bar(self):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from portlabel.cli.options import add_flow_options, flow_config_from_args, registry_from_args
+from portlabel.writers import format_names
+
 
 def add_parser(subparsers, parents) -> None:
     p = subparsers.add_parser(
@@ -30,7 +33,7 @@ def add_parser(subparsers, parents) -> None:
         "-F",
         "--format",
         default="jsonl",
-        choices=["jsonl", "csv", "zeek", "zeek-json", "parquet"],
+        choices=format_names(streamable=True),
         help="output format (default jsonl); zeek writes a Zeek TSV conn.log",
     )
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
@@ -73,19 +76,14 @@ def add_parser(subparsers, parents) -> None:
         action="store_false",
         help="do not put the interfaces in promiscuous mode",
     )
-    p.add_argument(
-        "--active-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="end flows longer than SECONDS (default: none, as Zeek)",
-    )
+    add_flow_options(p)
     p.set_defaults(run=run)
 
 
 def _check(args: argparse.Namespace) -> None:
     from portlabel.errors import UsageError
 
-    for name in ("count", "duration", "rotate", "ring_mb", "active_timeout"):
+    for name in ("count", "duration", "rotate", "ring_mb"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
@@ -95,15 +93,14 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from portlabel.flows import FlowConfig
-    from portlabel.label_flows import labelled_schema
+    from portlabel.labelling.flows import labelled_schema
+    from portlabel.labelling.pipeline import LabelPipeline
     from portlabel.live.backends import open_source
     from portlabel.live.output import FlowSink
     from portlabel.live.session import Limits, LiveSession
-    from portlabel.pipeline import LabelPipeline
-    from portlabel.registry import load_registry
 
-    registry = load_registry(args.registry, overlays=args.overlay)
+    config = flow_config_from_args(args)
+    registry = registry_from_args(args)
     source = open_source(args.backend, args.interfaces, args.filter, args.ring_mb, args.promisc)
     try:
         from portlabel.live.warmup import warm_up
@@ -119,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
                 import portlabel.live.view  # noqa: F401
             drop_privileges(args.user)
-        pipe = LabelPipeline(registry, FlowConfig(active_timeout=args.active_timeout))
+        pipe = LabelPipeline(registry, config)
         sink = FlowSink(args.output, args.format, labelled_schema(), args.rotate)
         limits = Limits(args.count, args.duration, args.stats_interval or None)
         session = LiveSession(source, pipe, sink, limits, quiet=args.quiet)

@@ -1,27 +1,27 @@
 """``portlabel packets``: one line per packet, as text (like ``tcpdump -n``) or JSON.
 
-Theory of operation: batches come from ``capture.backends.packet_batches`` (any backend);
-each batch is turned into its block of output lines at once: every column becomes an array
-of text fragments (addresses through a cache of unique addresses, ports/flags/statuses
-through lookup tables) and the fragments are joined column-wise with ``numpy.strings``, so
-no Python code runs per packet. A file that cannot be read is reported on one line and the
-others are still shown; the exit status is then 1.
+The files are read as one capture by ``capture.inputs.CaptureInputs`` (any backend) and
+each batch is written by ``packet_writers.lines.PacketFormatter`` as a block of lines.
+A file that cannot be read is reported on one line and the others are still shown; the
+exit status is then 1. Reader warnings are printed after the packets.
 
 Labels: with ``--label`` each line also gets the packet's flow ``uid`` and its flow's
-``iana.service`` (``packets_label.PacketLabeller``, fed the same batches, in ``_emit``);
+``iana.service`` (``packet_writers.labels.PacketLabeller``, fed the same batches);
 ``-o FILE`` writes a pcapng copy whose packet comments are those labels instead
-(``packets_label.write_labelled``).
+(``packet_writers.pcapng_comments``). Both build flows, so both take the flow options.
 """
 
 from __future__ import annotations
 
 import sys
 
-# The names of capture.backends.BACKENDS, repeated so that parsing imports no numpy.
-BACKEND_NAMES = ("native", "scapy", "tshark")
-TRANSPORT_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 1: "icmp", 58: "icmp6"}
-PORT_PROTOCOLS = (6, 17, 132, 33)
-TCP_FLAG_LETTERS = "FSRPAUECN"  # bit 0 (FIN) .. bit 8 (NS)
+from portlabel.cli.options import (
+    add_capture_options,
+    add_flow_options,
+    flow_config_from_args,
+    registry_from_args,
+)
+from portlabel.errors import InputError, UsageError
 
 
 def add_parser(subparsers, parents) -> None:
@@ -41,12 +41,6 @@ def add_parser(subparsers, parents) -> None:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
     p.add_argument(
-        "--backend",
-        choices=BACKEND_NAMES,
-        default="native",
-        help="how to read and dissect: native (fast, default), scapy or tshark",
-    )
-    p.add_argument(
         "--label",
         action="store_true",
         help="add each packet's flow uid and iana.service (the label of its flow)",
@@ -58,223 +52,70 @@ def add_parser(subparsers, parents) -> None:
         help="write the capture as pcapng with each packet's label as its comment "
         "(implies --label; nothing is printed)",
     )
-    p.add_argument("--uid-seed", type=int, metavar="N", help="reproducible flow uids")
+    add_capture_options(p)
+    add_flow_options(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from portlabel.capture.backends import packet_batches
-
-    failed: list[str] = []
-    warnings: list[str] = []
+    from portlabel.capture.inputs import CaptureInputs
 
     def report(exc) -> None:
-        failed.append(str(exc))
         print(f"portlabel: {exc}", file=sys.stderr)
 
+    inputs = CaptureInputs(args.captures, args.batch_size, backend=args.backend, on_problem=report)
     if args.output:
-        from portlabel.cli.packets_label import write_labelled
-
-        write_labelled(args, report, warnings)
+        _write_labelled(args, inputs)
     else:
-        labeller = None
-        if args.label:
-            from portlabel.cli.packets_label import PacketLabeller
-
-            labeller = PacketLabeller(args)
-        formatter = PacketFormatter()
-        out = sys.stdout
-        batches = packet_batches(args.captures, args.backend, on_error=report, warnings=warnings)
-        for batch in batches:
-            _emit(out, formatter, batch, as_json=args.json, labeller=labeller)
-        out.flush()
+        _print_lines(args, inputs)
     if not args.quiet:
-        for note in warnings:
+        for note in inputs.warnings:
             print(f"portlabel: warning: {note}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if inputs.failures else 0
 
 
-def _emit(out, formatter: PacketFormatter, batch, as_json: bool, labeller=None) -> None:
-    if not len(batch):
-        return
-    if labeller is None:
-        block = formatter.json_lines(batch) if as_json else formatter.text_lines(batch)
-    else:
-        extra = labeller.json_fields(batch) if as_json else labeller.text_fields(batch)
+def _labeller(args):
+    from portlabel.packet_writers.labels import PacketLabeller
+
+    return PacketLabeller(registry_from_args(args), flow_config_from_args(args))
+
+
+def _print_lines(args, inputs) -> None:
+    from portlabel.packet_writers.lines import PacketFormatter
+
+    labeller = _labeller(args) if args.label else None
+    formatter = PacketFormatter()
+    out = sys.stdout
+    for batch in inputs.packet_batches():
+        if not len(batch):
+            continue
+        if labeller is None:
+            extra = None
+        else:
+            extra = labeller.json_fields(batch) if args.json else labeller.text_fields(batch)
         block = (
-            formatter.json_lines(batch, extra) if as_json else formatter.text_lines(batch, extra)
+            formatter.json_lines(batch, extra) if args.json else formatter.text_lines(batch, extra)
         )
-    out.write(block)
+        out.write(block)
+    out.flush()
 
 
-class PacketFormatter:
-    """Turns ``PacketBatch``es into output text, remembering address texts across batches."""
+def _write_labelled(args, inputs) -> int:
+    """Write ``args.output`` (pcapng, labels as comments); the number of packets written.
+    The copy needs each packet's original bytes, so it reads with the native reader."""
+    from portlabel.atomicfile import atomic_output
+    from portlabel.capture.decode import decode
+    from portlabel.packet_writers.pcapng_comments import PcapngCommentWriter
 
-    MAX_CACHED = 1 << 16
-
-    def __init__(self) -> None:
-        import numpy as np
-
-        from portlabel.capture.batch import DecodeStatus, TunnelType
-
-        self.np = np
-        self.addresses: dict[bytes, str] = {}
-        text = np.dtypes.StringDType()
-        self.status_names = np.array([s.name.lower() for s in DecodeStatus], dtype=text)
-        self.tunnel_names = np.array([t.name.lower() for t in TunnelType], dtype=text)
-        names = [TRANSPORT_NAMES.get(p, str(p)) for p in range(256)]
-        self.transport_text = np.array(names, dtype=np.dtypes.StringDType())
-        self.transport_json = np.array(
-            [f'"{TRANSPORT_NAMES[p]}"' if p in TRANSPORT_NAMES else str(p) for p in range(256)],
-            dtype=np.dtypes.StringDType(),
-        )
-        self.flag_letters = np.array(
-            ["".join(c for b, c in enumerate(TCP_FLAG_LETTERS) if v >> b & 1) for v in range(512)],
-            dtype=np.dtypes.StringDType(),
-        )
-        self.has_ports = np.zeros(256, dtype=bool)
-        self.has_ports[list(PORT_PROTOCOLS)] = True
-
-    # -- columns as text -------------------------------------------------------------
-    def address_text(self, column, present):
-        """Innermost addresses as text ("" where ``present`` is False)."""
-        import ipaddress
-
-        np = self.np
-        out = np.full(column.shape[0], "", dtype=np.dtypes.StringDType())
-        if not present.any():
-            return out
-        unique, inverse = np.unique(column[present], axis=0, return_inverse=True)
-        texts = []
-        for row in unique:
-            key = row.tobytes()
-            text = self.addresses.get(key)
-            if text is None:
-                address = ipaddress.IPv6Address(key)
-                text = str(address.ipv4_mapped or address)
-                if len(self.addresses) < self.MAX_CACHED:
-                    self.addresses[key] = text
-            texts.append(text)
-        out[present] = np.array(texts, dtype=np.dtypes.StringDType())[inverse.ravel()]
-        return out
-
-    def _parts(self, batch) -> dict:
-        np = self.np
-        is_ip = batch.ip_version != 0
-        proto = batch.ip_proto.astype(np.intp)
-        ports = is_ip & self.has_ports[proto] & ((batch.sport != 0) | (batch.dport != 0))
-        return {
-            "is_ip": is_ip,
-            "ports": ports,
-            "tcp": is_ip & (proto == 6) & ports,
-            "src": self.address_text(batch.src_ip, is_ip),
-            "dst": self.address_text(batch.dst_ip, is_ip),
-            "status": self.status_names[batch.status],
-        }
-
-    @staticmethod
-    def _seconds(ts_ns, np):
-        """Epoch seconds with nanoseconds as exact text ("1436720898.354402000")."""
-        sec, ns = np.divmod(ts_ns, 1_000_000_000)
-        digits = np.strings.zfill(ns.astype(np.dtypes.StringDType()), 9)
-        return np.strings.add(np.strings.add(sec.astype(np.dtypes.StringDType()), "."), digits)
-
-    # -- JSON --------------------------------------------------------------------------
-    def json_lines(self, batch, extra=None) -> str:
-        """One JSON object per packet, newline-terminated (``extra``: text to append to
-        each object, e.g. ``,"uid":"C..."``)."""
-        np, S = self.np, np_strings(self.np)
-        p = self._parts(batch)
-        null = "null"
-
-        def quoted(text, present):
-            return np.where(present, S.add(S.add('"', text), '"'), null)
-
-        def number(values, present):
-            return np.where(present, values.astype(np.dtypes.StringDType()), null)
-
-        transport = np.where(p["is_ip"], self.transport_json[batch.ip_proto], null)
-        fields = [
-            ('{"frame":', batch.frame.astype(np.dtypes.StringDType())),
-            (',"ts":', self._seconds(batch.ts_ns, np)),
-            (',"src":', quoted(p["src"], p["is_ip"])),
-            (',"dst":', quoted(p["dst"], p["is_ip"])),
-            (',"sport":', number(batch.sport, p["ports"])),
-            (',"dport":', number(batch.dport, p["ports"])),
-            (',"transport":', transport),
-            (',"len":', batch.wirelen.astype(np.dtypes.StringDType())),
-            (',"status":', quoted(p["status"], True)),
-        ]
-        line = _join(S, fields)
-        optional = [
-            (',"vlan":', _text(batch.vlan), batch.vlan >= 0),
-            (',"inner_vlan":', _text(batch.inner_vlan), batch.inner_vlan >= 0),
-            (',"tunnel":', quoted(self.tunnel_names[batch.tunnel], True), batch.tunnel != 0),
-            (',"tcp_flags":', quoted(self.flag_letters[batch.tcp_flags & 0x1FF], True), p["tcp"]),
-        ]
-        for key, text, present in optional:
-            line = np.where(present, S.add(S.add(line, key), text), line)
-        if extra is not None:
-            line = S.add(line, extra)
-        return "".join(S.add(line, "}\n").tolist())
-
-    # -- text --------------------------------------------------------------------------
-    def text_lines(self, batch, extra=None) -> str:
-        """One aligned human line per packet, tcpdump -n style, newline-terminated."""
-        np, S = self.np, np_strings(self.np)
-        p = self._parts(batch)
-        when = np.datetime_as_string(batch.ts_ns.astype("datetime64[ns]"), unit="us")
-        when = S.replace(when.astype(np.dtypes.StringDType()), "T", " ")
-        src = np.where(
-            p["ports"],
-            S.add(S.add(p["src"], "."), batch.sport.astype(np.dtypes.StringDType())),
-            p["src"],
-        )
-        dst = np.where(
-            p["ports"],
-            S.add(S.add(p["dst"], "."), batch.dport.astype(np.dtypes.StringDType())),
-            p["dst"],
-        )
-        src = np.where(p["is_ip"], src, "-")
-        dst = np.where(p["is_ip"], dst, "-")
-        kind = np.where(p["is_ip"], self.transport_text[batch.ip_proto], "-")
-        frame = S.rjust(batch.frame.astype(np.dtypes.StringDType()), 7)
-        src = S.ljust(src, int(S.str_len(src).max()))
-        dst = S.ljust(dst, int(S.str_len(dst).max()))
-        kind = S.ljust(kind, 5)
-        length = S.rjust(batch.wirelen.astype(np.dtypes.StringDType()), 5)
-        line = _join(
-            S, [("", frame), (" ", when), (" ", kind), (" ", src), (" > ", dst), (" len ", length)]
-        )
-        flags = S.add(S.add(" [", self.flag_letters[batch.tcp_flags & 0x1FF]), "]")
-        line = np.where(p["tcp"], S.add(line, flags), line)
-        tunnel = S.add(" tunnel=", self.tunnel_names[batch.tunnel])
-        line = np.where(batch.tunnel != 0, S.add(line, tunnel), line)
-        line = np.where(
-            batch.vlan >= 0,
-            S.add(S.add(line, " vlan="), batch.vlan.astype(np.dtypes.StringDType())),
-            line,
-        )
-        line = np.where(batch.status != 0, S.add(S.add(line, " "), p["status"]), line)
-        if extra is not None:
-            line = S.add(line, extra)
-        return "".join(S.add(line, "\n").tolist())  # fmt: skip
-
-
-def _text(values):
-    """Integers (or anything numpy can print) as a StringDType array."""
-    import numpy as np
-
-    return values.astype(np.dtypes.StringDType())
-
-
-def np_strings(np):
-    return np.strings
-
-
-def _join(S, fields):
-    line = None
-    for prefix, text in fields:
-        part = S.add(prefix, text) if prefix else text
-        line = part if line is None else S.add(line, part)
-    return line
+    if args.backend != "native":
+        raise UsageError("-o copies the original packet bytes: it needs --backend native")
+    labeller = _labeller(args)
+    try:
+        with atomic_output(args.output) as out:
+            writer = PcapngCommentWriter(out)
+            for raw in inputs.raw_batches():
+                comments, lengths = labeller.comments(decode(raw))
+                writer.write(raw, inputs.reader.snaplens, comments, lengths)
+    except OSError as exc:
+        raise InputError(args.output, f"cannot write: {exc.strerror or exc}") from None
+    return writer.packets

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from portlabel.cli.options import registry_from_args
+from portlabel.constants import TRANSPORTS
 from portlabel.errors import UsageError
 
 EXPORT_FORMATS = ("services", "wireshark", "zeek", "csv", "json")
@@ -80,16 +82,10 @@ def add_parser(subparsers, parents) -> None:
     upd.set_defaults(run=run_update)
 
 
-def _registry(args):
-    from portlabel.registry import load_registry
-
-    return load_registry(args.registry, overlays=args.overlay or None)
-
-
 def run_info(args) -> int:
     from portlabel.registry.summary import summarise
 
-    summary = summarise(_registry(args))
+    summary = summarise(registry_from_args(args))
     if args.json:
         print(json.dumps(summary))
     else:
@@ -106,7 +102,7 @@ def parse_query(text: str) -> tuple[str, int | None, str | None]:
         port = int(port_text)
         if port > 65535:
             raise UsageError(f"port {port} outside 0-65535 in {text!r}")
-        if transport and transport.lower() not in ("tcp", "udp", "sctp", "dccp"):
+        if transport and transport.lower() not in TRANSPORTS:
             raise UsageError(
                 f"unknown transport {transport!r} in {text!r} (tcp, udp, sctp or dccp)"
             )
@@ -119,7 +115,7 @@ def _answers(registry, queries: list[str]) -> list[dict]:
     for q in queries:
         kind, port, transport = parse_query(q)
         if kind == "port":
-            for t in [transport] if transport else ["tcp", "udp", "sctp", "dccp"]:
+            for t in [transport] if transport else TRANSPORTS:
                 answers.append({"query": q, **registry.lookup_one(t, port)})
         else:
             hits = registry.find_name(q)
@@ -141,13 +137,13 @@ def _emit(answers: list[dict], as_json: bool, title: str) -> None:
 
 
 def run_lookup(args) -> int:
-    answers = _answers(_registry(args), args.queries)
+    answers = _answers(registry_from_args(args), args.queries)
     _emit(answers, args.json, "portlabel registry lookup")
     return 0 if all(a.get("status") != "not found" for a in answers) else 1
 
 
 def run_search(args) -> int:
-    registry = _registry(args)
+    registry = registry_from_args(args)
     hits = registry.search(args.text)
     if args.limit:
         hits = hits[: args.limit]
@@ -171,7 +167,7 @@ def run_compile(args) -> int:
 def run_export(args) -> int:
     from portlabel.registry.export import export
 
-    text = export(_registry(args), args.format)
+    text = export(registry_from_args(args), args.format)
     if args.output:
         from portlabel.registry.build import write_artifact
 

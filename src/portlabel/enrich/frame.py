@@ -21,7 +21,7 @@ from portlabel.enrich.transport import (
     UNKNOWN,
     path_transport,
 )
-from portlabel.labels import IANA_COLUMNS
+from portlabel.labelling.iana import IANA_COLUMNS
 
 
 def add_iana_columns(frame, registry=None, path: str | None = None):

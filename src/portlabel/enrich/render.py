@@ -27,8 +27,9 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.arrowutil import from_blob, indices, numeric
+from portlabel.constants import PORTED_PROTOCOLS
 from portlabel.enrich.transport import UNKNOWN
-from portlabel.labels import IANA_FIELDS, iana_columns
+from portlabel.labelling.iana import IANA_FIELDS, iana_columns
 
 NO_PORT = 65536
 # Render every port of a protocol at once when a call meets more new ports than this:
@@ -36,9 +37,8 @@ NO_PORT = 65536
 RENDER_ALL_AT = 256
 RENDER_SLICE = 8192  # ports rendered per pass: bounds the pass's temporary arrays
 _NUMERIC = ("count", "int", "port")
-PORTED = (6, 17, 132, 33)
 _PORTED = np.zeros(UNKNOWN + 1, dtype=bool)
-_PORTED[list(PORTED)] = True
+_PORTED[list(PORTED_PROTOCOLS)] = True
 
 
 def label_columns(registry, protos: np.ndarray, ports: np.ndarray) -> dict[str, pa.Array]:

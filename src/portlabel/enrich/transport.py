@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import re
 
+from portlabel.constants import ICMP6, PROTOCOL_NAMES
+
 UNKNOWN = 256
 
 # Zeek ``transport_proto`` enum values (and a few spellings other tools use).
 PROTO_NUMBERS: dict[str, int] = {
-    "tcp": 6,
-    "udp": 17,
-    "icmp": 1,
-    "icmp6": 58,
-    "ipv6-icmp": 58,
-    "sctp": 132,
-    "dccp": 33,
+    **{name: number for number, name in PROTOCOL_NAMES.items()},
+    "ipv6-icmp": ICMP6,
 }
 
 TCP, UDP, GRE = 6, 17, 47

@@ -31,7 +31,7 @@ from portlabel.enrich.transport import (
     path_transport,
 )
 from portlabel.errors import LogFormatError
-from portlabel.labels import IANA_COLUMNS
+from portlabel.labelling.iana import IANA_COLUMNS
 
 _SCHEMA = pa.schema(
     [

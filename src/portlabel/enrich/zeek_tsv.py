@@ -32,7 +32,7 @@ from portlabel.enrich.transport import (
     path_transport,
 )
 from portlabel.errors import LogFormatError
-from portlabel.labels import IANA_COLUMNS, IANA_FIELDS
+from portlabel.labelling.iana import IANA_COLUMNS, IANA_FIELDS
 
 HASH = 35
 _ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")

@@ -4,25 +4,28 @@
 the columns of ``FLOW_SCHEMA`` (declared in ``columns``); ``flush()`` returns the rest.
 ``update(batch, want_rows=True)`` also says which flow each packet went to
 (``FlowUpdate``), and ``advance(now_ns)`` moves the flow clock without packets.
+``config`` declares the options (``FlowConfig``) the engine and the command line share.
+
+The names below are resolved on first use: ``portlabel.flows.config`` is read by the
+command line's option parser, which must not load numpy.
 """
 
-from portlabel.flows.columns import FLOW_COLUMNS, FLOW_SCHEMA, ZEEK_CONN_FIELDS, ZEEK_TYPES
-from portlabel.flows.community_id import community_ids
-from portlabel.flows.direction import LIKELY_SERVER_PORTS, is_likely_server_port
-from portlabel.flows.engine import FlowConfig, FlowTable
-from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
+from portlabel.lazy import lazy_exports
 
-__all__ = [
-    "FLOW_COLUMNS",
-    "FLOW_SCHEMA",
-    "LIKELY_SERVER_PORTS",
-    "ZEEK_CONN_FIELDS",
-    "ZEEK_TYPES",
-    "FinishedFlows",
-    "FlowConfig",
-    "FlowTable",
-    "FlowUpdate",
-    "PacketFlows",
-    "community_ids",
-    "is_likely_server_port",
-]
+_EXPORTS = {
+    "FLOW_COLUMNS": "portlabel.flows.columns",
+    "FLOW_SCHEMA": "portlabel.flows.columns",
+    "ZEEK_CONN_FIELDS": "portlabel.flows.columns",
+    "ZEEK_TYPES": "portlabel.flows.columns",
+    "community_ids": "portlabel.flows.community_id",
+    "LIKELY_SERVER_PORTS": "portlabel.flows.direction",
+    "is_likely_server_port": "portlabel.flows.direction",
+    "FlowConfig": "portlabel.flows.config",
+    "flow_config": "portlabel.flows.config",
+    "FlowTable": "portlabel.flows.engine",
+    "FinishedFlows": "portlabel.flows.results",
+    "FlowUpdate": "portlabel.flows.results",
+    "PacketFlows": "portlabel.flows.results",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.arrowutil import numeric, string_lists, strings
+from portlabel.constants import PROTOCOL_NAMES, ZEEK_PROTO_NAMES, ZEEK_UNKNOWN_PROTO
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, RESPONDER_BY, empty_table
 from portlabel.flows.community_id import community_id_chars
 from portlabel.flows.keys import unpack, unpack_int
@@ -43,8 +44,6 @@ _LETTERS = np.array(
     [ord(c) for c in HISTORY_KINDS.upper()] + [ord(c) for c in HISTORY_KINDS.lower()] + [ord("^")],
     dtype=np.uint8,
 )
-_PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
-_TRANSPORTS = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 1: "icmp", 58: "icmp6"}
 
 
 def _by_proto(proto: np.ndarray, table: dict[int, str], default: str) -> pa.Array:
@@ -146,7 +145,7 @@ def to_flow_batch(
         "id.orig_p": numeric(orig_p.astype(np.uint16)),
         "id.resp_h": addresses(resp_ip, v4),
         "id.resp_p": numeric(resp_p.astype(np.uint16)),
-        "proto": _by_proto(proto, _PROTO_NAMES, "unknown_transport"),
+        "proto": _by_proto(proto, ZEEK_PROTO_NAMES, ZEEK_UNKNOWN_PROTO),
         "duration": numeric(dur_ns / 1e9, zero),
         "orig_bytes": numeric(o_bytes.astype(np.uint64), zero),
         "resp_bytes": numeric(r_bytes.astype(np.uint64), zero),
@@ -164,7 +163,7 @@ def to_flow_batch(
         "orig_l2_addr": macs(o_mac),
         "resp_l2_addr": macs(r_mac),
         "ip_proto": numeric(proto.astype(np.uint8)),
-        "transport": _by_proto(proto, _TRANSPORTS, "other"),
+        "transport": _by_proto(proto, PROTOCOL_NAMES, "other"),
         "responder_by": names(rec["by"], RESPONDER_BY),
         "end_reason": names(reasons, END_REASONS),
     }

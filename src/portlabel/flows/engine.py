@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, empty_table
+from portlabel.flows.config import FlowConfig
 from portlabel.flows.direction import decide_orientation
 from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
@@ -51,22 +52,6 @@ _FROM_STATE = (
     "first_ts",
     "ip_version",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class FlowConfig:
-    """Timeouts (seconds) and keying options; defaults are Zeek's."""
-
-    tcp_inactivity: float = 300.0
-    udp_inactivity: float = 60.0
-    icmp_inactivity: float = 60.0
-    other_inactivity: float = 60.0
-    dns_inactivity: float | None = 10.0  # Zeek's dns_session_timeout (UDP DNS ports)
-    close_delay: float = 5.0  # Zeek's tcp_close_delay / tcp_reset_delay
-    active_timeout: float | None = None  # Zeek has none; NFStream uses 1800
-    key_by_tunnel_parent: bool = True  # False: Zeek's keying (inner 5-tuple + VLANs)
-    uid_seed: int | None = None
-    community_id_seed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

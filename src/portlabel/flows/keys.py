@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from portlabel.constants import ICMP_PROTOCOLS, PORTED_PROTOCOLS
+
 try:
     from portlabel.flows import _flowkeys
 except ImportError:  # built without a C compiler: grouping by sorting hashes in numpy
@@ -34,8 +36,6 @@ ICMP6_PAIRS = {
     128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135,
     130: 131, 131: 130, 139: 140, 140: 139, 144: 145, 145: 144,
 }  # fmt: skip
-PORTED_PROTOS = (6, 17, 33, 132)  # tcp, udp, dccp, sctp carry 16-bit ports
-ICMP_PROTOS = (1, 58)
 
 # key layout: name -> (offset, width); declared once, read by pack/unpack
 KEY_FIELDS: dict[str, tuple[int, int]] = {}
@@ -64,8 +64,8 @@ def _pair_table(pairs: dict[int, int]) -> np.ndarray:
 
 
 _PAIR4, _PAIR6 = _pair_table(ICMP4_PAIRS), _pair_table(ICMP6_PAIRS)
-_PORTED = np.isin(np.arange(256), PORTED_PROTOS)
-_ICMP = np.isin(np.arange(256), ICMP_PROTOS)
+_PORTED = np.isin(np.arange(256), PORTED_PROTOCOLS)
+_ICMP = np.isin(np.arange(256), ICMP_PROTOCOLS)
 
 
 def icmp_ports(

@@ -42,19 +42,19 @@ _DNS_PORTS[[53, 137, 5353, 5355]] = True  # where Zeek's DNS analyzer runs over 
 def idle_timeouts(proto: np.ndarray, config, port_a=None, port_b=None) -> np.ndarray:
     """Inactivity timeout (ns) per row, by transport (and DNS ports for UDP)."""
     out = _timeout_table(config)[proto]
-    if port_a is not None and config.dns_inactivity is not None:
+    if port_a is not None and config.dns_timeout is not None:
         udp = np.flatnonzero(proto == 17)
         dns = udp[_DNS_PORTS[port_a[udp]] | _DNS_PORTS[port_b[udp]]]
-        out[dns] = int(config.dns_inactivity * 1e9)
+        out[dns] = int(config.dns_timeout * 1e9)
     return out
 
 
 def _timeout_table(config) -> np.ndarray:
     """Inactivity timeout (ns) by IP protocol number."""
-    table = np.full(256, int(config.other_inactivity * 1e9), dtype=np.int64)
-    table[6] = int(config.tcp_inactivity * 1e9)
-    table[17] = int(config.udp_inactivity * 1e9)
-    table[[1, 58]] = int(config.icmp_inactivity * 1e9)
+    table = np.full(256, int(config.other_timeout * 1e9), dtype=np.int64)
+    table[6] = int(config.tcp_timeout * 1e9)
+    table[17] = int(config.udp_timeout * 1e9)
+    table[[1, 58]] = int(config.icmp_timeout * 1e9)
     return table
 
 

@@ -1,6 +1,6 @@
 """Streaming output for live capture: the shared writers, flushed per batch, with rotation.
 
-``FlowSink`` wraps one of ``portlabel.writers``' writers (chosen by format name) around a
+``FlowSink`` wraps one of ``portlabel.writers``' streamable formats (chosen by name) around a
 stream: each labelled flow table is written and the stream flushed at once, so a reader
 of stdout or of the log sees every flow as soon as it ends. With ``rotate`` seconds, the
 file is closed every period and renamed Zeek's way, ``conn.<open>-<close>.log`` (times
@@ -10,7 +10,6 @@ same way when the sink closes.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import time
@@ -19,31 +18,18 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from portlabel.errors import UsageError
+from portlabel.writers import get_format
 
-# format name -> (module, class, default file extension)
-FORMATS: dict[str, tuple[str, str, str]] = {
-    "jsonl": ("portlabel.writers.jsonl", "JsonWriter", "jsonl"),
-    "csv": ("portlabel.writers.csv", "CsvWriter", "csv"),
-    "zeek": ("portlabel.writers.zeek_tsv", "ZeekTsvWriter", "log"),
-    "zeek-json": ("portlabel.writers.zeek_json", "ZeekJsonWriter", "log"),
-    "parquet": ("portlabel.writers.parquet", "ParquetWriter", "parquet"),
-}
 ROTATED_TIME = "%Y-%m-%d-%H-%M-%S"
 
 
-def writer_class(fmt: str):
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})")
-    module, name, _ = FORMATS[fmt]
-    return getattr(importlib.import_module(module), name)
-
-
-def rotated_name(path: str, opened: float, closed: float) -> str:
-    """``dir/conn.log`` opened and closed at those times -> ``dir/conn.<open>-<close>.log``."""
+def rotated_name(path: str, opened: float, closed: float, extension: str = "log") -> str:
+    """``dir/conn.log`` opened and closed at those times -> ``dir/conn.<open>-<close>.log``
+    (a name without an extension gets ``extension``, the format's)."""
     head, tail = os.path.split(path)
     stem, dot, ext = tail.rpartition(".")
     if not dot:
-        stem, ext = tail, "log"
+        stem, ext = tail, extension
     a = time.strftime(ROTATED_TIME, time.localtime(opened))
     b = time.strftime(ROTATED_TIME, time.localtime(closed))
     return os.path.join(head, f"{stem}.{a}-{b}.{ext}")
@@ -61,11 +47,12 @@ class FlowSink:
     ) -> None:
         if rotate and not path:
             raise UsageError("--rotate needs -o PATH (rotation renames files)")
-        if fmt == "parquet" and not path:
-            raise UsageError("parquet output needs -o PATH")
+        self.format = get_format(fmt, streamable=True)
+        if self.format.binary and not path:
+            raise UsageError(f"{fmt} output needs -o PATH")
         self.path = path
         self.schema = schema
-        self.cls = writer_class(fmt)
+        self.cls = self.format.writer_class()
         self.rotate = rotate
         self.rotated: list[str] = []
         self.rows = 0
@@ -106,7 +93,7 @@ class FlowSink:
         self.stream.close()
         if not self.rotate:
             return self.path
-        name = rotated_name(self.path, self.opened, time.time())
+        name = rotated_name(self.path, self.opened, time.time(), self.format.extension)
         os.replace(self.path, name)
         self.rotated.append(name)
         return name

@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.capture.batch import RawBatch
+from portlabel.labelling.pipeline import LabelPipeline
 from portlabel.live.output import FlowSink
 from portlabel.live.stats import SessionTotals, stats_line, sum_counters
-from portlabel.pipeline import LabelPipeline
 
 TICK = 0.2  # longest wait for packets, so timers and the stop flag are seen promptly
 CLOCK_SLACK_NS = 500_000_000  # packets may sit in a not yet retired block this long

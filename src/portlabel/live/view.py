@@ -18,7 +18,7 @@ import numpy as np
 
 from portlabel.capture.batch import DecodeStatus
 from portlabel.capture.decode import decode
-from portlabel.labels import iana_columns, service_port_side
+from portlabel.labelling.iana import iana_columns, service_port_side
 
 QUIET = 30.0  # seconds without a packet before a connection leaves the table
 ROWS = 20

@@ -33,10 +33,10 @@ def warm_up(registry, fmt: str) -> None:
     import pyarrow.compute  # noqa: F401 - imported lazily by pyarrow itself
 
     from portlabel.capture.batch import RawBatch
-    from portlabel.label_flows import labelled_schema
+    from portlabel.labelling.flows import labelled_schema
+    from portlabel.labelling.pipeline import LabelPipeline
     from portlabel.live.afpacket import drain_blocks
-    from portlabel.live.output import writer_class
-    from portlabel.pipeline import LabelPipeline
+    from portlabel.writers import writer_class
 
     frames = [bytes.fromhex(f.replace(" ", "").ljust(2 * 60, "0")) for f in WARM_FRAMES]
     lengths = np.array([len(f) for f in frames], np.uint32)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from portlabel.errors import RegistryFormatError
+from portlabel.registry.bundled import BUNDLED_PROTOCOLS_XML
+from portlabel.registry.compiled import Registry, open_artifact, registry_from_bytes
 from portlabel.registry.compiler import compile_sources
 from portlabel.registry.sources import read_source
 
@@ -20,8 +22,6 @@ def compile_files(
     protocols: str | Path | None = None,
 ) -> bytes:
     """Compile ``base`` with ``overlays`` on top; protocols default to the bundled XML."""
-    from portlabel.registry.compiled import BUNDLED_PROTOCOLS_XML
-
     source = read_source(base)
     if source.kind in ("iana-protocols",):
         raise RegistryFormatError(
@@ -47,12 +47,10 @@ def write_artifact(data: bytes, out: str | Path) -> None:
 
 def compile_registry(
     source: str | Path, overlays: list[str] | tuple[str, ...] = (), output: str | Path | None = None
-):
+) -> Registry:
     """Compile ``source`` (+ overlays) and return the ``Registry``; write it to ``output`` too."""
-    from portlabel.registry.compiled import load_registry, registry_from_bytes
-
     data = compile_files(source, overlays)
     if output is None:
         return registry_from_bytes(str(source), data)
     write_artifact(data, output)
-    return load_registry(output)
+    return open_artifact(output)

@@ -8,30 +8,22 @@ use and cached, so the first answer costs nothing but the map.
 
 Transports may be given as IP protocol numbers (6, 17, 132, 33: what packets carry) or
 as names ("tcp", "udp", "sctp", "dccp").
+
+Pure: this module maps the artifact it is given and knows nothing of where registries
+live. Which registry is the default (the user's cache, else the bundled one) and how a
+source file becomes an artifact are ``loading``'s and ``build``'s business.
 """
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from portlabel.errors import RegistryFormatError
+from portlabel.constants import IP_PROTO_OF_TRANSPORT, TRANSPORTS
 from portlabel.registry.artifact import MAGIC, load_sections, parse_sections
-from portlabel.registry.model import (
-    IP_PROTO_OF_TRANSPORT,
-    PORT_CLASS_NAMES,
-    STATUS_NAMES,
-    TRANSPORTS,
-    Status,
-)
-
-DATA_DIR = Path(__file__).with_name("data")
-BUNDLED_ARTIFACT = DATA_DIR / "iana-registry.plreg"
-BUNDLED_SERVICES_XML = DATA_DIR / "service-names-port-numbers.xml.xz"
-BUNDLED_PROTOCOLS_XML = DATA_DIR / "protocol-numbers.xml.xz"
+from portlabel.registry.model import PORT_CLASS_NAMES, STATUS_NAMES, Status
 
 # IP protocol number -> row of the index array (row 4: no ports), and that row's start in
 # the flattened array, so a lookup is one gather, one add and one gather.
@@ -39,12 +31,6 @@ ROW_OF_PROTO = np.full(256, len(TRANSPORTS), dtype=np.intp)
 for _name, _proto in IP_PROTO_OF_TRANSPORT.items():
     ROW_OF_PROTO[_proto] = TRANSPORTS.index(_name)
 ROW_START_OF_PROTO = ROW_OF_PROTO << 16
-
-
-def user_cache_path() -> Path:
-    """Where ``portlabel registry update`` keeps the user's registry (XDG cache dir)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "portlabel" / "iana-registry.plreg"
 
 
 class Registry:
@@ -233,54 +219,16 @@ class Registry:
         ]
 
 
-def load_registry(path: str | Path | None = None, overlays: list[str] | None = None) -> Registry:
-    """Load a registry: a compiled artifact is mapped; any source file is compiled first.
+def is_artifact(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a compiled artifact (else a source)."""
+    return head[: len(MAGIC)] == MAGIC
 
-    ``path=None`` gives the default: the user's updated cache when valid, else the
-    bundled one. ``overlays`` are extra source files layered on top.
-    """
-    if overlays:
-        from portlabel.registry.build import compile_files
 
-        base = str(path) if path else str(BUNDLED_SERVICES_XML)
-        return registry_from_bytes(base, compile_files(base, overlays))
-    if path is None:
-        return default_registry()
-    path = str(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(MAGIC))
-    except OSError as exc:
-        raise RegistryFormatError(path, exc.strerror or str(exc)) from None
-    if head == MAGIC:
-        return Registry(path, *load_sections(path))
-    from portlabel.registry.build import compile_files
-
-    return registry_from_bytes(path, compile_files(path))
+def open_artifact(path: str | Path) -> Registry:
+    """Map the compiled artifact at ``path`` (``RegistryFormatError`` if it is not one)."""
+    return Registry(str(path), *load_sections(path))
 
 
 def registry_from_bytes(path: str, data: bytes) -> Registry:
+    """A registry over an artifact held in memory (``path`` names it in messages)."""
     return Registry(path, *parse_sections(path, memoryview(data)))
-
-
-_DEFAULT: Registry | None = None
-
-
-def default_registry() -> Registry:
-    """The user's updated registry if one is cached and valid, else the bundled one."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        cached = user_cache_path()
-        if cached.exists():
-            try:
-                _DEFAULT = Registry(str(cached), *load_sections(cached))
-            except RegistryFormatError:
-                _DEFAULT = None  # a broken cache never hides the bundled registry
-        if _DEFAULT is None:
-            _DEFAULT = Registry(str(BUNDLED_ARTIFACT), *load_sections(BUNDLED_ARTIFACT))
-    return _DEFAULT
-
-
-def lookup(transports, ports, registry: Registry | None = None) -> np.ndarray:
-    """Module-level vectorised lookup against the default registry."""
-    return (registry or default_registry()).lookup(transports, ports)

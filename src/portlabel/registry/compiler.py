@@ -25,9 +25,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from portlabel.constants import TRANSPORTS
 from portlabel.registry.artifact import dump_sections
 from portlabel.registry.model import (
-    TRANSPORTS,
     Person,
     Record,
     RegistrySource,

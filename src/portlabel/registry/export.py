@@ -17,8 +17,8 @@ import json
 
 import numpy as np
 
+from portlabel.constants import TRANSPORTS
 from portlabel.registry.compiled import Registry
-from portlabel.registry.model import TRANSPORTS
 from portlabel.registry.sources.iana_csv import COLUMNS as CSV_HEADER
 
 

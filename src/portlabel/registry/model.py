@@ -12,10 +12,6 @@ import re
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-TRANSPORTS: tuple[str, ...] = ("tcp", "udp", "sctp", "dccp")
-IP_PROTO_OF_TRANSPORT = {"tcp": 6, "udp": 17, "sctp": 132, "dccp": 33}
-TRANSPORT_OF_IP_PROTO = {v: k for k, v in IP_PROTO_OF_TRANSPORT.items()}
-
 SYSTEM_PORTS = range(0, 1024)
 USER_PORTS = range(1024, 49152)
 DYNAMIC_PORTS = range(49152, 65536)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from portlabel.constants import TRANSPORTS
 from portlabel.registry.compiled import Registry
-from portlabel.registry.model import STATUS_NAMES, TRANSPORTS, Status
+from portlabel.registry.model import STATUS_NAMES, Status
 
 
 def summarise(registry: Registry) -> dict:

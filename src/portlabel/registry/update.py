@@ -49,7 +49,8 @@ def _fetch(source: str, dest: Path, timeout: float) -> None:
 def update_registry(source: str, timeout: float = 60.0, cache: Path | None = None) -> dict:
     """Fetch ``source`` (URL or file), validate by compiling, replace the cached artifact."""
     from portlabel.registry.build import compile_files, write_artifact
-    from portlabel.registry.compiled import registry_from_bytes, user_cache_path
+    from portlabel.registry.compiled import registry_from_bytes
+    from portlabel.registry.loading import forget_default, user_cache_path
     from portlabel.registry.sources import read_source
 
     cache = cache or user_cache_path()
@@ -73,7 +74,5 @@ def update_registry(source: str, timeout: float = 60.0, cache: Path | None = Non
                 "(a truncated registry?); previous registry kept"
             )
         write_artifact(data, cache)
-    from portlabel.registry import compiled
-
-    compiled._DEFAULT = None  # the next default_registry() sees the new cache
+    forget_default()  # the next default_registry() sees the new cache
     return {"path": str(cache), "updated": registry.updated, "records": registry.n_entries - 1}

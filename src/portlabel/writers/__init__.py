@@ -1,35 +1,81 @@
-"""Output formats for labelled flows, by name and by file extension.
+"""Flow writers: the output formats for labelled flows, declared in one table.
+
+``FORMATS`` is the only list of formats: ``portlabel label -F``, ``portlabel live -F``,
+the choice by file extension and rotation's file names all read it. Adding a format is
+one module here with its writer class and one ``Format`` row.
 
 Every writer is a class ``Writer(out: BinaryIO, schema: pyarrow.Schema)`` with
 ``write(table)`` (called once per labelled flow table, in order) and ``close()`` (writes
-any trailer; does not close ``out``). Modules are imported only when their format is
-used, so choosing ``jsonl`` never imports Parquet or rich.
+any trailer; does not close ``out``); it may have ``abandon()`` for a run that is given
+up. A *streamable* format can be written as flows end (``live``, a pipe): each
+``write`` leaves complete records behind. A *binary* format is not written to a
+terminal. Modules are imported only when their format is used, so choosing ``jsonl``
+never imports Parquet or rich.
+
+Per-packet output (text lines, JSON lines, pcapng with comments) is
+``portlabel.packet_writers``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 
-# format name -> (module, writer class)
-FORMATS: dict[str, tuple[str, str]] = {
-    "jsonl": ("portlabel.writers.jsonl", "JsonWriter"),
-    "csv": ("portlabel.writers.csv", "CsvWriter"),
-    "zeek": ("portlabel.writers.zeek_tsv", "ZeekTsvWriter"),
-    "zeek-json": ("portlabel.writers.zeek_json", "ZeekJsonWriter"),
-    "parquet": ("portlabel.writers.parquet", "ParquetWriter"),
-    "table": ("portlabel.writers.table", "TableWriter"),
-}
-EXTENSIONS: dict[str, str] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".csv": "csv",
-    ".log": "zeek",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
-BINARY_FORMATS = frozenset({"parquet"})
+from portlabel.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format for labelled flows."""
+
+    name: str
+    module: str  # imported on first use
+    writer: str  # the writer class in ``module``
+    extension: str  # what a file in this format is named ``*.EXT`` (rotation, live)
+    suffixes: tuple[str, ...]  # file extensions that choose this format
+    binary: bool
+    streamable: bool
+    summary: str  # one line for --help and the README
+
+    def writer_class(self) -> type:
+        return getattr(importlib.import_module(self.module), self.writer)
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("jsonl", f"{__name__}.jsonl", "JsonWriter", "jsonl",
+               (".jsonl", ".ndjson", ".json"), False, True,
+               "one JSON object per flow, every column (default on a pipe)"),
+        Format("csv", f"{__name__}.csv", "CsvWriter", "csv", (".csv",), False, True,
+               "a header line and one row per flow"),
+        Format("zeek", f"{__name__}.zeek_tsv", "ZeekTsvWriter", "log", (".log",), False, True,
+               "a conn.log in Zeek's TSV form (zeek-cut, zat)"),
+        Format("zeek-json", f"{__name__}.zeek_json", "ZeekJsonWriter", "log", (), False, True,
+               "Zeek's JSON log form"),
+        Format("parquet", f"{__name__}.parquet", "ParquetWriter", "parquet",
+               (".parquet", ".pq"), True, True, "the Arrow table as Parquet"),
+        Format("table", f"{__name__}.table", "TableWriter", "txt", (), False, False,
+               "a readable table with a summary (default on a terminal)"),
+    )
+}  # fmt: skip
+EXTENSIONS: dict[str, str] = {s: f.name for f in FORMATS.values() for s in f.suffixes}
+
+
+def get_format(name: str, streamable: bool = False) -> Format:
+    """Format ``name``; ``UsageError`` if there is none (or, with ``streamable``, if it
+    cannot be written as flows end)."""
+    fmt = FORMATS.get(name)
+    if fmt is None or (streamable and not fmt.streamable):
+        known = ", ".join(format_names(streamable))
+        raise UsageError(f"unknown output format {name!r} (choose from {known})")
+    return fmt
+
+
+def format_names(streamable: bool = False) -> tuple[str, ...]:
+    """The formats' names (only those that can be written as flows end, if asked)."""
+    return tuple(f.name for f in FORMATS.values() if f.streamable or not streamable)
 
 
 def format_for_path(path: str) -> str | None:
@@ -39,6 +85,5 @@ def format_for_path(path: str) -> str | None:
 
 
 def writer_class(name: str) -> type:
-    """The writer class of format ``name`` (KeyError for an unknown one)."""
-    module, cls = FORMATS[name]
-    return getattr(importlib.import_module(module), cls)
+    """The writer class of format ``name``."""
+    return get_format(name).writer_class()

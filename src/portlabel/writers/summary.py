@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
-from portlabel.label_flows import column_values
+from portlabel.arrowutil import column_values
 
 UNLABELLED = "(unassigned)"
 

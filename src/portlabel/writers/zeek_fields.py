@@ -15,7 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from portlabel.flows.columns import FLOW_COLUMNS, ZEEK_TYPES
-from portlabel.label_flows import LABEL_FIELDS
+from portlabel.labelling.flows import LABEL_FIELDS
 
 # Zeek's conn.log (base/protocols/conn/main.zeek, Zeek 6+), in order.
 CONN_FIELDS: tuple[tuple[str, str], ...] = (

@@ -18,4 +18,4 @@ def read_file(
         for raw in reader.batches(batch_size, first_frame):
             yield decode(raw)
     finally:
-        warnings.extend(f"{path}: {note}" for note in reader.warnings)
+        warnings.extend(reader.warnings)

@@ -85,7 +85,7 @@ def _scapy_warnings(path: str, warnings: list[str]) -> Iterator[None]:
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            warnings.append(f"{path}: scapy: {record.getMessage()}")
+            warnings.append(f"scapy: {record.getMessage()}")
 
     logger = logging.getLogger("scapy.runtime")
     handler = Collect(logging.WARNING)

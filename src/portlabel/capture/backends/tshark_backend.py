@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 from portlabel.capture.backends.rows import Row, enter_tunnel, packed_address, rows_to_batch
 from portlabel.capture.batch import DecodeStatus, PacketBatch, TunnelType
+from portlabel.constants import ICMP, ICMP6, IP_PROTO_OF_TRANSPORT
 from portlabel.errors import CaptureError, UsageError
 
 TSHARK = "tshark"
@@ -50,7 +51,8 @@ TUNNELS = {
     "gtp": TunnelType.GTP_U,
     "teredo": TunnelType.TEREDO,
 }
-TRANSPORTS = {"tcp": 6, "udp": 17, "sctp": 132, "dccp": 33, "icmp": 1, "icmpv6": 58}
+# tshark layer name -> IP protocol (tshark calls ICMPv6 "icmpv6")
+TRANSPORTS = {**IP_PROTO_OF_TRANSPORT, "icmp": ICMP, "icmpv6": ICMP6}
 _ICMP_ID_FIELD = {"icmp": "icmp.ident", "icmpv6": "icmpv6.echo.identifier"}
 _HEADER_LEN = {"udp": 8, "sctp": 12, "icmp": 8, "icmpv6": 8}
 
@@ -131,7 +133,7 @@ def read_file(
         message = _tshark_message(failure)
         if not seen:
             raise CaptureError(path, f"tshark cannot read it: {message}") from failure
-        warnings.append(f"{path}: after frame {seen}: tshark: {message}")
+        warnings.append(f"after frame {seen}: tshark: {message}")
 
 
 def _tshark_message(exc: Exception) -> str:

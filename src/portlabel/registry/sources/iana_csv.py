@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import io
 
+from portlabel.constants import TRANSPORTS
 from portlabel.errors import RegistryFormatError
-from portlabel.registry.model import TRANSPORTS, Record, RegistrySource
+from portlabel.registry.model import Record, RegistrySource
 from portlabel.registry.sources.common import clean_text, decode_utf8, parse_port_range
 
 COLUMNS = (

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 
+from portlabel.constants import TRANSPORTS
 from portlabel.errors import RegistryFormatError
-from portlabel.registry.model import TRANSPORTS, Record, RegistrySource
+from portlabel.registry.model import Record, RegistrySource
 from portlabel.registry.sources.common import parse_port_range
 
 _ENTRY = re.compile(

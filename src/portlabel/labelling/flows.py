@@ -18,8 +18,9 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from portlabel.arrowutil import numeric, strings, take
-from portlabel.labels import IANA_FIELDS, iana_columns, service_port_side
+from portlabel.arrowutil import column_values, numeric, strings, take
+from portlabel.constants import PORTED_PROTOCOLS
+from portlabel.labelling.iana import IANA_FIELDS, iana_columns, service_port_side
 from portlabel.registry.compiled import Registry
 
 PORT_OF_COLUMN = "iana.port_of"
@@ -27,7 +28,6 @@ PORT_SIDES = ("resp", "orig")
 # Every column label_flows appends, with its Zeek type name, in output order.
 LABEL_FIELDS: tuple[tuple[str, str], ...] = (*IANA_FIELDS, (PORT_OF_COLUMN, "string"))
 LABEL_COLUMNS: tuple[str, ...] = tuple(name for name, _ in LABEL_FIELDS)
-PORTED_PROTOCOLS = (6, 17, 132, 33)  # TCP, UDP, SCTP, DCCP
 
 _PORTED = np.zeros(256, dtype=bool)
 _PORTED[list(PORTED_PROTOCOLS)] = True
@@ -36,27 +36,6 @@ _PORTED[list(PORTED_PROTOCOLS)] = True
 @lru_cache(maxsize=1)
 def _side_names() -> pa.Array:
     return strings(list(PORT_SIDES))
-
-
-def column_values(table: pa.Table, name: str, fill: int = 0) -> np.ndarray:
-    """A fixed-width numeric column as numpy, nulls replaced by ``fill``.
-
-    Read from the Arrow buffers: ``to_numpy``/``fill_null`` on a chunked or nullable
-    column import pandas (~0.4 s of start-up).
-    """
-    col = table.column(name)
-    dtype = np.dtype(col.type.to_pandas_dtype())
-    parts = [np.zeros(0, dtype=dtype)]
-    for chunk in col.chunks:
-        n, off = len(chunk), chunk.offset
-        validity, data = chunk.buffers()[:2]
-        values = np.frombuffer(data, dtype=dtype, count=off + n)[off:] if n else parts[0]
-        if chunk.null_count:
-            bits = np.frombuffer(validity, dtype=np.uint8)
-            valid = np.unpackbits(bits, bitorder="little", count=off + n)[off:].astype(bool)
-            values = np.where(valid, values, fill).astype(dtype)
-        parts.append(values)
-    return np.concatenate(parts) if len(parts) > 2 else parts[-1]
 
 
 def _numpy(table: pa.Table, name: str) -> np.ndarray:

@@ -19,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.arrowutil import gather_strings, numeric, string_lists, strings, take
+from portlabel.constants import TRANSPORTS
 from portlabel.registry.compiled import Registry
-from portlabel.registry.model import PORT_CLASS_NAMES, STATUS_NAMES, TRANSPORTS, Status
+from portlabel.registry.model import PORT_CLASS_NAMES, STATUS_NAMES, Status
 
 # (column, Zeek type) in output order. Append new fields at the end only.
 IANA_FIELDS: tuple[tuple[str, str], ...] = (

@@ -1,14 +1,10 @@
-"""The labelling half of ``portlabel packets``: ``--label`` fields and the ``-o`` pcapng copy.
+"""Per-packet labels as output text: the ``--label`` fields of packet lines and the
+comments of the labelled pcapng copy.
 
-Imported only when asked for (it pulls in numpy, pyarrow and the registry). Each batch
-goes through one ``LabelPipeline`` (``feed_packets``): a flow's uid and orientation are
-fixed when its first packet is seen, so every packet gets its label in the same pass, no
-second read and no held packets. Label texts are built once per distinct value (uids,
-service names) and gathered per packet.
-
-The pcapng copy needs each packet's original bytes, so it reads files with the native
-reader (``RawBatch``) and decodes them itself; files that cannot be read are reported and
-skipped like everywhere else, and the output is written atomically.
+Each batch goes through one ``LabelPipeline`` (``feed_packets``): a flow's uid and
+orientation are fixed when its first packet is seen, so every packet gets its label in
+the same pass, no second read and no held packets. Label texts are built once per
+distinct value (uids, service names) and gathered per packet.
 """
 
 from __future__ import annotations
@@ -18,10 +14,8 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from portlabel.cli.label import _registry
-from portlabel.errors import CaptureError, InputError, UsageError
-from portlabel.label_flows import column_values
-from portlabel.pipeline import LabelPipeline
+from portlabel.arrowutil import column_values
+from portlabel.labelling.pipeline import LabelPipeline
 
 TEXT = np.dtypes.StringDType()
 
@@ -38,11 +32,8 @@ def _texts(values: pa.Array, render=str, null: str = "") -> np.ndarray:
 class PacketLabeller:
     """Turns decoded batches into per-packet label fields, keeping the flows across batches."""
 
-    def __init__(self, args) -> None:
-        from portlabel.label_api import flow_config
-
-        options = {} if args.uid_seed is None else {"uid_seed": args.uid_seed}
-        self.pipeline = LabelPipeline(_registry(args), flow_config(**options))
+    def __init__(self, registry, config=None) -> None:
+        self.pipeline = LabelPipeline(registry, config)
 
     def labels(self, batch) -> dict[str, pa.Array]:
         _, labels = self.pipeline.feed_packets(batch)
@@ -67,7 +58,7 @@ class PacketLabeller:
         packets in no flow get none. The label part is rendered once per distinct label
         and the matrix assembled by gathers: nothing here runs per packet in Python."""
         from portlabel.flows.uid import UidSource
-        from portlabel.label_flows import distinct_packet_labels
+        from portlabel.labelling.flows import distinct_packet_labels
 
         _, flows = self.pipeline.feed_packet_flows(batch)
         where, columns = distinct_packet_labels(self.pipeline.registry, flows)
@@ -106,41 +97,3 @@ def _label_texts(columns: dict[str, pa.Array]) -> list[bytes]:
         where = "" if port is None else f"/{transport} {port}"
         out.append(f" iana={service or '-'}{where} ({status or '-'})".encode())
     return out
-
-
-def _raw_batches(paths, batch_size: int, report, warnings: list[str]):
-    """(RawBatch, its file's snaplen by interface) of every readable file, frames numbered
-    across files."""
-    from portlabel.capture.reader import open_capture
-
-    frame = 0
-    for path in paths:
-        try:
-            reader = open_capture(path)
-            for raw in reader.batches(batch_size, frame):
-                frame += len(raw)
-                yield raw, reader.snaplens
-        except CaptureError as exc:
-            report(exc)
-            continue
-        warnings.extend(f"{path}: {note}" for note in reader.warnings)
-
-
-def write_labelled(args, report, warnings: list[str], batch_size: int = 65536) -> int:
-    """Write ``args.output`` (pcapng, labels as comments); the number of packets written."""
-    from portlabel.atomicfile import atomic_output
-    from portlabel.capture.decode import decode
-    from portlabel.writers.pcapng_comments import PcapngCommentWriter
-
-    if args.backend != "native":
-        raise UsageError("-o copies the original packet bytes: it needs --backend native")
-    labeller = PacketLabeller(args)
-    try:
-        with atomic_output(args.output) as out:
-            writer = PcapngCommentWriter(out)
-            for raw, snaplens in _raw_batches(args.captures, batch_size, report, warnings):
-                comments, lengths = labeller.comments(decode(raw))
-                writer.write(raw, snaplens, comments, lengths)
-    except OSError as exc:
-        raise InputError(args.output, f"cannot write: {exc.strerror or exc}") from None
-    return writer.packets

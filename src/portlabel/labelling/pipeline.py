@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from portlabel.arrowutil import column_values
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.decode import decode
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.flows.engine import KeyedBatch
-from portlabel.label_flows import column_values, label_flows, packet_labels
-from portlabel.labels import prepare_labels
-from portlabel.prefetch import prefetched
+from portlabel.labelling.flows import label_flows, packet_labels
+from portlabel.labelling.iana import prepare_labels
+from portlabel.labelling.stages import prefetched
 from portlabel.registry.compiled import Registry
 
 

@@ -1,0 +1,158 @@
+"""Several captures read as one: the only place that chains capture files.
+
+Every command and API that reads files (``portlabel label``, ``portlabel packets``,
+``portlabel.label()``, the scapy and tshark backends) reads them through
+``CaptureInputs``, which keeps these rules:
+
+- files are read in the order given, as one capture: frame numbers continue from file
+  to file;
+- a file that cannot be read (or whose remainder cannot) is a *problem*: with an
+  ``on_problem`` callback it is recorded in ``failures``, reported, and the next file is
+  read; without one the ``InputError`` is raised;
+- what a damaged file gave before the damage is kept, and each note its reader made
+  (``truncated record at offset N``) is a *warning*, ``"path: where: what"``, kept in
+  ``warnings`` and passed to ``on_warning``;
+- ``on_progress(done_bytes)`` is called after each batch with an estimate of the input
+  bytes consumed so far (at most each file's size; ``total_bytes`` is their sum).
+
+``raw_batches()`` gives the native readers' ``RawBatch``es (``reader`` is the
+``CaptureReader`` of the file being read: its snaplens and comments);
+``packet_batches()`` gives ``PacketBatch``es decoded by the chosen backend; iterating
+the object gives what ``labelling.label_batches`` takes (raw batches for the native
+backend, which the pipeline decodes and counts, decoded ones otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+
+from portlabel.capture.backends import get_backend
+from portlabel.capture.batch import PacketBatch, RawBatch
+from portlabel.capture.reader import CaptureReader, open_capture
+from portlabel.constants import BATCH_SIZE
+from portlabel.errors import InputError
+
+Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+# a per-packet record header's size, for progress estimates (pcap's is 16 bytes)
+_RECORD_OVERHEAD = 16
+
+
+def as_paths(paths: Paths) -> list[str]:
+    """One path or several, as a list of strings."""
+    if isinstance(paths, str | os.PathLike):
+        return [os.fspath(paths)]
+    return [os.fspath(p) for p in paths]
+
+
+class CaptureInputs:
+    """The batches of several capture files as one capture (see the module docstring)."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        batch_size: int = BATCH_SIZE,
+        *,
+        backend: str = "native",
+        on_problem: Callable[[InputError], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        self.paths = as_paths(paths)
+        self.batch_size = batch_size
+        self.backend = get_backend(backend)
+        self.on_problem = on_problem
+        self.on_warning = on_warning
+        self.on_progress = on_progress
+        self.failures: list[InputError] = []
+        self.warnings: list[str] = []
+        self.frames = 0  # records read so far, over all files
+        self.reader: CaptureReader | None = None  # the native reader of the current file
+        self.total_bytes = sum(_size(p) for p in self.paths)
+
+    def __iter__(self) -> Iterator[RawBatch | PacketBatch]:
+        if self.backend.name == "native":
+            return self.raw_batches()
+        return self.packet_batches()
+
+    @property
+    def all_failed(self) -> bool:
+        """Every input failed before giving a packet (nothing useful can be written)."""
+        return len(self.failures) == len(self.paths)
+
+    # -- the two kinds of batch ------------------------------------------------------
+    def raw_batches(self) -> Iterator[RawBatch]:
+        """The native readers' batches of every file (whatever ``backend`` is)."""
+        return self._chain(self._raw_file)
+
+    def packet_batches(self) -> Iterator[PacketBatch]:
+        """Batches decoded by ``backend`` (the native one decodes raw batches itself)."""
+        return self._chain(self._decoded_file)
+
+    # -- one file --------------------------------------------------------------------
+    def _raw_file(self, path: str, notes: list[str]) -> Iterator[RawBatch]:
+        self.reader = reader = open_capture(path)
+        try:
+            yield from reader.batches(self.batch_size, first_frame=self.frames)
+        finally:
+            notes.extend(reader.warnings)
+
+    def _decoded_file(self, path: str, notes: list[str]) -> Iterator[PacketBatch]:
+        return self.backend.read_file(path, self.batch_size, self.frames, notes)
+
+    def _chain(self, read_one) -> Iterator:
+        done = 0
+        for path in self.paths:
+            size = _size(path)
+            notes: list[str] = []
+            read = 0
+            try:
+                for batch in read_one(path, notes):
+                    self.frames += len(batch)
+                    yield batch
+                    if self.on_progress:
+                        # a compressed file holds more than its size: stop at its end
+                        read += int(batch.caplen.sum()) + _RECORD_OVERHEAD * len(batch)
+                        self.on_progress(done + min(read, size))
+            except InputError as exc:
+                self._problem(exc)
+            for note in notes:
+                self._warn(f"{path}: {note}")
+            done += size
+            if self.on_progress:
+                self.on_progress(done)
+
+    def _problem(self, exc: InputError) -> None:
+        if self.on_problem is None:
+            raise exc
+        self.failures.append(exc)
+        self.on_problem(exc)
+
+    def _warn(self, line: str) -> None:
+        self.warnings.append(line)
+        if self.on_warning:
+            self.on_warning(line)
+
+
+def packet_batches(
+    paths: Paths,
+    backend: str = "native",
+    batch_size: int = BATCH_SIZE,
+    on_problem: Callable[[InputError], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Iterator[PacketBatch]:
+    """Decoded batches of all ``paths`` as one capture, read by ``backend``
+    (``CaptureInputs(...).packet_batches()``)."""
+    inputs = CaptureInputs(
+        paths, batch_size, backend=backend, on_problem=on_problem, on_warning=on_warning
+    )
+    return inputs.packet_batches()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -1,0 +1,87 @@
+"""How flows are cut and keyed: ``FlowConfig``, declared once for the API and every command.
+
+Each field carries its own help text, and the command line derives its options from
+these fields (``tcp_timeout`` is ``--tcp-timeout``), so every subcommand that builds
+flows offers the same options under the same names as the Python API. Earlier names
+stay accepted as aliases: ``tcp_inactivity=`` (``--tcp-inactivity``) and the other
+``*_inactivity`` timeouts, and ``key_by_tunnel_parent`` (the opposite of ``zeek_keys``).
+``flow_config(config, **options)`` applies options by either name.
+
+Defaults are Zeek's: 300 s TCP inactivity, 60 s UDP/ICMP/other, 10 s for UDP DNS,
+5 s close delay, no active timeout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _option(default: Any, help: str, *, alias: str | None = None, off: bool = False) -> Any:
+    """A field with its command-line help; ``off``: the value may be None (``off``)."""
+    return field(default=default, metadata={"help": help, "alias": alias, "off": off})
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Timeouts (seconds) and keying options; defaults are Zeek's."""
+
+    tcp_timeout: float = _option(
+        300.0, "TCP inactivity timeout (default 300, Zeek's)", alias="tcp_inactivity"
+    )
+    udp_timeout: float = _option(
+        60.0, "UDP inactivity timeout (default 60)", alias="udp_inactivity"
+    )
+    icmp_timeout: float = _option(
+        60.0, "ICMP inactivity timeout (default 60)", alias="icmp_inactivity"
+    )
+    other_timeout: float = _option(
+        60.0, "inactivity timeout of other IP protocols (default 60)", alias="other_inactivity"
+    )
+    dns_timeout: float | None = _option(
+        10.0,
+        "UDP DNS timeout, Zeek's dns_session_timeout (default 10; off: the UDP one)",
+        alias="dns_inactivity",
+        off=True,
+    )
+    close_delay: float = _option(5.0, "seconds a closed or reset TCP flow waits (default 5)")
+    active_timeout: float | None = _option(
+        None, "end flows longer than this (default: never, as Zeek; NFStream uses 1800)", off=True
+    )
+    zeek_keys: bool = _option(
+        False, "key tunnelled flows by inner 5-tuple and VLANs only, as Zeek does"
+    )
+    uid_seed: int | None = _option(None, "reproducible flow uids from this seed")
+    community_id_seed: int = _option(0, "Community ID seed (default 0)")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type.startswith("float") and value is not None and not value >= 0:
+                raise ValueError(f"{f.name} must be 0 or more seconds, not {value!r}")
+
+    @property
+    def key_by_tunnel_parent(self) -> bool:
+        """The keying the engine applies: a tunnelled flow's key includes its parent."""
+        return not self.zeek_keys
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(FlowConfig)}
+ALIASES: dict[str, str] = {
+    f.metadata["alias"]: f.name for f in FIELDS.values() if f.metadata.get("alias")
+}
+
+
+def flow_config(config: FlowConfig | None = None, **options: Any) -> FlowConfig:
+    """``config`` (or the defaults) with ``options`` replaced, by name or alias."""
+    chosen: dict[str, Any] = {}
+    for name, value in options.items():
+        if name == "key_by_tunnel_parent":
+            name, value = "zeek_keys", not value
+        name = ALIASES.get(name, name)
+        if name not in FIELDS:
+            known = sorted([*FIELDS, *ALIASES, "key_by_tunnel_parent"])
+            raise TypeError(f"unknown flow option {name!r} (known: {', '.join(known)})")
+        chosen[name] = value
+    return dataclasses.replace(config or FlowConfig(), **chosen)

@@ -1,0 +1,94 @@
+"""Labelling capture files from Python: ``label`` and ``iter_labelled``.
+
+The files are read by ``capture.inputs.CaptureInputs`` (several files are one capture),
+labelled by ``pipeline.label_batches`` and handed back as pyarrow tables. Reader
+warnings and, with ``errors="warn"``, unreadable files become ``CaptureWarning``s issued
+in the caller's thread (the files are read in a worker thread).
+
+    >>> import portlabel
+    >>> flows = portlabel.label("captures/zeekreal_infected.pcap")  # doctest: +SKIP
+    >>> flows.to_pandas()[["id.resp_p", "iana.service"]]            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from portlabel.capture.inputs import CaptureInputs, Paths
+from portlabel.constants import BATCH_SIZE
+from portlabel.errors import InputError
+
+
+class CaptureWarning(UserWarning):
+    """A capture was read only in part (truncated or damaged after its start)."""
+
+
+def iter_labelled(
+    paths: Paths,
+    *,
+    registry=None,
+    overlays: Iterable[str] = (),
+    batch_size: int = BATCH_SIZE,
+    errors: str = "raise",
+    config=None,
+    **flow_options: Any,
+) -> Iterator[pa.Table]:
+    """Labelled flow tables (pyarrow) of the capture file(s) ``paths``, as flows finish.
+
+    Several paths are one capture (rotated files). ``registry`` is a ``Registry`` or a
+    registry file; ``overlays`` are extra name files. Flow options are ``FlowConfig``
+    fields (``tcp_timeout=60``, ``uid_seed=1``...) or a whole ``config``.
+    ``errors="raise"`` raises ``CaptureError`` at a file that cannot be read;
+    ``errors="warn"`` warns (``CaptureWarning``) and goes on with the next file.
+    Reader warnings (a truncated file) are always issued as ``CaptureWarning``.
+    """
+    if errors not in ("raise", "warn"):
+        raise ValueError("errors must be 'raise' or 'warn'")
+    return _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow_options)
+
+
+def _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow_options):
+    """``iter_labelled``'s generator (warnings point at the frame that iterates it)."""
+    from portlabel.flows.config import flow_config
+    from portlabel.labelling.pipeline import label_batches
+    from portlabel.registry.loading import resolve_registry
+
+    reg = resolve_registry(registry, overlays)
+    cfg = flow_config(config, **flow_options)
+
+    # the files are read in a worker thread: its warnings are issued from this generator,
+    # in the caller's thread, so that they point at the caller's code
+    pending: list[str] = []
+
+    def problem(exc: InputError) -> None:
+        if errors == "raise":
+            raise exc
+        pending.append(str(exc))
+
+    def issue_pending() -> None:
+        while pending:
+            warnings.warn(pending.pop(0), CaptureWarning, stacklevel=3)
+
+    inputs = CaptureInputs(paths, batch_size, on_problem=problem, on_warning=pending.append)
+    for table in label_batches(inputs, reg, cfg):
+        issue_pending()
+        yield table
+    issue_pending()
+
+
+def label(paths: Paths, **options: Any) -> pa.Table:
+    """All labelled flows of the capture file(s) as one pyarrow Table (see ``iter_labelled``).
+
+    ``label(...).to_pandas()`` gives a DataFrame.
+    """
+    from portlabel.flows.columns import empty_table
+    from portlabel.labelling.flows import labelled_schema
+
+    tables = list(iter_labelled(paths, **options))
+    if not tables:
+        return empty_table(labelled_schema())
+    return pa.concat_tables(tables)
