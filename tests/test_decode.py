@@ -381,7 +381,8 @@ def test_teredo_found_by_content_off_port_3544(indicators):
 def test_teredo_bubble_found_by_content():
     frame = outer_ip(UDP(sport=32900, dport=3797) / IPv6(src=TEREDO_CLIENT, dst="fe80::1", nh=59))
     row = one(bytes(frame))
-    assert row["status"] == DecodeStatus.OK and row["tunnel"] == TunnelType.TEREDO
+    # found and decoded, but a bubble carries nothing: no flow of its own, as in Zeek
+    assert row["status"] == DecodeStatus.NO_NEXT_HEADER and row["tunnel"] == TunnelType.TEREDO
     assert (row["ip_proto"], row["ip_len"], row["payload_len"]) == (59, 40, 0)
 
 

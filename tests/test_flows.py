@@ -114,6 +114,45 @@ def test_rst_then_quiet_starts_a_new_connection():
     assert set(out["conn_state"].to_pylist()) == {"OTH"}
 
 
+def _unanswered_then_data(gap: float):
+    c = dict(src=C, dst=SV, sport=40000, dport=22)
+    return [
+        {**c, "t": 0.0, "flags": S, "seq": 100},
+        {**c, "t": 1.0, "flags": A | P, "seq": 101, "len": 10},
+        {**c, "t": gap, "flags": A | P, "seq": 111, "len": 10},
+        {**c, "t": gap + 0.1, "flags": A | F, "seq": 121},
+    ]
+
+
+@pytest.mark.parametrize("split", [None, 1, 2, 3])
+def test_an_unanswered_attempt_ends_after_zeeks_attempt_delay(split):
+    """Zeek removes a SYN_SENT connection whose responder said nothing 5 s after the SYN:
+    the packets after that are a new, partial connection (Zeek's tcp_attempt_delay)."""
+    p = _unanswered_then_data(7.0)
+    batches = [make(p)] if split is None else [make(p[:split]), make(p[split:])]
+    rows = run(batches).to_pylist()
+    assert [(r["history"], r["conn_state"], r["orig_pkts"]) for r in rows] == [
+        ("SD", "S0", 2),
+        ("DF", "SH", 2),
+    ]
+    assert len(run([make(_unanswered_then_data(4.0))])) == 1  # within the delay: one flow
+    assert len(run([make(p)], attempt_timeout=None)) == 1  # the rule can be turned off
+
+
+def test_an_answered_attempt_is_not_ended():
+    p = _unanswered_then_data(7.0)
+    p.insert(1, dict(src=SV, dst=C, sport=22, dport=40000, t=0.5, flags=S | A, seq=9, ack=101))
+    assert len(run([make(p)])) == 1
+
+
+def test_an_unanswered_attempt_expires_without_more_packets():
+    table = FlowTable(FlowConfig(uid_seed=1))
+    assert table.update(make(_unanswered_then_data(7.0)[:1])) is None
+    assert table.advance(int(4e9)) is None
+    done = table.advance(int(5e9))
+    assert done.num_rows == 1 and done["history"].to_pylist() == ["S"]
+
+
 def test_idle_timeout_per_transport_and_expiry_in_update():
     udp = [dict(src=C, dst=SV, sport=5000, dport=9999, proto=17, t=t, len=1) for t in (0, 30, 100)]
     table = FlowTable(FlowConfig(uid_seed=1))
@@ -146,6 +185,18 @@ def test_non_first_fragment_joins_its_flow_across_batches():
 def test_vlan_is_part_of_the_key():
     p = [dict(src=C, dst=SV, sport=1, dport=2, proto=17, t=0, vlan=v) for v in (10, 20)]
     assert sorted(run([make(p)])["vlan"].to_pylist()) == [10, 20]
+
+
+def test_zeek_keys_leave_vlans_out_of_the_key():
+    """Zeek's default key is the 5-tuple: a reply on another VLAN is the same connection;
+    the flow keeps its first packet's VLAN."""
+    p = [
+        dict(src=C, dst=SV, sport=1, dport=2, proto=17, t=0, vlan=81),
+        dict(src=SV, dst=C, sport=2, dport=1, proto=17, t=1, vlan=80),
+    ]
+    (row,) = run([make(p)], zeek_keys=True).to_pylist()
+    assert (row["vlan"], row["orig_pkts"], row["resp_pkts"]) == (81, 1, 1)
+    assert len(run([make(p)])) == 2
 
 
 def test_schema_and_uids():

@@ -129,8 +129,8 @@ static int ipv4(const uint8_t *p, const uint8_t *end, const Tables *t, Columns *
     if (p + 20 > end || (p[0] >> 4) != 4)
         return 0;
     int64_t ihl = (p[0] & 0x0F) * 4;
-    int64_t total = be16(p + 2);
-    if (total == 0) /* TSO/LRO captures: the captured bytes are the length */
+    int64_t header_total = be16(p + 2), total = header_total;
+    if (total == 0) /* TSO/LRO captures: the captured bytes are the length to decode */
         total = end - p;
     if (ihl < 20 || total < ihl || p + ihl > end)
         return 0;
@@ -150,7 +150,7 @@ static int ipv4(const uint8_t *p, const uint8_t *end, const Tables *t, Columns *
     memcpy(src + 12, p + 12, 4);
     memcpy(dst + 12, p + 16, 4);
     c->ip_proto[i] = p[9];
-    c->ip_len[i] = (uint32_t)total;
+    c->ip_len[i] = (uint32_t)header_total; /* IP bytes as the header says, as Zeek counts */
     c->ip_id[i] = be16(p + 4);
     c->frag_offset[i] = 0;
     c->more_frags[i] = (frag >> 13) & 1;
@@ -162,8 +162,8 @@ static int ipv6(const uint8_t *p, const uint8_t *end, const Tables *t, Columns *
 {
     if (p + 40 > end || (p[0] >> 4) != 6)
         return 0;
-    int64_t payload = be16(p + 4);
-    if (payload == 0) /* a jumbogram or a TSO capture */
+    int64_t header_payload = be16(p + 4), payload = header_payload;
+    if (payload == 0) /* a jumbogram or a TSO capture: decode what was captured */
         payload = end - p - 40;
     int cls = t->v6[p[6]];
     if (cls == L4_DEFER)
@@ -174,7 +174,7 @@ static int ipv6(const uint8_t *p, const uint8_t *end, const Tables *t, Columns *
     memcpy(c->src_ip + 16 * i, p + 8, 16);
     memcpy(c->dst_ip + 16 * i, p + 24, 16);
     c->ip_proto[i] = p[6];
-    c->ip_len[i] = (uint32_t)(payload + 40);
+    c->ip_len[i] = (uint32_t)(header_payload + 40);
     return 1;
 }
 

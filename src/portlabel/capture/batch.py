@@ -32,6 +32,7 @@ class DecodeStatus(IntEnum):
     UNSUPPORTED_LINK = 3  # the link type carries no IP we know how to find
     NOT_IP = 4  # a supported link layer whose payload is not IP (ARP, LLDP, STP...)
     FRAGMENT = 5  # a non-first IP fragment: addresses known, ports taken from its flow
+    NO_NEXT_HEADER = 6  # IPv6 with no next header (a Teredo bubble): no transport, no flow
 
 
 class TunnelType(IntEnum):

@@ -46,6 +46,7 @@ class Layout:
 ETHERNET = Layout("ethernet", 14, dst=Field(0, 6), src=Field(6, 6), ethertype=Field(12, 2))
 VLAN = Layout("802.1q", 4, vid=Field(0, 2, mask=0x0FFF), ethertype=Field(2, 2))
 VNTAG = Layout("vn-tag", 6, ethertype=Field(4, 2))
+PBB_ITAG = Layout("802.1ah-i-tag", 4, isid=Field(1, 3))  # then the customer Ethernet frame
 FABRICPATH = Layout("cisco-fabricpath", 2)  # FTag/TTL, then a whole inner Ethernet frame
 BRCM_TAG = Layout("broadcom-tag", 18, dst=Field(0, 6), src=Field(6, 6), ethertype=Field(16, 2))
 MPLS = Layout("mpls", 4, bottom=Field(2, 1, shift=0, mask=0x01))

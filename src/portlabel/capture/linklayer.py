@@ -236,6 +236,12 @@ def fabricpath(st: DecodeState, idx: np.ndarray) -> None:
     st.goto(idx, Layer.ETHER, st.pos[idx] + H.FABRICPATH.min_len)
 
 
+def pbb(st: DecodeState, idx: np.ndarray) -> None:
+    """802.1ah: the I-TAG, then the customer's whole Ethernet frame (MACs, EtherType)."""
+    idx, pos = st.need(idx, H.PBB_ITAG.min_len)
+    st.goto(idx, Layer.ETHER, pos + H.PBB_ITAG.min_len)
+
+
 def vntag(st: DecodeState, idx: np.ndarray) -> None:
     idx, pos = st.need(idx, H.VNTAG.min_len)
     goto_ethertype(st, idx, read(st.buf, pos, H.VNTAG.ethertype), pos + H.VNTAG.min_len)

@@ -53,14 +53,20 @@ def ipv4(st: DecodeState, idx: np.ndarray) -> None:
     idx, pos, end = st.keep(idx, pos + L.min_len <= end, pos, end, status=TRUNCATED)
     hdr = gather(st.buf, pos, L.min_len)
     ihl = field(hdr, L.ihl) * 4
-    total = field(hdr, L.total_len)
-    # A zero total length is what TSO/LRO captures carry: trust the captured bytes instead.
+    header_total = field(hdr, L.total_len)
+    # A zero total length is what TSO/LRO captures carry: decode the captured bytes, but
+    # count the IP bytes the header says (0), as Zeek does.
+    total = header_total
     if not total.all():
         total = np.where(total == 0, end - pos, total)
     bad = (field(hdr, L.version) != 4) | (ihl < L.min_len) | (total < ihl)
-    idx, pos, end, ihl, total, hdr = st.malformed(idx, bad, pos, end, ihl, total, hdr)
+    idx, pos, end, ihl, total, hdr, header_total = st.malformed(
+        idx, bad, pos, end, ihl, total, hdr, header_total
+    )
     ok = pos + ihl <= end
-    idx, pos, ihl, total, hdr = st.keep(idx, ok, pos, ihl, total, hdr, status=TRUNCATED)
+    idx, pos, ihl, total, hdr, header_total = st.keep(
+        idx, ok, pos, ihl, total, hdr, header_total, status=TRUNCATED
+    )
     if len(idx) == 0:
         return
     proto = field(hdr, L.proto)
@@ -69,7 +75,7 @@ def ipv4(st: DecodeState, idx: np.ndarray) -> None:
     _store_v4_address(out.src_ip, idx, words(hdr, L.src.offset, 1)[:, 0])
     _store_v4_address(out.dst_ip, idx, words(hdr, L.dst.offset, 1)[:, 0])
     out.ip_proto[idx] = proto
-    out.ip_len[idx] = total
+    out.ip_len[idx] = header_total
     out.ip_id[idx] = field(hdr, L.ident)
     out.frag_offset[idx] = frag_offset
     out.more_frags[idx] = field(hdr, L.more_frags) == 1
@@ -90,15 +96,15 @@ def ipv6(st: DecodeState, idx: np.ndarray) -> None:
     idx, pos, hdr = st.malformed(idx, field(hdr, L.version) != 6, pos, hdr)
     if len(idx) == 0:
         return
-    payload = field(hdr, L.payload_len)
-    # Zero is a jumbogram or a TSO capture: the captured bytes are the best length there is.
-    payload = np.where(payload == 0, st.end[idx] - pos - L.min_len, payload)
+    header_payload = field(hdr, L.payload_len)
+    # Zero is a jumbogram or a TSO capture: decode the captured bytes, count the header's.
+    payload = np.where(header_payload == 0, st.end[idx] - pos - L.min_len, header_payload)
     next_header = field(hdr, L.next_header)
     out.ip_version[idx] = 6
     out.src_ip.view(np.uint32)[idx] = words(hdr, L.src.offset, 4)
     out.dst_ip.view(np.uint32)[idx] = words(hdr, L.dst.offset, 4)
     out.ip_proto[idx] = next_header
-    out.ip_len[idx] = payload + L.min_len
+    out.ip_len[idx] = header_payload + L.min_len
     out.ip_id[idx] = 0
     out.frag_offset[idx] = 0
     out.more_frags[idx] = False

@@ -44,6 +44,7 @@ class Layer(IntEnum):
     CHDLC = 25
     PPP = 26  # a PPP frame, possibly with address/control bytes first
     MPLS = 27
+    PBB = 28  # 802.1ah provider backbone bridging: an I-TAG, then a customer frame
     # network
     IPV4 = 40
     IPV6 = 41
@@ -56,6 +57,7 @@ class Layer(IntEnum):
     ICMP = 54
     ICMPV6 = 55
     IP_OTHER = 56  # a protocol with no ports (ESP, OSPF, IGMP...): decoding ends OK
+    NO_NEXT = 57  # IPv6's "no next header": nothing follows, and no flow (as in Zeek)
     # tunnels
     GRE = 60
     ERSPAN2 = 61
@@ -139,6 +141,7 @@ ETHERTYPE_TO_LAYER = _table(
         0x88BE: Layer.ERSPAN2,
         0x22EB: Layer.ERSPAN3,
         0x894F: Layer.NSH,
+        0x88E7: Layer.PBB,
     },
 )
 ETHERTYPE_TO_LAYER[:0x0600] = Layer.LLC  # IEEE 802.3 length field: an LLC header follows
@@ -168,7 +171,7 @@ IPPROTO_TO_LAYER = _table(
 # In IPv6 the extension headers are part of the network layer.
 IP6PROTO_TO_LAYER = IPPROTO_TO_LAYER.copy()
 IP6PROTO_TO_LAYER[list(IPV6_EXTENSIONS)] = Layer.IP_EXT
-IP6PROTO_TO_LAYER[59] = Layer.IP_OTHER  # no next header
+IP6PROTO_TO_LAYER[59] = Layer.NO_NEXT
 
 # The numbers of the Layer members that have a handler, in pass order.
 PASS_ORDER = sorted(int(v) for v in Layer if v != Layer.DONE)

@@ -132,6 +132,13 @@ def icmpv6(st: DecodeState, idx: np.ndarray) -> None:
     _icmp(st, idx, ICMPV6_WITH_ID)
 
 
+def no_next_header(st: DecodeState, idx: np.ndarray) -> None:
+    """IPv6 next header 59: the packet carries nothing (Teredo's bubbles). Zeek makes no
+    connection of it, so the row leaves with its own status rather than OK."""
+    _payload(st, idx, 0)
+    st.finish(idx, DecodeStatus.NO_NEXT_HEADER)
+
+
 def ip_other(st: DecodeState, idx: np.ndarray) -> None:
     """A protocol without ports (ESP, IGMP, OSPF, no-next-header...): decoding ends here."""
     _payload(st, idx, 0)

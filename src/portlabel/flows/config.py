@@ -46,6 +46,12 @@ class FlowConfig:
         off=True,
     )
     close_delay: float = _option(5.0, "seconds a closed or reset TCP flow waits (default 5)")
+    attempt_timeout: float | None = _option(
+        5.0,
+        "end an unanswered TCP connection attempt this long after its SYN, as Zeek's "
+        "tcp_attempt_delay (default 5; off: never)",
+        off=True,
+    )
     active_timeout: float | None = _option(
         None, "end flows longer than this (default: never, as Zeek; NFStream uses 1800)", off=True
     )

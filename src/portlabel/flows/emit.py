@@ -124,8 +124,7 @@ def to_flow_batch(
     states = conn_state_codes(
         proto, rec["joint"], o_pkts, r_pkts, (o_bytes == 0) & (r_bytes == 0), _syn_then_rst(pos)
     )
-    vlan = unpack_int(keys, "vlan", ">i4")
-    ivlan = unpack_int(keys, "inner_vlan", ">i4")
+    vlan, ivlan = rec["vlans"][:, 0], rec["vlans"][:, 1]
     o_mac, r_mac = _orient(rec["mac"], side)
     cids = community_id_chars(
         orig_ip,

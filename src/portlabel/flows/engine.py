@@ -30,7 +30,7 @@ from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
 from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
-from portlabel.flows.segments import Carry, aggregate, closing, cut, idle_timeouts
+from portlabel.flows.segments import CS_ATTEMPT, Carry, aggregate, closing, cut, idle_timeouts
 from portlabel.flows.tcp_state import K_S, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
@@ -51,6 +51,7 @@ _FROM_STATE = (
     "joint",
     "first_ts",
     "ip_version",
+    "vlans",
 )
 
 
@@ -185,6 +186,7 @@ class FlowTable:
         seg_group = np.cumsum(group_start)[seg_starts] - 1
         rec = aggregate(rows, seg, n_seg, group_keys[seg_group])
         rec["cut_state"] = cuts.state
+        rec["vlans"] = rows.vlans[seg_starts]
         first_seg = seg[gstarts]
         last_seg = np.r_[first_seg[1:], n_seg] - 1
 
@@ -215,7 +217,13 @@ class FlowTable:
         if not known.any():
             return None
         cols, sl = self.store.cols, np.where(known, slots, 0)
-        return Carry(known, cols["last_ts"][sl], cols["first_ts"][sl], cols["cut_state"][sl])
+        return Carry(
+            known,
+            cols["last_ts"][sl],
+            cols["first_ts"][sl],
+            cols["cut_state"][sl],
+            cols["orig_side"][sl],
+        )
 
     def _continue(self, rec: Records, first_seg, slots, cont, done) -> np.ndarray:
         """Slot per segment (-1: new flow); merges stored state into continuing segments.
@@ -285,6 +293,10 @@ class FlowTable:
         port_a = unpack_int(cols["key"], "a_port", ">u2")
         port_b = unpack_int(cols["key"], "b_port", ">u2")
         idle = used & ~closed & (quiet > idle_timeouts(proto, self.config, port_a, port_b))
+        if self.config.attempt_timeout is not None:  # an unanswered attempt timed out
+            attempt = (cols["cut_state"] & CS_ATTEMPT) != 0
+            late = now - cols["first_ts"] >= self.config.attempt_timeout * 1e9
+            idle |= used & ~closed & attempt & late
         active = np.zeros_like(used)
         if self.config.active_timeout is not None:
             active = (

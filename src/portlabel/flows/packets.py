@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from portlabel.capture.batch import DecodeStatus, PacketBatch, TunnelType
+from portlabel.capture.batch import NO_VLAN, DecodeStatus, PacketBatch, TunnelType
 from portlabel.flows.keys import KEY_WIDTH, flow_ports, hash_rows, pack_keys, pack_parent
 
 # bytes between an outer IP header and the inner IP header, per UDP tunnel type
@@ -49,6 +49,7 @@ class Rows:
     payload: np.ndarray
     ip_len: np.ndarray
     mac: np.ndarray  # sender MAC
+    vlans: np.ndarray  # (n, 2) int32: outer and inner VLAN id, -1 for none
     frag: np.ndarray  # bool: non-first fragment (counted, not analysed)
     parent: np.ndarray | None  # (n, KEY_WIDTH) key of the tunnel parent flow, or None
     outer: np.ndarray | None = None  # bool: a tunnel parent row (None: there are none)
@@ -127,7 +128,7 @@ def batch_rows(
         frags.resolve(b, idx, sport, dport)
     tcp_ok = (proto == 6) & ~frag
     tunnelled = b.tunnel[sel] != TunnelType.NONE
-    vlan, ivlan = b.vlan[sel], b.inner_vlan[sel]
+    vlan, ivlan = _key_vlans(b, sel, key_by_parent)
 
     parent_keys = None
     parent_field = None
@@ -146,8 +147,7 @@ def batch_rows(
             outer_ports[:, 0],
             outer_ports[:, 1],
             b.outer_proto[t],
-            b.vlan[t],
-            b.inner_vlan[t],
+            *_key_vlans(b, t, key_by_parent),
         )
         parent_keys = np.zeros((len(idx), pk.shape[1]), dtype=np.uint8)
         parent_keys[tunnelled] = pk
@@ -178,15 +178,28 @@ def batch_rows(
         payload=b.payload_len[sel].astype(np.int64),
         ip_len=b.ip_len[sel].astype(np.int64),
         mac=b.src_mac[sel],
+        vlans=np.stack([b.vlan[sel], b.inner_vlan[sel]], axis=1),
         frag=frag,
         parent=parent_keys,
     )
     if len(outer):
-        rows = _with_outer_rows(rows, b, outer, first_pos)
+        rows = _with_outer_rows(rows, b, outer, first_pos, key_by_parent)
     return rows, left_out
 
 
-def _with_outer_rows(rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int) -> Rows:
+def _key_vlans(b: PacketBatch, sel, key_by_parent: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The VLAN ids that go into the keys of rows ``sel``: none with Zeek's keying, which
+    is the 5-tuple only (a VLAN-aware key is an opt-in of Zeek's), so one connection
+    whose two directions travel on different VLANs stays one flow."""
+    if key_by_parent:
+        return b.vlan[sel], b.inner_vlan[sel]
+    none = np.full(len(b.vlan[sel]), NO_VLAN, dtype=b.vlan.dtype)
+    return none, none
+
+
+def _with_outer_rows(
+    rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int, key_by_parent: bool
+) -> Rows:
     """Append one UDP row per tunnelled packet for its outer (parent) flow, in time order."""
     v4 = is_v4(b.outer_src_ip[t])
     hdr = np.where(v4, 20, 40)
@@ -204,8 +217,7 @@ def _with_outer_rows(rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int) 
         b.outer_sport[t],
         b.outer_dport[t],
         b.outer_proto[t],
-        b.vlan[t],
-        b.inner_vlan[t],
+        *_key_vlans(b, t, key_by_parent),
         full=rows.keys.shape[1] == KEY_WIDTH,  # as wide as the rows they join
     )
     zeros = np.zeros(len(t), dtype=np.uint32)
@@ -224,6 +236,7 @@ def _with_outer_rows(rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int) 
         payload=np.maximum(ip_len - hdr - 8, 0),
         ip_len=ip_len,
         mac=b.src_mac[t],
+        vlans=np.stack([b.vlan[t], b.inner_vlan[t]], axis=1),
         frag=np.zeros(len(t), dtype=bool),
         parent=None if rows.parent is None else np.zeros((len(t), rows.parent.shape[1]), np.uint8),
     )

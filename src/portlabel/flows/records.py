@@ -40,6 +40,7 @@ RECORD_FIELDS: dict[str, tuple[str, tuple[int, ...], int]] = {
     "ip_bytes": ("int64", (2,), 0),
     "payload": ("int64", (2,), 0),
     "mac": ("uint64", (2,), 0),  # sender MAC per direction
+    "vlans": ("int32", (2,), -1),  # the first packet's outer and inner VLAN (-1: none)
     "base": ("uint32", (2,), 0),  # TCP: sequence number "before" the first octet
     "has_base": ("bool", (2,), 0),
     "seq_end": ("int64", (2,), 0),  # TCP: highest relative sequence end sent

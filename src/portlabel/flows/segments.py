@@ -6,13 +6,17 @@ shorter ``dns_session_timeout``), after a quiet gap longer than the close delay 
 follows a burst holding a RST, FINs from both sides, or any FIN on a connection joined
 mid-stream (Zeek removes such connections after its close/reset/partial-close delays),
 on a
-fresh SYN after a RST/FIN in the same burst (connection reuse), and, if configured,
-when a flow has been active longer than the active timeout.
+fresh SYN after a RST/FIN in the same burst (connection reuse), when an unanswered
+connection attempt outlives Zeek's ``tcp_attempt_delay`` (the flow began with a bare
+SYN, the originator has sent no FIN/RST and the responder nothing that made it active:
+Zeek removes the connection then, and a later packet starts a new one), and, if
+configured, when a flow has been active longer than the active timeout.
 
 Splitting a capture into batches must not change the result, so a flow that goes on in
 the next batch carries what the cutting rules look back at: its last timestamp, whether
-its first packet had a SYN and which RST/FINs its last burst held (``Carry``, the
-``cut_state`` bits). Whether one FIN ends a flow depends on where the flow began, which
+its first packet had a SYN, whether it is still an unanswered attempt, which side
+originated it and which RST/FINs its last burst held (``Carry``, the ``cut_state`` bits).
+Whether one FIN ends a flow depends on where the flow began, which
 depends on earlier cuts; ``_partial_closes`` resolves that chain without a loop.
 
 ``aggregate`` then computes per-segment sums, in one pass of the C extension
@@ -59,7 +63,7 @@ def _timeout_table(config) -> np.ndarray:
 
 
 # bits of a flow's cut state, carried between batches (``Records["cut_state"]``)
-CS_RST, CS_FIN0, CS_FIN1, CS_PARTIAL = 1, 2, 4, 8
+CS_RST, CS_FIN0, CS_FIN1, CS_PARTIAL, CS_ATTEMPT = 1, 2, 4, 8, 16
 CS_ENDERS = CS_RST | CS_FIN0 | CS_FIN1
 
 
@@ -78,6 +82,7 @@ class Carry:
     last_ts: np.ndarray  # int64
     first_ts: np.ndarray  # int64
     state: np.ndarray  # uint8 cut state (CS_* bits)
+    orig_side: np.ndarray  # uint8: the canonical direction the originator sends in
 
 
 @dataclass(slots=True)
@@ -151,17 +156,22 @@ def cut(rows: Rows, group_start: np.ndarray, config, carry: Carry | None = None)
     brk[q[sure]] = True
     maybe = q[~sure & ((fin0 | fin1) != 0) & ~brk[q]]
     nosyn = (f & SYN) == 0
-    if config.active_timeout is None:
+    attempts = _Attempts(rows, carry, gid, config)
+    timed = config.active_timeout is not None or attempts.possible(virt)
+    if not timed:
         if len(maybe):
             brk[maybe[_partial_closes(brk, virt, nosyn, gid, carry, maybe)]] = True
-    else:  # active cuts start flows too: settle both together
-        limit, sure_brk = int(config.active_timeout * 1e9), brk.copy()
+    else:  # cuts by time since a flow's start start flows too: settle them all together
+        sure_brk = brk.copy()
         while True:
             brk = sure_brk.copy()
             if len(maybe):
                 brk[maybe[_partial_closes(brk, virt, nosyn, gid, carry, maybe)]] = True
             before = brk.copy()
-            _cut_active(ts, brk, virt & ~brk, gid, carry, limit)
+            if config.active_timeout is not None:
+                limit = int(config.active_timeout * 1e9)
+                _cut_active(ts, brk, virt & ~brk, gid, carry, limit)
+            attempts.cut(brk, virt & ~brk)
             if np.array_equal(before, brk):
                 break
             sure_brk |= brk & ~before
@@ -175,7 +185,74 @@ def cut(rows: Rows, group_start: np.ndarray, config, carry: Carry | None = None)
         partial[cs] = (carry.state[gid[seg_starts[cs]]] & CS_PARTIAL) != 0
     ends = np.r_[seg_starts[1:], n] - 1
     state = bits[burst[ends]] | (partial * CS_PARTIAL).astype(np.uint8)
+    state |= attempts.still_open(brk, cont_row) * np.uint8(CS_ATTEMPT)
     return Cuts(starts, cont_row[g0], state)
+
+
+class _Attempts:
+    """Zeek's ``tcp_attempt_delay``: a connection that began with the originator's bare
+    SYN and is still unanswered that long after its start is removed; the key's next
+    packet starts a new connection. Unanswered: since its start the originator sent no
+    FIN or RST and the responder nothing but bare ACKs (Zeek's endpoint states
+    SYN_SENT and INACTIVE). Each ``cut`` pass cuts every flow once more where due."""
+
+    def __init__(self, rows: Rows, carry: Carry | None, gid: np.ndarray, config) -> None:
+        self.rows, self.carry, self.gid = rows, carry, gid
+        delay = getattr(config, "attempt_timeout", None)
+        self.limit = None if delay is None else int(delay * 1e9)
+        f = rows.flags
+        self.tcp = rows.proto == 6
+        self.bare_syn = self.tcp & ((f & (SYN | ACK | RST | FIN)) == SYN)
+
+    def possible(self, virt: np.ndarray) -> bool:
+        if self.limit is None:
+            return False
+        carried = self.carry is not None and (self.carry.state & CS_ATTEMPT).any()
+        return bool(carried or self.bare_syn.any())
+
+    def _segments(self, brk: np.ndarray, cont_row: np.ndarray):
+        """Per row its segment; per segment its head row, start time, whether it began as
+        an attempt, and its originator's direction; per row whether it answers/ends it."""
+        rows, carry = self.rows, self.carry
+        head = brk | cont_row
+        seg = np.cumsum(head) - 1
+        heads = np.flatnonzero(head)
+        start_ts = rows.ts[heads].copy()
+        began = self.bare_syn[heads].copy()
+        orig = rows.dir[heads].copy()
+        cv = cont_row[heads]
+        if carry is not None and cv.any():
+            g = self.gid[heads[cv]]
+            start_ts[cv] = carry.first_ts[g]
+            began[cv] = (carry.state[g] & CS_ATTEMPT) != 0
+            orig[cv] = carry.orig_side[g]
+        f = rows.flags
+        from_orig = rows.dir == orig[seg]
+        ends = np.where(
+            from_orig, (f & (FIN | RST)) != 0, ((f & (SYN | FIN | RST)) != 0) | (rows.payload > 0)
+        )
+        ends &= self.tcp
+        return seg, heads, start_ts, began, ends
+
+    def cut(self, brk: np.ndarray, cont_row: np.ndarray) -> None:
+        if self.limit is None:
+            return
+        seg, heads, start_ts, began, ends = self._segments(brk, cont_row)
+        e = ends.astype(np.int64)
+        before = np.cumsum(e) - e  # answers/ends earlier in the segment
+        before -= before[heads][seg]
+        due = began[seg] & (before == 0) & (self.rows.ts - start_ts[seg] >= self.limit)
+        due[heads[~cont_row[heads]]] = False  # a flow's first packet; a carried one may be due
+        first_due = due & ~np.r_[False, due[:-1] & (seg[1:] == seg[:-1])]
+        brk |= first_due
+
+    def still_open(self, brk: np.ndarray, cont_row: np.ndarray) -> np.ndarray:
+        """Per segment: still an unanswered attempt at its last row."""
+        seg, heads, _, began, ends = self._segments(brk, cont_row)
+        if self.limit is None or not len(heads):
+            return np.zeros(len(heads), dtype=bool)
+        answered = np.bitwise_or.reduceat(ends, heads) if len(ends) else ends
+        return began & ~answered
 
 
 def _partial_closes(brk, virt, nosyn, gid, carry, maybe) -> np.ndarray:

@@ -12,7 +12,7 @@ import socket
 
 import numpy as np
 
-from portlabel.capture.batch import PACKET_COLUMNS, PacketBatch
+from portlabel.capture.batch import PACKET_COLUMNS, DecodeStatus, PacketBatch
 
 Row = dict[str, object]
 ADDRESS_COLUMNS = ("src_ip", "dst_ip", "outer_src_ip", "outer_dst_ip")
@@ -78,4 +78,7 @@ def rows_to_batch(rows: list[Row]) -> PacketBatch:
         if present:
             index, values = zip(*present, strict=True)
             columns[name][list(index)] = np.array(values, dtype=dtype)
+    # the native decoder's rule for IPv6 with no next header, whatever the dissector said
+    bubble = (batch.ip_version == 6) & (batch.ip_proto == 59) & (batch.status == DecodeStatus.OK)
+    batch.status[bubble] = DecodeStatus.NO_NEXT_HEADER
     return batch
