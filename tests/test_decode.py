@@ -378,6 +378,28 @@ def test_teredo_found_by_content_off_port_3544(indicators):
     assert row["outer_ip_len"] == len(bytes(frame.payload))
 
 
+def test_a_tunnel_inside_a_tunnel_records_both_levels():
+    """Teredo inside GTP-U: ``tunnel``/``outer_*`` are the outermost tunnel, and
+    ``inner_tunnel``/``mid_*`` the datagram that carries the innermost one."""
+    teredo = IP(src=V4_A, dst=V4_B) / UDP(sport=52298, dport=3544)
+    inner = IPv6(src=TEREDO_CLIENT, dst=V6_B) / UDP(sport=5353, dport=53) / b"abcd"
+    gtp = UDP(sport=2152, dport=2152) / GTP_U_Header(teid=1) / teredo / inner
+    frame = outer_ip(gtp)
+    row = one(bytes(frame))
+    assert (row["status"], row["tunnel"], row["inner_tunnel"]) == (
+        DecodeStatus.OK,
+        TunnelType.GTP_U,
+        TunnelType.TEREDO,
+    )
+    assert (addr(row["outer_src_ip"]), row["outer_sport"], row["outer_proto"]) == (V4_C, 2152, 17)
+    assert (addr(row["mid_src_ip"]), addr(row["mid_dst_ip"])) == (V4_A, V4_B)
+    assert (row["mid_sport"], row["mid_dport"], row["mid_proto"]) == (52298, 3544, 17)
+    assert row["mid_ip_len"] == len(bytes(teredo / inner))
+    assert (addr(row["src_ip"]), row["sport"], row["dport"]) == (TEREDO_CLIENT, 5353, 53)
+    plain = one(bytes(outer_ip(UDP(sport=2152, dport=2152) / GTP_U_Header(teid=1) / teredo)))
+    assert plain["inner_tunnel"] == TunnelType.NONE and plain["mid_proto"] == 0
+
+
 def test_teredo_bubble_found_by_content():
     frame = outer_ip(UDP(sport=32900, dport=3797) / IPv6(src=TEREDO_CLIENT, dst="fe80::1", nh=59))
     row = one(bytes(frame))

@@ -85,6 +85,15 @@ PACKET_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "outer_sport": ("uint16", ()),
     "outer_dport": ("uint16", ()),
     "outer_ip_len": ("uint32", ()),  # the outermost IP datagram's length, 0 if no tunnel
+    # a tunnel inside a tunnel: the innermost tunnel's type and the datagram carrying it
+    # (the packet's direct parent; a third level in between is not kept), else zero
+    "inner_tunnel": ("uint8", ()),  # TunnelType of the innermost tunnel, NONE if < 2
+    "mid_src_ip": ("uint8", (16,)),
+    "mid_dst_ip": ("uint8", (16,)),
+    "mid_proto": ("uint8", ()),
+    "mid_sport": ("uint16", ()),
+    "mid_dport": ("uint16", ()),
+    "mid_ip_len": ("uint32", ()),
 }
 
 
@@ -150,6 +159,13 @@ class PacketBatch:
     outer_sport: np.ndarray
     outer_dport: np.ndarray
     outer_ip_len: np.ndarray
+    inner_tunnel: np.ndarray
+    mid_src_ip: np.ndarray
+    mid_dst_ip: np.ndarray
+    mid_proto: np.ndarray
+    mid_sport: np.ndarray
+    mid_dport: np.ndarray
+    mid_ip_len: np.ndarray
 
     @classmethod
     def empty(cls, n: int) -> PacketBatch:

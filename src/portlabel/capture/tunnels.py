@@ -2,8 +2,9 @@
 
 Entering a tunnel (``enter_tunnel``) copies the row's current IP addresses, protocol, ports
 and IP datagram length to the ``outer_*`` columns and clears the inner ones, then the cursor
-moves to the encapsulated frame, which the ordinary handlers decode into the row. Only the outermost
-tunnel is recorded (``tunnel`` and ``outer_*`` are written once per packet).
+moves to the encapsulated frame, which the ordinary handlers decode into the row. The
+outermost tunnel is ``tunnel`` and ``outer_*``; a tunnel inside it is ``inner_tunnel``
+and ``mid_*`` (the datagram carrying the innermost tunnel, the packet's direct parent).
 
 The UDP-based tunnels are recognised by port, so each one first checks that its payload
 really has that tunnel's shape; when it does not, the packet stays a plain UDP row.
@@ -38,18 +39,21 @@ _INNER_COLUMNS = (
 
 
 def enter_tunnel(st: DecodeState, idx: np.ndarray, kind) -> None:
-    """Record the tunnel (outermost only) and clear the inner columns for ``idx``."""
+    """Record the tunnel (outermost as ``outer_*``, an inner one as ``mid_*``) and clear
+    the inner columns for ``idx``."""
     out = st.out
     st.tunnelled = st.tunnelled or len(idx) > 0
     first = out.tunnel[idx] == TunnelType.NONE
-    rows = idx[first]
-    out.tunnel[rows] = kind if np.isscalar(kind) else np.asarray(kind)[first]
-    out.outer_src_ip[rows] = out.src_ip[rows]
-    out.outer_dst_ip[rows] = out.dst_ip[rows]
-    out.outer_proto[rows] = out.ip_proto[rows]
-    out.outer_sport[rows] = out.sport[rows]
-    out.outer_dport[rows] = out.dport[rows]
-    out.outer_ip_len[rows] = out.ip_len[rows]
+    kinds = np.broadcast_to(np.asarray(kind, dtype=np.uint8), idx.shape)
+    for rows, tunnel, prefix in ((idx[first], out.tunnel, "outer"),
+                                 (idx[~first], out.inner_tunnel, "mid")):  # fmt: skip
+        tunnel[rows] = kinds[first] if prefix == "outer" else kinds[~first]
+        getattr(out, f"{prefix}_src_ip")[rows] = out.src_ip[rows]
+        getattr(out, f"{prefix}_dst_ip")[rows] = out.dst_ip[rows]
+        getattr(out, f"{prefix}_proto")[rows] = out.ip_proto[rows]
+        getattr(out, f"{prefix}_sport")[rows] = out.sport[rows]
+        getattr(out, f"{prefix}_dport")[rows] = out.dport[rows]
+        getattr(out, f"{prefix}_ip_len")[rows] = out.ip_len[rows]
     for name in _INNER_COLUMNS:
         getattr(out, name)[idx] = 0
 

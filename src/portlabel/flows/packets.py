@@ -15,19 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from portlabel.capture.batch import NO_VLAN, DecodeStatus, PacketBatch, TunnelType
-from portlabel.flows.keys import KEY_WIDTH, flow_ports, hash_rows, pack_keys, pack_parent
+from portlabel.flows.keys import (
+    KEY_WIDTH,
+    PARENT_WIDTH,
+    flow_ports,
+    hash_rows,
+    pack_keys,
+    pack_parent,
+)
 
-# bytes between an outer IP header and the inner IP header, per UDP tunnel type
-# (used only when the decoder provides no outer IP length)
-_TUNNEL_OVERHEAD = {
-    TunnelType.VXLAN: 8 + 8 + 14,
-    TunnelType.GENEVE: 8 + 8 + 14,
-    TunnelType.GTP_U: 8 + 8,
-    TunnelType.TEREDO: 8,
-}
-_OVERHEAD = np.zeros(256, dtype=np.int64)
-for _t, _v in _TUNNEL_OVERHEAD.items():
-    _OVERHEAD[_t] = _v
 _V4_PREFIX = np.array([0] * 10 + [0xFF, 0xFF], dtype=np.uint8)
 
 
@@ -132,34 +128,15 @@ def batch_rows(
 
     parent_keys = None
     parent_field = None
-    # the outer UDP flow exists whatever the inner frame was (ARP inside VXLAN, ...)
-    outer = np.flatnonzero((b.tunnel != TunnelType.NONE) & (b.outer_proto == 17))
     if tunnelled.any():
         t = idx[tunnelled]
-        outer_ports = np.where(
-            (b.outer_proto[t] == 17)[:, None],
-            np.stack([b.outer_sport[t], b.outer_dport[t]], axis=1),
-            0,
-        )
-        pk, _ = pack_keys(
-            b.outer_src_ip[t],
-            b.outer_dst_ip[t],
-            outer_ports[:, 0],
-            outer_ports[:, 1],
-            b.outer_proto[t],
-            *_key_vlans(b, t, key_by_parent),
-        )
-        parent_keys = np.zeros((len(idx), pk.shape[1]), dtype=np.uint8)
-        parent_keys[tunnelled] = pk
+        direct = _direct_parent(b, t)
+        parent_keys = np.zeros((len(idx), KEY_WIDTH), dtype=np.uint8)
+        nested = b.inner_tunnel[t] != TunnelType.NONE
+        parent_keys[tunnelled] = _layer_key(b, t, direct, nested, key_by_parent)
         if key_by_parent:
-            parent_field = pack_parent(
-                b.outer_src_ip[idx],
-                b.outer_dst_ip[idx],
-                b.outer_sport[idx],
-                b.outer_dport[idx],
-                b.outer_proto[idx],
-                b.tunnel[idx],
-            )
+            parent_field = np.zeros((len(idx), PARENT_WIDTH), dtype=np.uint8)
+            parent_field[tunnelled] = direct.parent_field()
     keys, direction = pack_keys(
         b.src_ip[sel], b.dst_ip[sel], sport, dport, proto, vlan, ivlan, parent_field, full=False
     )
@@ -182,9 +159,84 @@ def batch_rows(
         frag=frag,
         parent=parent_keys,
     )
-    if len(outer):
-        rows = _with_outer_rows(rows, b, outer, first_pos, key_by_parent)
+    # each UDP tunnel's own flow exists whatever the inner frame was (ARP inside VXLAN...)
+    outer = np.flatnonzero((b.tunnel != TunnelType.NONE) & (b.outer_proto == 17))
+    mid = np.flatnonzero((b.inner_tunnel != TunnelType.NONE) & (b.mid_proto == 17))
+    if len(outer) or len(mid):
+        rows = _with_tunnel_rows(rows, b, outer, mid, first_pos, key_by_parent)
     return rows, left_out
+
+
+@dataclass(slots=True)
+class _Encapsulation:
+    """The datagram that carries a tunnel, for some packets (one entry each)."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    proto: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+    ip_len: np.ndarray
+    tunnel: np.ndarray  # the TunnelType it carries
+
+    def parent_field(self) -> np.ndarray:
+        return pack_parent(self.src, self.dst, self.sport, self.dport, self.proto, self.tunnel)
+
+
+def _outermost(b: PacketBatch, t: np.ndarray) -> _Encapsulation:
+    return _Encapsulation(
+        b.outer_src_ip[t],
+        b.outer_dst_ip[t],
+        b.outer_proto[t],
+        b.outer_sport[t],
+        b.outer_dport[t],
+        b.outer_ip_len[t],
+        b.tunnel[t],
+    )
+
+
+def _middle(b: PacketBatch, t: np.ndarray) -> _Encapsulation:
+    return _Encapsulation(
+        b.mid_src_ip[t],
+        b.mid_dst_ip[t],
+        b.mid_proto[t],
+        b.mid_sport[t],
+        b.mid_dport[t],
+        b.mid_ip_len[t],
+        b.inner_tunnel[t],
+    )
+
+
+def _direct_parent(b: PacketBatch, t: np.ndarray) -> _Encapsulation:
+    """Each tunnelled packet's own tunnel: the innermost of two, else the only one."""
+    outer = _outermost(b, t)
+    nested = b.inner_tunnel[t] != TunnelType.NONE
+    if not nested.any():
+        return outer
+    mid = _middle(b, t)
+    pick = {}
+    for name in _Encapsulation.__slots__:
+        a, c = getattr(outer, name), getattr(mid, name)
+        mask = nested.reshape(-1, *([1] * (a.ndim - 1)))
+        pick[name] = np.where(mask, c, a)
+    return _Encapsulation(**pick)
+
+
+def _layer_key(
+    b: PacketBatch, t: np.ndarray, layer: _Encapsulation, nested, key_by_parent: bool
+) -> np.ndarray:
+    """The full flow key of the flow ``layer`` makes (for packets ``t``): a ``nested``
+    layer's key names its own parent, the outermost tunnel, when flows are keyed by
+    parents."""
+    ported = (layer.proto == 17)[:, None]
+    ports = np.where(ported, np.stack([layer.sport, layer.dport], axis=1), 0)
+    parent = None
+    if key_by_parent:
+        inside = np.broadcast_to(nested, t.shape)[:, None]
+        parent = np.where(inside, _outermost(b, t).parent_field(), 0).astype(np.uint8)
+    keys, _ = pack_keys(layer.src, layer.dst, ports[:, 0], ports[:, 1], layer.proto,
+                        *_key_vlans(b, t, key_by_parent), parent)  # fmt: skip
+    return keys
 
 
 def _key_vlans(b: PacketBatch, sel, key_by_parent: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -197,39 +249,74 @@ def _key_vlans(b: PacketBatch, sel, key_by_parent: bool) -> tuple[np.ndarray, np
     return none, none
 
 
-def _with_outer_rows(
-    rows: Rows, b: PacketBatch, t: np.ndarray, first_pos: int, key_by_parent: bool
+def _with_tunnel_rows(
+    rows: Rows,
+    b: PacketBatch,
+    outer: np.ndarray,
+    mid: np.ndarray,
+    first_pos: int,
+    key_by_parent: bool,
 ) -> Rows:
-    """Append one UDP row per tunnelled packet for its outer (parent) flow, in time order."""
-    v4 = is_v4(b.outer_src_ip[t])
+    """Append one UDP row per tunnelled packet for each UDP tunnel flow it crosses (the
+    outermost, and a tunnel inside it), in capture order."""
+    width = rows.keys.shape[1]
+    parts = []
+    if len(outer):
+        parts.append(_tunnel_rows(b, outer, _outermost(b, outer), None, first_pos,
+                                  key_by_parent, width))  # fmt: skip
+    if len(mid):
+        grand = _layer_key(b, mid, _outermost(b, mid), False, key_by_parent)
+        grand[b.outer_proto[mid] != 17] = 0  # only a UDP tunnel has a flow of its own
+        parts.append(_tunnel_rows(b, mid, _middle(b, mid), grand, first_pos, key_by_parent,
+                                  width))  # fmt: skip
+    merged = {}
+    for name in Rows.__slots__:
+        values = [getattr(r, name) for r in (rows, *parts)]
+        if name == "parent":
+            if all(v is None for v in values):
+                merged[name] = None
+                continue
+            values = [np.zeros((len(r), KEY_WIDTH), np.uint8) if v is None else v
+                      for r, v in zip((rows, *parts), values, strict=True)]  # fmt: skip
+        elif name == "outer":
+            values = [np.zeros(len(rows), dtype=bool), *(np.ones(len(p), bool) for p in parts)]
+        merged[name] = np.concatenate(values)
+    both = Rows(**merged)
+    return both.take(np.argsort(both.pos, kind="stable"))
+
+
+def _tunnel_rows(
+    b: PacketBatch,
+    t: np.ndarray,
+    layer: _Encapsulation,
+    parent: np.ndarray | None,
+    first_pos: int,
+    key_by_parent: bool,
+    width: int,
+) -> Rows:
+    """Rows of the UDP flow ``layer`` makes for packets ``t`` (``parent``: that flow's own
+    tunnel parent's key, for a tunnel inside another)."""
+    v4 = is_v4(layer.src)
     hdr = np.where(v4, 20, 40)
-    outer_len = getattr(b, "outer_ip_len", None)
-    if outer_len is not None:
-        ip_len = outer_len[t].astype(np.int64)
-    else:  # an estimate until the decoder records the outer IP length
-        ip_len = b.ip_len[t].astype(np.int64) + hdr + _OVERHEAD[b.tunnel[t]]
-        no_ip = b.ip_version[t] == 0
-        tags = 4 * ((b.vlan[t] >= 0).astype(np.int64) + (b.inner_vlan[t] >= 0))
-        ip_len[no_ip] = (b.wirelen[t].astype(np.int64) - 14 - tags)[no_ip]
+    ip_len = layer.ip_len.astype(np.int64)
+    parent_field = None
+    if key_by_parent and parent is not None:
+        parent_field = _outermost(b, t).parent_field()
+        parent_field[b.outer_proto[t] != 17] = 0
     keys, direction = pack_keys(
-        b.outer_src_ip[t],
-        b.outer_dst_ip[t],
-        b.outer_sport[t],
-        b.outer_dport[t],
-        b.outer_proto[t],
-        *_key_vlans(b, t, key_by_parent),
-        full=rows.keys.shape[1] == KEY_WIDTH,  # as wide as the rows they join
-    )
+        layer.src, layer.dst, layer.sport, layer.dport, layer.proto,
+        *_key_vlans(b, t, key_by_parent), parent_field, full=width == KEY_WIDTH,
+    )  # fmt: skip
     zeros = np.zeros(len(t), dtype=np.uint32)
-    extra = Rows(
+    return Rows(
         keys=keys,
         dir=direction,
         pos=first_pos + t.astype(np.int64),
         ts=b.ts_ns[t],
         proto=np.full(len(t), 17, dtype=np.uint8),
         ip_version=np.where(v4, 4, 6).astype(np.uint8),
-        sport=b.outer_sport[t],
-        dport=b.outer_dport[t],
+        sport=layer.sport,
+        dport=layer.dport,
         flags=zeros.astype(np.uint16),
         seq=zeros,
         ack=zeros,
@@ -238,12 +325,5 @@ def _with_outer_rows(
         mac=b.src_mac[t],
         vlans=np.stack([b.vlan[t], b.inner_vlan[t]], axis=1),
         frag=np.zeros(len(t), dtype=bool),
-        parent=None if rows.parent is None else np.zeros((len(t), rows.parent.shape[1]), np.uint8),
+        parent=parent,
     )
-    merged = {}
-    for name in Rows.__slots__:
-        a, c = getattr(rows, name), getattr(extra, name)
-        merged[name] = None if a is None else np.concatenate([a, c])
-    merged["outer"] = np.r_[np.zeros(len(rows), dtype=bool), np.ones(len(t), dtype=bool)]
-    both = Rows(**merged)
-    return both.take(np.argsort(both.pos, kind="stable"))

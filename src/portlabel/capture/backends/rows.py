@@ -15,7 +15,7 @@ import numpy as np
 from portlabel.capture.batch import PACKET_COLUMNS, DecodeStatus, PacketBatch
 
 Row = dict[str, object]
-ADDRESS_COLUMNS = ("src_ip", "dst_ip", "outer_src_ip", "outer_dst_ip")
+ADDRESS_COLUMNS = ("src_ip", "dst_ip", "outer_src_ip", "outer_dst_ip", "mid_src_ip", "mid_dst_ip")
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 _NO_ADDRESS = b"\x00" * 16
 
@@ -26,6 +26,7 @@ INNER_TO_OUTER = {
     "ip_proto": "outer_proto",
     "sport": "outer_sport",
     "dport": "outer_dport",
+    "ip_len": "outer_ip_len",
 }
 INNER_COLUMNS = (
     "ip_version", "src_ip", "dst_ip", "ip_proto", "ip_len", "ip_id", "frag_offset",
@@ -52,15 +53,13 @@ def widen(packed: bytes) -> bytes:
 
 
 def enter_tunnel(row: Row, kind: int) -> None:
-    """Record the outermost tunnel: the datagram so far becomes its ``outer_*`` parent."""
-    if row.get("tunnel"):
-        for name in INNER_COLUMNS:
-            row.pop(name, None)
-        return
-    row["tunnel"] = kind
+    """Record a tunnel: the datagram so far becomes its ``outer_*`` parent (the outermost
+    tunnel) or its ``mid_*`` one (a tunnel inside it)."""
+    prefix = "mid" if row.get("tunnel") else "outer"
+    row["inner_tunnel" if prefix == "mid" else "tunnel"] = kind
     for inner, outer in INNER_TO_OUTER.items():
         if inner in row:
-            row[outer] = row[inner]
+            row[outer.replace("outer", prefix, 1)] = row[inner]
     for name in INNER_COLUMNS:
         row.pop(name, None)
 
