@@ -95,6 +95,7 @@ S, A, F, R, P = 2, 16, 1, 4, 8
             st.integers(0, 2**32 - 1),  # seq
             st.integers(0, 2**32 - 1),  # ack
             st.sampled_from([0, 0, 1, 1400]),  # payload
+            st.sampled_from([0, 65535]),  # window (zero windows mark the flow)
             st.floats(0, 30),
         ),
         min_size=1,
@@ -105,14 +106,14 @@ S, A, F, R, P = 2, 16, 1, 4, 8
 def test_random_tcp_makes_the_same_flows(spec, cuts):
     pkts = []
     base = {}
-    for conn, rev, flags, seq, ack, length, t in sorted(spec, key=lambda x: x[-1]):
+    for conn, rev, flags, seq, ack, length, win, t in sorted(spec, key=lambda x: x[-1]):
         # half the time numbers near the connection's own, so ranges and acks overlap
         near = base.setdefault((conn, rev), seq)
         seq = seq if seq % 2 else (near + seq % 5000) % 2**32
         c = dict(src=C, dst=SV, sport=40000 + conn, dport=80)
         s = dict(src=SV, dst=C, sport=80, dport=40000 + conn)
         pkts.append({**(s if rev else c), "t": t, "flags": flags, "seq": seq, "ack": ack,
-                     "len": length})  # fmt: skip
+                     "len": length, "win": win})  # fmt: skip
     edges = [0, *sorted({min(c, len(pkts)) for c in cuts}), len(pkts)]
     batches = [make(pkts[a:b]) for a, b in zip(edges, edges[1:], strict=False) if b > a]
     assert_same(batches, close_delay=1.0, tcp_timeout=10.0)

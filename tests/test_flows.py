@@ -38,6 +38,7 @@ def make(packets: list[dict]) -> PacketBatch:
         b.sport[i], b.dport[i] = p.get("sport", 0), p.get("dport", 0)
         b.tcp_flags[i] = p.get("flags", 0)
         b.tcp_seq[i], b.tcp_ack[i] = p.get("seq", 0), p.get("ack", 0)
+        b.tcp_window[i] = p.get("win", 65535)
         b.payload_len[i] = p.get("len", 0)
         b.ip_len[i] = p.get("len", 0) + (40 if b.ip_proto[i] == 6 else 28)
         b.icmp_type[i], b.icmp_code[i] = p.get("type", 0), p.get("code", 0)
@@ -151,6 +152,33 @@ def test_an_unanswered_attempt_expires_without_more_packets():
     assert table.advance(int(4e9)) is None
     done = table.advance(int(5e9))
     assert done.num_rows == 1 and done["history"].to_pylist() == ["S"]
+
+
+@pytest.mark.parametrize(
+    ("repeats", "letters"), [(1, "T"), (2, "T"), (9, "T"), (10, "TT"), (100, "TTT")]
+)
+def test_retransmissions_are_scaled_letters(repeats, letters):
+    """Zeek writes t/T again when a direction's count reaches 10, 100, 1000..."""
+    flow = handshake_close()
+    data = flow[3]
+    flow[4:4] = [{**data, "t": 0.3 + 0.0001 * (k + 1)} for k in range(repeats)]
+    other = handshake_close(sport=40001)  # a second flow: the records are many, not one
+    for split in (None, 5):
+        parts = [flow] if split is None else [flow[:split], flow[split:]]
+        batches = [make(sorted(part + other[i::2], key=lambda p: p["t"]))
+                   for i, part in enumerate(parts)]  # fmt: skip
+        rows = {r["id.orig_p"]: r for r in run(batches).to_pylist()}
+        assert rows[40000]["history"] == f"ShAD{letters}dFf"
+        assert rows[40000]["orig_pkts"] == 5 + repeats
+
+
+def test_zero_windows_are_scaled_letters():
+    flow = handshake_close()
+    flow[4] = {**flow[4], "win": 0}  # the server's data packet advertises a zero window
+    (row,) = run([make(flow)]).to_pylist()
+    assert row["history"] == "ShADdwFf"
+    flow[5] = {**flow[5], "win": 0, "flags": R}  # never on a RST
+    assert "W" not in run([make(flow)]).to_pylist()[0]["history"]
 
 
 def test_idle_timeout_per_transport_and_expiry_in_update():

@@ -48,7 +48,7 @@ typedef struct {
     int32_t *vlan, *inner_vlan;
     uint8_t *src_ip, *dst_ip; /* 16 bytes per row */
     uint32_t *ip_len, *ip_id, *tcp_seq, *tcp_ack, *payload_len;
-    uint16_t *frag_offset, *sport, *dport, *tcp_flags, *icmp_id;
+    uint16_t *frag_offset, *sport, *dport, *tcp_flags, *icmp_id, *tcp_window;
 } Columns;
 
 static inline uint32_t floor0(int64_t v) { return v > 0 ? (uint32_t)v : 0; }
@@ -84,6 +84,7 @@ static int transport(const uint8_t *p, const uint8_t *end, int cls, int version,
         c->tcp_seq[i] = be32(p + 4);
         c->tcp_ack[i] = be32(p + 8);
         c->tcp_flags[i] = (uint16_t)(be16(p + 12) & 0x01FF);
+        c->tcp_window[i] = (uint16_t)be16(p + 14);
         c->payload_len[i] = floor0(rest - data_offset);
         return 1;
     }
@@ -272,17 +273,17 @@ static Py_ssize_t decode_rows(const uint8_t *buf, Py_ssize_t buflen, const int64
 
 /* ---- the Python binding ------------------------------------------------------------ */
 
-enum { N_IN = 4, N_TABLES = 8, N_OUT = 22 };
+enum { N_IN = 4, N_TABLES = 8, N_OUT = 23 };
 
 static const char *const OUT_NAMES[N_OUT] = {
     "status",    "src_mac",     "dst_mac",  "vlan",       "inner_vlan", "ip_version",
     "src_ip",    "dst_ip",      "ip_proto", "ip_len",     "ip_id",      "frag_offset",
     "more_frags", "sport",      "dport",    "tcp_flags",  "tcp_seq",    "tcp_ack",
-    "payload_len", "icmp_type", "icmp_code", "icmp_id",
+    "payload_len", "icmp_type", "icmp_code", "icmp_id", "tcp_window",
 };
 /* bytes per row of each output column, in OUT_NAMES order */
 static const Py_ssize_t OUT_WIDTH[N_OUT] = {1, 8, 8, 4, 4, 1, 16, 16, 1, 4, 4,
-                                            2, 1, 2, 2, 2, 4, 4, 4, 1, 1, 2};
+                                            2, 1, 2, 2, 2, 4, 4, 4, 1, 1, 2, 2};
 static const Py_ssize_t TABLE_LEN[N_TABLES] = {65536, 65536, 256, 256, 65536, 256, 256, 256};
 
 static PyObject *decode_plain(PyObject *self, PyObject *args)
@@ -347,7 +348,7 @@ static PyObject *decode_plain(PyObject *self, PyObject *args)
         .more_frags = out[12].buf,  .sport = out[13].buf,      .dport = out[14].buf,
         .tcp_flags = out[15].buf,   .tcp_seq = out[16].buf,    .tcp_ack = out[17].buf,
         .payload_len = out[18].buf, .icmp_type = out[19].buf,  .icmp_code = out[20].buf,
-        .icmp_id = out[21].buf,
+        .icmp_id = out[21].buf,     .tcp_window = out[22].buf,
     };
     Py_ssize_t k;
     Py_BEGIN_ALLOW_THREADS

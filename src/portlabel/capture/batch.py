@@ -73,6 +73,7 @@ PACKET_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "tcp_flags": ("uint16", ()),  # 9 bits: NS CWR ECE URG ACK PSH RST SYN FIN
     "tcp_seq": ("uint32", ()),
     "tcp_ack": ("uint32", ()),
+    "tcp_window": ("uint16", ()),  # the advertised window as sent (not scaled)
     "payload_len": ("uint32", ()),  # transport payload bytes (from IP lengths, not caplen)
     "icmp_type": ("uint8", ()),
     "icmp_code": ("uint8", ()),
@@ -147,6 +148,7 @@ class PacketBatch:
     tcp_flags: np.ndarray
     tcp_seq: np.ndarray
     tcp_ack: np.ndarray
+    tcp_window: np.ndarray
     payload_len: np.ndarray
     icmp_type: np.ndarray
     icmp_code: np.ndarray

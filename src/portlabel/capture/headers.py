@@ -138,6 +138,7 @@ TCP = Layout(
     ack=Field(8, 4),
     data_offset=Field(12, 1, shift=4, mask=0x0F),
     flags=Field(12, 2, mask=0x01FF),
+    window=Field(14, 2),
 )
 UDP = Layout("udp", 8, length=Field(4, 2))
 SCTP = Layout("sctp", 12, first_chunk=Field(12, 1))

@@ -68,6 +68,7 @@ def tcp(st: DecodeState, idx: np.ndarray) -> None:
     out.tcp_seq[idx] = field(hdr, L.seq)
     out.tcp_ack[idx] = field(hdr, L.ack)
     out.tcp_flags[idx] = field(hdr, L.flags)
+    out.tcp_window[idx] = field(hdr, L.window)
     data_offset = field(hdr, L.data_offset) * 4
     bad = data_offset < L.min_len
     _payload(st, idx, data_offset)

@@ -7,14 +7,24 @@
  *    else one before the first octet) and never changes;
  *  - seq_end is the highest sequence end sent (not counting RST packets), relative to the
  *    base; acked the highest ack received, counted once the acked side has a base;
- *  - every packet's event moves the segment's joint state through TRANSITIONS.
+ *  - every packet's event moves the segment's joint state through TRANSITIONS;
+ *  - each row is marked (after its state change) as Zeek's endpoint would see it: a
+ *    retransmission (payload that does not reach past the highest sequence end sent, by
+ *    an endpoint not reset; a first SYN's own end counts as sent) and a zero window
+ *    (advertised by an endpoint not reset, to a peer not closed, on a packet without RST).
+ *    Sequence ends are compared *unwrapped*: each packet's end is the previous packet's
+ *    (of that direction) plus their signed 32-bit distance (seq_prev, seq_u), so a
+ *    transfer past 2 GiB or across a wrap keeps moving forward; seq_top is the highest.
  * Rows that are not TCP, or are later fragments, are skipped. The tables (events and
- * transitions) are tcp_state's, passed in.
+ * transitions) are tcp_state's, passed in; N_STATES is theirs too.
  */
 #include "kernel.h"
 #include <stdint.h>
 
 enum { FIN = 1, SYN = 2, RST = 4, ACK = 16, EVENT_FLAGS = FIN | SYN | RST | ACK };
+/* tcp_state.Endpoint values and N_STATES; tcp_track.MARK_* bits */
+enum { CLOSED = 5, RESET = 6, N_STATES = 7, MARK_RXMIT = 1, MARK_ZERO_WINDOW = 2 };
+#define NOT_SENT (-(1LL << 40)) /* tcp_track._NOT_SENT */
 
 /* x - base as a signed distance in 32-bit sequence space */
 static inline int64_t rel(int64_t x, uint32_t base)
@@ -26,14 +36,17 @@ static inline int64_t rel(int64_t x, uint32_t base)
 typedef struct {
     const uint8_t *proto, *frag, *dir;
     const int64_t *seg, *payload;
-    const uint16_t *flags;
+    const uint16_t *flags, *window;
     const uint32_t *seq, *ack;
+    uint8_t *marks; /* written: MARK_* bits per row */
 } RowsIn;
 
 typedef struct {
     uint32_t *base;   /* [seg][dir] */
     uint8_t *has_base;
     int64_t *seq_end, *acked;
+    uint32_t *seq_prev; /* [seg][dir] the last packet's sequence end */
+    int64_t *seq_u, *seq_top; /* [seg][dir] its unwrapped end; the highest sent (not RST) */
     uint8_t *joint;   /* [seg] */
     const uint8_t *orig_side;
 } SegState;
@@ -54,15 +67,22 @@ static int track(const RowsIn *r, Py_ssize_t m, SegState *st, Py_ssize_t n_seg,
         uint32_t f = r->flags[i];
         int syn = (f & SYN) != 0, fin = (f & FIN) != 0, rst = (f & RST) != 0;
         int64_t plen = r->payload[i];
-        if (!st->has_base[sd]) {
+        int first = !st->has_base[sd];
+        if (first) {
             st->base[sd] = r->seq[i] - (syn ? 0u : 1u);
             st->has_base[sd] = 1;
         }
-        if (!rst) {
-            int64_t end = rel((int64_t)r->seq[i] + plen + syn + fin, st->base[sd]);
-            if (end > st->seq_end[sd])
-                st->seq_end[sd] = end;
-        }
+        uint32_t end_abs = r->seq[i] + (uint32_t)plen + (uint32_t)syn + (uint32_t)fin;
+        int64_t end = rel((int64_t)r->seq[i] + plen + syn + fin, st->base[sd]);
+        if (!rst && end > st->seq_end[sd])
+            st->seq_end[sd] = end;
+        /* the unwrapped end, and the highest sent before it (a first SYN sent its own) */
+        int64_t u = first ? end : st->seq_u[sd] + (int32_t)(end_abs - st->seq_prev[sd]);
+        int64_t sent = first ? (syn ? u : NOT_SENT) : st->seq_top[sd];
+        st->seq_prev[sd] = end_abs;
+        st->seq_u[sd] = u;
+        if (!rst && (first || u > st->seq_top[sd]))
+            st->seq_top[sd] = u;
         if ((f & ACK) && st->has_base[od]) {
             int64_t acked = rel(r->ack[i], st->base[od]);
             if (acked > st->acked[od])
@@ -74,7 +94,16 @@ static int track(const RowsIn *r, Py_ssize_t m, SegState *st, Py_ssize_t n_seg,
         uint8_t event = events[e], joint = st->joint[s];
         if (joint >= n_joint || event >= n_events)
             return -1;
-        st->joint[s] = transitions[joint * n_events + event];
+        joint = st->joint[s] = transitions[joint * n_events + event];
+        int from_orig = d == st->orig_side[s];
+        int own = from_orig ? joint / N_STATES : joint % N_STATES;
+        int peer = from_orig ? joint % N_STATES : joint / N_STATES;
+        uint8_t mark = 0;
+        if (plen > 0 && own != RESET && u <= sent)
+            mark |= MARK_RXMIT;
+        if (r->window[i] == 0 && !rst && own != RESET && peer != CLOSED)
+            mark |= MARK_ZERO_WINDOW;
+        r->marks[i] = mark;
     }
     return 0;
 }
@@ -82,32 +111,38 @@ static int track(const RowsIn *r, Py_ssize_t m, SegState *st, Py_ssize_t n_seg,
 static PyObject *track_tcp(PyObject *self, PyObject *args)
 {
     (void)self;
-    /* rows: proto u8, frag bool, dir u8, seg i64, payload i64, flags u16, seq u32, ack u32;
-     * segments: base u32[2], has_base bool[2], seq_end i64[2], acked i64[2], joint u8
-     * (written), orig_side u8; tables: events u8, transitions u8[states][n_events] */
-    enum { N_BUF = 16 };
+    /* rows: proto u8, frag bool, dir u8, seg i64, payload i64, flags u16, seq u32, ack u32,
+     * window u16, marks u8 (written); segments: base u32[2], has_base bool[2], seq_end
+     * i64[2], acked i64[2], joint u8 (written), orig_side u8, seq_prev u32[2], seq_u
+     * i64[2], seq_top i64[2]; tables: events u8, transitions u8[states][n_events] */
+    enum { N_BUF = 21 };
     Py_buffer b[N_BUF];
     Py_ssize_t n_events;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*w*w*w*w*w*y*y*y*n:track_tcp", &b[0], &b[1],
-                          &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10],
-                          &b[11], &b[12], &b[13], &b[14], &b[15], &n_events))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*y*w*w*w*y*y*n:track_tcp",
+                          &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8],
+                          &b[9], &b[10], &b[11], &b[12], &b[13], &b[14], &b[15], &b[16],
+                          &b[17], &b[18], &b[19], &b[20], &n_events))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t m = b[0].len, n_seg = b[12].len;
+    Py_ssize_t m = b[0].len, n_seg = b[14].len;
     if (b[1].len != m || b[2].len != m || b[3].len != 8 * m || b[4].len != 8 * m ||
-        b[5].len != 2 * m || b[6].len != 4 * m || b[7].len != 4 * m || b[8].len != 8 * n_seg ||
-        b[9].len != 2 * n_seg || b[10].len != 16 * n_seg || b[11].len != 16 * n_seg ||
-        b[13].len != n_seg || n_events <= 0 || b[15].len % n_events) {
+        b[5].len != 2 * m || b[6].len != 4 * m || b[7].len != 4 * m || b[8].len != 2 * m ||
+        b[9].len != m || b[10].len != 8 * n_seg || b[11].len != 2 * n_seg ||
+        b[12].len != 16 * n_seg || b[13].len != 16 * n_seg || b[15].len != n_seg ||
+        b[16].len != 8 * n_seg || b[17].len != 16 * n_seg || b[18].len != 16 * n_seg ||
+        n_events <= 0 || b[20].len % n_events || b[20].len / n_events > N_STATES * N_STATES) {
         PyErr_SetString(PyExc_ValueError, "track_tcp: arrays of the wrong sizes");
         goto done;
     }
     RowsIn r = {
-        b[0].buf, b[1].buf, b[2].buf, b[3].buf, b[4].buf, b[5].buf, b[6].buf, b[7].buf,
+        b[0].buf, b[1].buf, b[2].buf, b[3].buf, b[4].buf, b[5].buf, b[8].buf, b[6].buf,
+        b[7].buf, b[9].buf,
     };
-    SegState st = {b[8].buf, b[9].buf, b[10].buf, b[11].buf, b[12].buf, b[13].buf};
+    SegState st = {b[10].buf, b[11].buf, b[12].buf, b[13].buf,
+                   b[16].buf, b[17].buf, b[18].buf, b[14].buf, b[15].buf};
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = track(&r, m, &st, n_seg, b[14].buf, b[14].len, b[15].buf, b[15].len / n_events,
+    status = track(&r, m, &st, n_seg, b[19].buf, b[19].len, b[20].buf, b[20].len / n_events,
                    n_events);
     Py_END_ALLOW_THREADS
     result = none_or_error(status, "track_tcp: a segment, event or state out of range");
@@ -118,10 +153,12 @@ done:
 
 static PyMethodDef methods[] = {
     {"track_tcp", track_tcp, METH_VARARGS,
-     "track_tcp(proto, frag, dir, seg, payload, flags, seq, ack,\n"
-     "          base, has_base, seq_end, acked, joint, orig_side, events, transitions,\n"
+     "track_tcp(proto, frag, dir, seg, payload, flags, seq, ack, window, marks,\n"
+     "          base, has_base, seq_end, acked, joint, orig_side, seq_prev, seq_u,\n"
+     "          seq_top, events, transitions,\n"
      "          n_events)\n\n"
-     "Updates base, has_base, seq_end, acked and joint in place (see tcp_track.py)."},
+     "Updates base, has_base, seq_end, acked and joint in place and writes each row's\n"
+     "marks (see tcp_track.py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,6 +18,7 @@ from portlabel.constants import PROTOCOL_NAMES, ZEEK_PROTO_NAMES, ZEEK_UNKNOWN_P
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, RESPONDER_BY, empty_table
 from portlabel.flows.community_id import community_id_chars
 from portlabel.flows.keys import unpack, unpack_int
+from portlabel.flows.letters import history_with_events
 from portlabel.flows.records import NO_POS, Records
 from portlabel.flows.render import (
     addresses,
@@ -80,6 +81,23 @@ def _history(first_pos: np.ndarray, side: np.ndarray, flipped: np.ndarray) -> np
     return letters_by_position(pos, _LETTERS, NO_POS), pos
 
 
+def _with_scaled_letters(history, pos, letters, side) -> np.ndarray:
+    """The history matrix with each flow's scaled letters (c/t/w/g) inserted."""
+    rows = [i for i, events in enumerate(letters) if events]
+    texts = {}
+    for i in rows:
+        chars = history[i][history[i] != 0].tobytes().decode("ascii")
+        positions = np.sort(pos[i][pos[i] != NO_POS]).tolist()
+        texts[i] = history_with_events(chars, positions, letters[i], int(side[i]))
+    width = max(history.shape[1], max(len(t) for t in texts.values()))
+    out = np.zeros((len(history), width), dtype=np.uint8)
+    out[:, : history.shape[1]] = history
+    for i, text in texts.items():
+        out[i, :] = 0
+        out[i, : len(text)] = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return out
+
+
 def _syn_then_rst(pos: np.ndarray) -> np.ndarray:
     """History matches ``^?S[^HAFGIQ]*R`` (an originator SYN answered by nothing but RST)."""
     s, r = pos[:, K_S], pos[:, K_R]
@@ -94,9 +112,10 @@ def to_flow_batch(
     reasons: np.ndarray,
     parents: list[list[str]] | None,
     cid_seed: int = 0,
+    letters: list[list[tuple[int, int]]] | None = None,
 ) -> pa.Table:
     """The FlowBatch for finished records (``parents[i]``: tunnel parent uids of flow i;
-    None: no flow has any)."""
+    ``letters[i]``: its scaled-letter events; None: no flow has any)."""
     n = len(rec["key"])
     if n == 0:
         return empty_table(FLOW_SCHEMA)
@@ -121,6 +140,8 @@ def to_flow_batch(
     dur_ns = rec["last_ts"] - rec["first_ts"]
     zero = dur_ns == 0
     history, pos = _history(rec["first_pos"], side, rec["flipped"])
+    if letters is not None:
+        history = _with_scaled_letters(history, pos, letters, side)
     states = conn_state_codes(
         proto, rec["joint"], o_pkts, r_pkts, (o_bytes == 0) & (r_bytes == 0), _syn_then_rst(pos)
     )

@@ -27,6 +27,8 @@ from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, empty_table
 from portlabel.flows.config import FlowConfig
 from portlabel.flows.direction import decide_orientation
 from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
+from portlabel.flows.letters import tcp_letters
+from portlabel.flows.notes import FlowNotes, letter_lists, parent_sets
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
 from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
@@ -37,7 +39,6 @@ from portlabel.flows.uid import UidSource
 
 CLOSED, IDLE, ACTIVE, FLUSH = range(len(END_REASONS))
 _PROTO_AT = KEY_FIELDS["proto"][0]
-_NO_PARENTS: frozenset[bytes] = frozenset()  # shared, never mutated
 _SUMMED = ("pkts", "ip_bytes", "payload", "fins")
 _FROM_STATE = (
     "uid",
@@ -52,6 +53,10 @@ _FROM_STATE = (
     "first_ts",
     "ip_version",
     "vlans",
+    "scaled",
+    "seq_prev",
+    "seq_u",
+    "seq_top",
 )
 
 
@@ -82,7 +87,7 @@ class FlowTable:
         self.store = FlowStore()
         self._frags = FragmentPorts()
         self._uids = UidSource(self.config.uid_seed)
-        self._parents: dict[int, set[bytes]] = {}  # slot -> tunnel parent flow keys
+        self._notes = FlowNotes()  # tunnel parents and scaled letters, for the flows with any
         # finished UDP flow key -> uid limbs, for tunnel parents that finish before a
         # flow inside them; kept only once tunnelled packets were seen (parents are the
         # outer UDP flows those packets make)
@@ -137,8 +142,8 @@ class FlowTable:
     def drain(self) -> FinishedFlows | None:
         """``flush`` without rendering (None when no flow was active)."""
         slots = np.flatnonzero(self.store.used)
-        rec, parents = self._release(slots)
-        return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), parents)])
+        rec, notes = self._release(slots)
+        return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), notes)])
 
     def key(self, batch: PacketBatch) -> KeyedBatch:
         """The first step of ``fold``, which reads no flow: ``batch``'s rows keyed and
@@ -194,23 +199,21 @@ class FlowTable:
         self._orient_new(rows, rec, seg_slot, seg_starts)
         if packets is not None:  # uids and orientation are final from here on
             packets.fill(rows, seg, rec, first_pos)
-        track(rows, seg, rec)
-        seg_parents = self._segment_parents(rows, seg, seg_slot)
+        marks = track(rows, seg, rec)
+        letters = tcp_letters(rows, seg, marks, rec)
+        notes = self._notes.by_segment(seg_slot, self._segment_parents(rows, seg), letters)
 
         is_last = np.zeros(n_seg, dtype=bool)
         is_last[last_seg] = True
         ended = np.flatnonzero(~is_last)
         moved = seg_slot[ended]  # a stored flow that continued here and then ended
-        self._release(moved[moved >= 0])
+        self.store.release(moved[moved >= 0])  # its notes went to ``notes`` above
         keep = np.flatnonzero(is_last)
         slots = self.store.put(seg_slot[keep], take(rec, keep))
-        if seg_parents:
-            for s, slot in zip(keep.tolist(), slots.tolist(), strict=True):
-                if s in seg_parents:
-                    self._parents.setdefault(slot, set()).update(seg_parents[s])
+        self._notes.keep(keep, slots, notes)
         ended_rec = take(rec, ended)
-        ended_parents = [seg_parents.get(s, _NO_PARENTS) for s in ended.tolist()]
-        return ended_rec, _end_reasons(ended_rec), ended_parents
+        ended_notes = [notes.get(s) for s in ended.tolist()]
+        return ended_rec, _end_reasons(ended_rec), ended_notes
 
     def _carry(self, slots: np.ndarray) -> Carry | None:
         known = slots >= 0
@@ -236,8 +239,8 @@ class FlowTable:
             return seg_slot
         gone = slots[known & ~cont]
         if len(gone):
-            old, parents = self._release(gone)
-            done.append((old, _end_reasons(old), parents))
+            old, notes = self._release(gone)
+            done.append((old, _end_reasons(old), notes))
         go_on = known & cont
         fs, sl = first_seg[go_on], slots[go_on]
         seg_slot[fs] = sl
@@ -263,7 +266,7 @@ class FlowTable:
         rec["by"][new] = by
         rec["uid"][new] = self._uids.draw(len(new))
 
-    def _segment_parents(self, rows: Rows, seg, seg_slot) -> dict[int, set[bytes]]:
+    def _segment_parents(self, rows: Rows, seg) -> dict[int, set[bytes]]:
         if rows.parent is None:
             return {}
         self._tunnels_seen = True
@@ -278,9 +281,6 @@ class FlowTable:
         for raw in uniq.tolist():
             s = int.from_bytes(raw[:8], "big")
             out.setdefault(s, set()).add(raw[8:])
-        for s, slot in enumerate(seg_slot.tolist()):
-            if slot >= 0 and slot in self._parents and s in out:
-                out[s] |= self._parents[slot]
         return out
 
     # ---- finishing -------------------------------------------------------------------
@@ -303,16 +303,12 @@ class FlowTable:
                 used & ~closed & ~idle & (now - cols["first_ts"] > self.config.active_timeout * 1e9)
             )
         slots = np.flatnonzero(closed | idle | active)
-        rec, parents = self._release(slots)
+        rec, notes = self._release(slots)
         why = np.where(active[slots], ACTIVE, _end_reasons(rec)).astype(np.uint8)
-        return rec, why, parents
+        return rec, why, notes
 
     def _release(self, slots: np.ndarray) -> tuple[Records, list]:
-        if self._parents:
-            parents = [self._parents.pop(s, _NO_PARENTS) for s in slots.tolist()]
-        else:  # the common case: no tunnels
-            parents = [_NO_PARENTS] * len(slots)
-        return self.store.release(slots), parents
+        return self.store.release(slots), self._notes.take(slots)
 
     def _finished(self, parts: list[tuple[Records, np.ndarray, list]]) -> FinishedFlows | None:
         parts = [p for p in parts if len(p[1])]
@@ -322,15 +318,17 @@ class FlowTable:
         reasons = np.concatenate([p[1] for p in parts])
         by_time = np.lexsort((rec["uid"][:, 2], rec["first_ts"]))  # writers like ts order
         rec, reasons = take(rec, by_time), reasons[by_time]
-        has_parents = any(any(p[2]) for p in parts)
-        if has_parents:
-            parent_sets = [s for p in parts for s in p[2]]
-            parent_sets = [parent_sets[i] for i in by_time.tolist()]
+        notes = [n for p in parts for n in p[2]]
+        if any(n is not None for n in notes):
+            notes = [notes[i] for i in by_time.tolist()]
+        keys = parent_sets(notes)
         if self._tunnels_seen:
             self._remember_uids(rec)
         # after the update above: a parent may finish in this very batch
-        parents = self._parent_uids(parent_sets) if has_parents else None
-        return FinishedFlows(rec, reasons, parents, self.config.community_id_seed)
+        parents = None if keys is None else self._parent_uids(keys)
+        return FinishedFlows(
+            rec, reasons, parents, self.config.community_id_seed, letter_lists(notes)
+        )
 
     def _remember_uids(self, rec: Records) -> None:
         udp = rec[rec["key"][:, _PROTO_AT] == 17]

@@ -42,6 +42,7 @@ class Rows:
     flags: np.ndarray  # TCP flags (0 for fragments and non-TCP)
     seq: np.ndarray
     ack: np.ndarray
+    window: np.ndarray  # TCP window as sent (0 for non-TCP)
     payload: np.ndarray
     ip_len: np.ndarray
     mac: np.ndarray  # sender MAC
@@ -152,6 +153,7 @@ def batch_rows(
         flags=np.where(tcp_ok, b.tcp_flags[sel], 0).astype(np.uint16),
         seq=b.tcp_seq[sel],
         ack=b.tcp_ack[sel],
+        window=b.tcp_window[sel],
         payload=b.payload_len[sel].astype(np.int64),
         ip_len=b.ip_len[sel].astype(np.int64),
         mac=b.src_mac[sel],
@@ -320,6 +322,7 @@ def _tunnel_rows(
         flags=zeros.astype(np.uint16),
         seq=zeros,
         ack=zeros,
+        window=zeros.astype(np.uint16),
         payload=np.maximum(ip_len - hdr - 8, 0),
         ip_len=ip_len,
         mac=b.src_mac[t],

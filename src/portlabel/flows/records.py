@@ -41,6 +41,10 @@ RECORD_FIELDS: dict[str, tuple[str, tuple[int, ...], int]] = {
     "payload": ("int64", (2,), 0),
     "mac": ("uint64", (2,), 0),  # sender MAC per direction
     "vlans": ("int32", (2,), -1),  # the first packet's outer and inner VLAN (-1: none)
+    "seq_prev": ("uint32", (2,), 0),  # TCP: the last packet's sequence end (tcp_track)
+    "seq_u": ("int64", (2,), 0),  # TCP: that end unwrapped past 32 bits
+    "seq_top": ("int64", (2,), -(1 << 40)),  # TCP: the highest unwrapped end sent (not RST)
+    "scaled": ("uint32", (8,), 0),  # letters.SCALED_KINDS counts per canonical direction
     "base": ("uint32", (2,), 0),  # TCP: sequence number "before" the first octet
     "has_base": ("bool", (2,), 0),
     "seq_end": ("int64", (2,), 0),  # TCP: highest relative sequence end sent

@@ -82,12 +82,15 @@ class FinishedFlows:
     reasons: np.ndarray  # END_REASONS code per flow
     parents: list[list[str]] | None  # tunnel parent uids per flow (None: no flow has any)
     community_id_seed: int
+    letters: list[list[tuple[int, int]]] | None = None  # scaled-letter events per flow
 
     def __len__(self) -> int:
         return len(self.reasons)
 
     def table(self) -> pa.Table:
-        return to_flow_batch(self.records, self.reasons, self.parents, self.community_id_seed)
+        return to_flow_batch(
+            self.records, self.reasons, self.parents, self.community_id_seed, self.letters
+        )
 
 
 @dataclass(frozen=True, slots=True)

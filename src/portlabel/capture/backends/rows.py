@@ -30,7 +30,7 @@ INNER_TO_OUTER = {
 }
 INNER_COLUMNS = (
     "ip_version", "src_ip", "dst_ip", "ip_proto", "ip_len", "ip_id", "frag_offset",
-    "more_frags", "sport", "dport", "payload_len", "tcp_flags", "tcp_seq", "tcp_ack",
+    "more_frags", "sport", "dport", "payload_len", "tcp_flags", "tcp_seq", "tcp_ack", "tcp_window",
     "icmp_type", "icmp_code", "icmp_id", "sctp_chunk",
 )  # fmt: skip
 

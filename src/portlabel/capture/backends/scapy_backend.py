@@ -272,6 +272,7 @@ class _Walk:
         if not _complete(tcp):
             return self._truncated_transport(tcp)
         self.row.update(sport=tcp.sport, dport=tcp.dport, tcp_seq=tcp.seq, tcp_ack=tcp.ack)
+        self.row["tcp_window"] = tcp.window
         self.row["tcp_flags"] = int(tcp.flags) & 0x1FF
         self._transport_done(tcp.dataofs * 4)
         return False

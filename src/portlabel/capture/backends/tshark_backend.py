@@ -273,6 +273,7 @@ def _transport(row: Row, layer, name: str) -> None:
         row["tcp_flags"] = _int(layer, "tcp.flags") & 0x1FF
         row["tcp_seq"] = _int(layer, "tcp.seq_raw")
         row["tcp_ack"] = _int(layer, "tcp.ack_raw")
+        row["tcp_window"] = _int(layer, "tcp.window_size_value")
         header = _int(layer, "tcp.hdr_len", 20)
     elif name == "dccp":
         header = _int(layer, "dccp.data_offset", 3) * 4
