@@ -33,10 +33,6 @@ KNOWN_DIFFERENCES: dict[tuple[str, ...], str] = {
         _SCRIPT_X.format("the test disables the ICMP analyzer"),
     ("core.reporter-limit-reached-weird", *_CUT):
         _SCRIPT_X.format("Reporter::limit_reached_weird called by the test script"),
-    ("core.tcp.bad-checksum-syn", *_CUT): "checksums are not checked yet (Zeek runs without -C)",
-    ("core.tunnels.geneve-inner-tcp-bad-checksum", *_CUT): "checksums are not checked yet",
-    ("core.tunnels.vxlan-inner-tcp-bad-checksum", *_CUT): "checksums are not checked yet",
-    ("core.udp-corrupt", *_CUT): "checksums are not checked yet",
     ("core.tcp.large-file-reassembly", "192.168.56.1", "59764", "192.168.56.101", "37150",
      "tcp"): "g/G content-gap letters are not produced yet",
     ("core.vntag-in-vlan", "10.10.10.1", "443", "10.10.10.2", "56960", "tcp"):
@@ -174,3 +170,15 @@ def test_a_tunnel_inside_a_tunnel_keeps_every_parent():
         assert flows[4789]["tunnel_parents"] == [flows[6081]["uid"]]
         assert flows[53]["tunnel_parents"] == [flows[4789]["uid"]]
         assert [flows[p]["orig_ip_bytes"] for p in (6081, 4789, 53)] == [356, 284, 82]
+
+
+def test_bad_checksums_are_checked_only_when_asked():
+    """Zeek without -C: a bad UDP checksum leaves the connection with no packets and Cc."""
+    import portlabel
+
+    trace = zp.PARITY / "core.udp-corrupt" / "dns-corrupt.pcap"
+    (checked,) = portlabel.label(trace, check_checksums=True).to_pylist()
+    assert (checked["history"], checked["orig_pkts"], checked["resp_pkts"]) == ("Cc", 0, 0)
+    assert checked["conn_state"] == "OTH" and checked["orig_ip_bytes"] == 0
+    (trusted,) = portlabel.label(trace).to_pylist()
+    assert (trusted["history"], trusted["orig_pkts"], trusted["resp_pkts"]) == ("Dd", 1, 1)

@@ -109,13 +109,19 @@ def read_zeek_log(path: Path) -> list[dict[str, str]]:
 
 def run_pair(pair: Pair) -> pa.Table:
     """Our flows of ``pair``'s trace, with the options Zeek ran with."""
+    from portlabel.capture.checksums import verify_checksums
     from portlabel.capture.decode import decode
     from portlabel.capture.inputs import CaptureInputs
     from portlabel.flows import FlowConfig, FlowTable
 
-    config = FlowConfig(uid_seed=7, zeek_keys=True)
+    config = FlowConfig(uid_seed=7, zeek_keys=True, check_checksums=not pair.ignores_checksums)
     table = FlowTable(config)
-    parts = [table.update(decode(raw)) for raw in CaptureInputs([pair.capture]).raw_batches()]
+    parts = []
+    for raw in CaptureInputs([pair.capture]).raw_batches():
+        batch = decode(raw)
+        if config.check_checksums:
+            verify_checksums(raw, batch)
+        parts.append(table.update(batch))
     parts.append(table.flush())
     return pa.concat_tables([p for p in parts if p is not None])
 

@@ -47,8 +47,9 @@ typedef struct {
     uint64_t *src_mac, *dst_mac;
     int32_t *vlan, *inner_vlan;
     uint8_t *src_ip, *dst_ip; /* 16 bytes per row */
-    uint32_t *ip_len, *ip_id, *tcp_seq, *tcp_ack, *payload_len;
+    uint32_t *ip_len, *ip_id, *tcp_seq, *tcp_ack, *payload_len, *l3_offset, *l4_offset;
     uint16_t *frag_offset, *sport, *dport, *tcp_flags, *icmp_id, *tcp_window;
+    const uint8_t *frame; /* the current row's first byte, for the header offsets */
 } Columns;
 
 static inline uint32_t floor0(int64_t v) { return v > 0 ? (uint32_t)v : 0; }
@@ -143,6 +144,8 @@ static int ipv4(const uint8_t *p, const uint8_t *end, const Tables *t, Columns *
         return 0;
     if (!transport(p + ihl, end, cls, 4, total - ihl, t, c, i))
         return 0;
+    c->l3_offset[i] = (uint32_t)(p - c->frame);
+    c->l4_offset[i] = (uint32_t)(p + ihl - c->frame);
     c->ip_version[i] = 4;
     uint8_t *src = c->src_ip + 16 * i, *dst = c->dst_ip + 16 * i;
     memset(src, 0, 10);
@@ -171,6 +174,8 @@ static int ipv6(const uint8_t *p, const uint8_t *end, const Tables *t, Columns *
         return 0;
     if (!transport(p + 40, end, cls, 6, payload, t, c, i))
         return 0;
+    c->l3_offset[i] = (uint32_t)(p - c->frame);
+    c->l4_offset[i] = (uint32_t)(p + 40 - c->frame);
     c->ip_version[i] = 6;
     memcpy(c->src_ip + 16 * i, p + 8, 16);
     memcpy(c->dst_ip + 16 * i, p + 24, 16);
@@ -248,6 +253,7 @@ static Py_ssize_t decode_rows(const uint8_t *buf, Py_ssize_t buflen, const int64
         int ok = 0;
         if (start >= 0 && start <= buflen && (int64_t)caplen[i] <= buflen - start) {
             const uint8_t *p = buf + start, *end = p + caplen[i];
+            c->frame = p;
             switch (t->link[linktype[i]]) {
             case LINK_ETHER:
                 ok = ether(p, end, t, c, i);
@@ -273,17 +279,18 @@ static Py_ssize_t decode_rows(const uint8_t *buf, Py_ssize_t buflen, const int64
 
 /* ---- the Python binding ------------------------------------------------------------ */
 
-enum { N_IN = 4, N_TABLES = 8, N_OUT = 23 };
+enum { N_IN = 4, N_TABLES = 8, N_OUT = 25 };
 
 static const char *const OUT_NAMES[N_OUT] = {
     "status",    "src_mac",     "dst_mac",  "vlan",       "inner_vlan", "ip_version",
     "src_ip",    "dst_ip",      "ip_proto", "ip_len",     "ip_id",      "frag_offset",
     "more_frags", "sport",      "dport",    "tcp_flags",  "tcp_seq",    "tcp_ack",
-    "payload_len", "icmp_type", "icmp_code", "icmp_id", "tcp_window",
+    "payload_len", "icmp_type", "icmp_code", "icmp_id", "tcp_window", "l3_offset",
+    "l4_offset",
 };
 /* bytes per row of each output column, in OUT_NAMES order */
 static const Py_ssize_t OUT_WIDTH[N_OUT] = {1, 8, 8, 4, 4, 1, 16, 16, 1, 4, 4,
-                                            2, 1, 2, 2, 2, 4, 4, 4, 1, 1, 2, 2};
+                                            2, 1, 2, 2, 2, 4, 4, 4, 1, 1, 2, 2, 4, 4};
 static const Py_ssize_t TABLE_LEN[N_TABLES] = {65536, 65536, 256, 256, 65536, 256, 256, 256};
 
 static PyObject *decode_plain(PyObject *self, PyObject *args)
@@ -348,7 +355,8 @@ static PyObject *decode_plain(PyObject *self, PyObject *args)
         .more_frags = out[12].buf,  .sport = out[13].buf,      .dport = out[14].buf,
         .tcp_flags = out[15].buf,   .tcp_seq = out[16].buf,    .tcp_ack = out[17].buf,
         .payload_len = out[18].buf, .icmp_type = out[19].buf,  .icmp_code = out[20].buf,
-        .icmp_id = out[21].buf,     .tcp_window = out[22].buf,
+        .icmp_id = out[21].buf,     .tcp_window = out[22].buf, .l3_offset = out[23].buf,
+        .l4_offset = out[24].buf,
     };
     Py_ssize_t k;
     Py_BEGIN_ALLOW_THREADS

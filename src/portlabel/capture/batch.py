@@ -33,6 +33,7 @@ class DecodeStatus(IntEnum):
     NOT_IP = 4  # a supported link layer whose payload is not IP (ARP, LLDP, STP...)
     FRAGMENT = 5  # a non-first IP fragment: addresses known, ports taken from its flow
     NO_NEXT_HEADER = 6  # IPv6 with no next header (a Teredo bubble): no transport, no flow
+    BAD_IP_CHECKSUM = 7  # checksums checked, and the IPv4 header's is wrong: no flow (Zeek)
 
 
 class TunnelType(IntEnum):
@@ -79,6 +80,9 @@ PACKET_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "icmp_code": ("uint8", ()),
     "icmp_id": ("uint16", ()),
     "sctp_chunk": ("uint8", ()),  # type of the first SCTP chunk
+    "l3_offset": ("uint32", ()),  # where the innermost IP header starts in the frame
+    "l4_offset": ("uint32", ()),  # where the innermost transport header starts (0: none)
+    "bad_checksum": ("uint8", ()),  # checksums.BAD_* when checked (0: good or unchecked)
     "tunnel": ("uint8", ()),  # TunnelType of the outermost tunnel, NONE if none
     "outer_src_ip": ("uint8", (16,)),  # the tunnel parent's addresses and ports
     "outer_dst_ip": ("uint8", (16,)),
@@ -154,6 +158,9 @@ class PacketBatch:
     icmp_code: np.ndarray
     icmp_id: np.ndarray
     sctp_chunk: np.ndarray
+    l3_offset: np.ndarray
+    l4_offset: np.ndarray
+    bad_checksum: np.ndarray
     tunnel: np.ndarray
     outer_src_ip: np.ndarray
     outer_dst_ip: np.ndarray

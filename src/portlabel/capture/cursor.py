@@ -94,7 +94,8 @@ class DecodeState:
         """Cursors for records ``lo:hi`` of ``raw``, writing rows ``lo:hi`` of ``out``."""
         n = hi - lo
         self.buf = np.ascontiguousarray(raw.buf, dtype=np.uint8)
-        self.pos = raw.offset[lo:hi].astype(np.int64, copy=True)
+        self.start = raw.offset[lo:hi].astype(np.int64, copy=True)  # each frame's first byte
+        self.pos = self.start.copy()
         self.end = self.pos + raw.caplen[lo:hi]
         self.layer = np.zeros(n, dtype=np.uint8)
         self.arg = np.zeros(n, dtype=np.int64)  # a value passed to the next layer (a proto)

@@ -72,6 +72,7 @@ def ipv4(st: DecodeState, idx: np.ndarray) -> None:
     proto = field(hdr, L.proto)
     frag_offset = field(hdr, L.frag_offset)
     out.ip_version[idx] = 4
+    out.l3_offset[idx] = pos - st.start[idx]
     _store_v4_address(out.src_ip, idx, words(hdr, L.src.offset, 1)[:, 0])
     _store_v4_address(out.dst_ip, idx, words(hdr, L.dst.offset, 1)[:, 0])
     out.ip_proto[idx] = proto
@@ -101,6 +102,7 @@ def ipv6(st: DecodeState, idx: np.ndarray) -> None:
     payload = np.where(header_payload == 0, st.end[idx] - pos - L.min_len, header_payload)
     next_header = field(hdr, L.next_header)
     out.ip_version[idx] = 6
+    out.l3_offset[idx] = pos - st.start[idx]
     out.src_ip.view(np.uint32)[idx] = words(hdr, L.src.offset, 4)
     out.dst_ip.view(np.uint32)[idx] = words(hdr, L.dst.offset, 4)
     out.ip_proto[idx] = next_header

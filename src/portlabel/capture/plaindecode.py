@@ -45,7 +45,7 @@ OUTPUT_COLUMNS = (
     "status", "src_mac", "dst_mac", "vlan", "inner_vlan", "ip_version", "src_ip", "dst_ip",
     "ip_proto", "ip_len", "ip_id", "frag_offset", "more_frags", "sport", "dport",
     "tcp_flags", "tcp_seq", "tcp_ack", "payload_len", "icmp_type", "icmp_code", "icmp_id",
-    "tcp_window",
+    "tcp_window", "l3_offset", "l4_offset",
 )  # fmt: skip
 
 

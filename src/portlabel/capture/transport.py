@@ -42,6 +42,7 @@ def _ports(st: DecodeState, idx: np.ndarray, header_len: int):
     Returns ``(idx, pos, header)``: the kept packets and their fixed header bytes.
     """
     pos, end = st.pos[idx], st.end[idx]
+    st.out.l4_offset[idx] = pos - st.start[idx]
     full = pos + header_len <= end
     if full.all():
         hdr = gather(st.buf, pos, header_len)
@@ -114,6 +115,7 @@ def dccp(st: DecodeState, idx: np.ndarray) -> None:
 
 def _icmp(st: DecodeState, idx: np.ndarray, with_id: np.ndarray) -> None:
     L, out = H.ICMP, st.out
+    out.l4_offset[idx] = st.pos[idx] - st.start[idx]
     idx, pos = st.need(idx, 2)
     kind = read(st.buf, pos, L.type)
     out.icmp_type[idx] = kind
@@ -136,11 +138,13 @@ def icmpv6(st: DecodeState, idx: np.ndarray) -> None:
 def no_next_header(st: DecodeState, idx: np.ndarray) -> None:
     """IPv6 next header 59: the packet carries nothing (Teredo's bubbles). Zeek makes no
     connection of it, so the row leaves with its own status rather than OK."""
+    st.out.l4_offset[idx] = st.pos[idx] - st.start[idx]
     _payload(st, idx, 0)
     st.finish(idx, DecodeStatus.NO_NEXT_HEADER)
 
 
 def ip_other(st: DecodeState, idx: np.ndarray) -> None:
     """A protocol without ports (ESP, IGMP, OSPF, no-next-header...): decoding ends here."""
+    st.out.l4_offset[idx] = st.pos[idx] - st.start[idx]
     _payload(st, idx, 0)
     st.finish(idx)

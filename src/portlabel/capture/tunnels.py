@@ -34,7 +34,7 @@ TEREDO_PEEK = H.TEREDO_ORIGIN_LEN + 6  # through the length of an IPv6 header af
 _MAX_GTP_EXTENSIONS = 8
 _INNER_COLUMNS = (
     "ip_version", "src_ip", "dst_ip", "ip_proto", "ip_len", "ip_id", "frag_offset",
-    "more_frags", "sport", "dport", "payload_len",
+    "more_frags", "sport", "dport", "payload_len", "l3_offset", "l4_offset",
 )  # fmt: skip
 
 

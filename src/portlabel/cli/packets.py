@@ -104,7 +104,6 @@ def _write_labelled(args, inputs) -> int:
     """Write ``args.output`` (pcapng, labels as comments); the number of packets written.
     The copy needs each packet's original bytes, so it reads with the native reader."""
     from portlabel.atomicfile import atomic_output
-    from portlabel.capture.decode import decode
     from portlabel.packet_writers.pcapng_comments import PcapngCommentWriter
 
     if args.backend != "native":
@@ -114,7 +113,7 @@ def _write_labelled(args, inputs) -> int:
         with atomic_output(args.output) as out:
             writer = PcapngCommentWriter(out)
             for raw in inputs.raw_batches():
-                comments, lengths = labeller.comments(decode(raw))
+                comments, lengths = labeller.comments(raw)
                 writer.write(raw, inputs.reader.snaplens, comments, lengths)
     except OSError as exc:
         raise InputError(args.output, f"cannot write: {exc.strerror or exc}") from None

@@ -58,6 +58,12 @@ class FlowConfig:
     zeek_keys: bool = _option(
         False, "key tunnelled flows by inner 5-tuple and VLANs only, as Zeek does"
     )
+    check_checksums: bool = _option(
+        False,
+        "verify IPv4, TCP and UDP checksums as Zeek does without -C: a packet with a bad "
+        "one is not counted (a bad IPv4 header: no flow) and marks its flow's history "
+        "with c/C; off by default, as checksum offloading makes senders' own bad",
+    )
     uid_seed: int | None = _option(None, "reproducible flow uids from this seed")
     community_id_seed: int = _option(0, "Community ID seed (default 0)")
 

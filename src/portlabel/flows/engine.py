@@ -27,7 +27,7 @@ from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, empty_table
 from portlabel.flows.config import FlowConfig
 from portlabel.flows.direction import decide_orientation
 from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
-from portlabel.flows.letters import tcp_letters
+from portlabel.flows.letters import batch_letters
 from portlabel.flows.notes import FlowNotes, letter_lists, parent_sets
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
@@ -200,7 +200,7 @@ class FlowTable:
         if packets is not None:  # uids and orientation are final from here on
             packets.fill(rows, seg, rec, first_pos)
         marks = track(rows, seg, rec)
-        letters = tcp_letters(rows, seg, marks, rec)
+        letters = batch_letters(rows, seg, marks, rec)
         notes = self._notes.by_segment(seg_slot, self._segment_parents(rows, seg), letters)
 
         is_last = np.zeros(n_seg, dtype=bool)

@@ -69,15 +69,18 @@ def history_with_events(
     return "".join(c for _, _, c in merged)
 
 
-def tcp_letters(rows, seg: np.ndarray, marks: np.ndarray, rec) -> tuple[np.ndarray, ...] | None:
-    """The scaled-letter events of a batch's TCP marks (``tcp_track.MARK_*``), counting
-    into ``rec["scaled"]``; None when no row is marked."""
+def batch_letters(rows, seg: np.ndarray, marks: np.ndarray, rec) -> tuple[np.ndarray, ...] | None:
+    """The scaled-letter events of a batch: its bad checksums (``rows.uncounted``) and TCP
+    marks (``tcp_track.MARK_*``), counted into ``rec["scaled"]``; None when there are none."""
     from portlabel.flows.tcp_track import MARK_RXMIT, MARK_ZERO_WINDOW
 
-    if not marks.any():
+    bad = rows.uncounted
+    if not marks.any() and (bad is None or not bad.any()):
         return None
-    parts = []
+    found = [] if bad is None else [(np.flatnonzero(bad), K_CHECKSUM)]
     for bit, kind in ((MARK_RXMIT, K_RXMIT), (MARK_ZERO_WINDOW, K_ZERO_WINDOW)):
-        at = np.flatnonzero(marks & bit)
+        found.append((np.flatnonzero(marks & bit), kind))
+    parts = []
+    for at, kind in found:
         parts.append(scaled_events(seg[at], rows.dir[at], rows.pos[at], kind, rec["scaled"]))
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))

@@ -48,6 +48,7 @@ class Rows:
     mac: np.ndarray  # sender MAC
     vlans: np.ndarray  # (n, 2) int32: outer and inner VLAN id, -1 for none
     frag: np.ndarray  # bool: non-first fragment (counted, not analysed)
+    uncounted: np.ndarray | None  # bool: a bad checksum (in its flow, counts nothing)
     parent: np.ndarray | None  # (n, KEY_WIDTH) key of the tunnel parent flow, or None
     outer: np.ndarray | None = None  # bool: a tunnel parent row (None: there are none)
 
@@ -124,6 +125,9 @@ def batch_rows(
     if frag.any() or b.more_frags[sel].any():
         frags.resolve(b, idx, sport, dport)
     tcp_ok = (proto == 6) & ~frag
+    # a bad TCP/UDP checksum (checked only when asked): Zeek keeps the connection, but
+    # the packet counts for nothing in it but its c/C letter
+    bad = b.bad_checksum[sel] != 0
     tunnelled = b.tunnel[sel] != TunnelType.NONE
     vlan, ivlan = _key_vlans(b, sel, key_by_parent)
 
@@ -150,15 +154,16 @@ def batch_rows(
         ip_version=b.ip_version[sel],
         sport=sport,
         dport=dport,
-        flags=np.where(tcp_ok, b.tcp_flags[sel], 0).astype(np.uint16),
+        flags=np.where(tcp_ok & ~bad, b.tcp_flags[sel], 0).astype(np.uint16),
         seq=b.tcp_seq[sel],
         ack=b.tcp_ack[sel],
         window=b.tcp_window[sel],
-        payload=b.payload_len[sel].astype(np.int64),
-        ip_len=b.ip_len[sel].astype(np.int64),
+        payload=np.where(bad, 0, b.payload_len[sel]).astype(np.int64),
+        ip_len=np.where(bad, 0, b.ip_len[sel]).astype(np.int64),
         mac=b.src_mac[sel],
         vlans=np.stack([b.vlan[sel], b.inner_vlan[sel]], axis=1),
         frag=frag,
+        uncounted=bad if bad.any() else None,
         parent=parent_keys,
     )
     # each UDP tunnel's own flow exists whatever the inner frame was (ARP inside VXLAN...)
@@ -274,11 +279,13 @@ def _with_tunnel_rows(
     merged = {}
     for name in Rows.__slots__:
         values = [getattr(r, name) for r in (rows, *parts)]
-        if name == "parent":
+        if name in ("parent", "uncounted"):
             if all(v is None for v in values):
                 merged[name] = None
                 continue
-            values = [np.zeros((len(r), KEY_WIDTH), np.uint8) if v is None else v
+            shape = (KEY_WIDTH,) if name == "parent" else ()
+            dtype = np.uint8 if name == "parent" else bool
+            values = [np.zeros((len(r), *shape), dtype) if v is None else v
                       for r, v in zip((rows, *parts), values, strict=True)]  # fmt: skip
         elif name == "outer":
             values = [np.zeros(len(rows), dtype=bool), *(np.ones(len(p), bool) for p in parts)]
@@ -328,5 +335,6 @@ def _tunnel_rows(
         mac=b.src_mac[t],
         vlans=np.stack([b.vlan[t], b.inner_vlan[t]], axis=1),
         frag=np.zeros(len(t), dtype=bool),
+        uncounted=None,
         parent=parent,
     )

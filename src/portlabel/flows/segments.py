@@ -312,9 +312,21 @@ def aggregate(
 ) -> Records:
     """Per-segment sums that need no flow state (TCP sequence work comes later);
     ``seg_keys`` is each segment's packed key. Summed in one pass by ``_aggregate`` when
-    it is built (``compiled=False``: numpy)."""
+    it is built (``compiled=False``: numpy). Rows with a bad checksum (``uncounted``) are
+    in their segment's times but not in its packets (nor, having neither, in its bytes
+    or letters)."""
     if compiled and _aggregate is not None:
-        return _aggregate_compiled(rows, seg, n_seg, seg_keys)
+        rec = _aggregate_compiled(rows, seg, n_seg, seg_keys)
+    else:
+        rec = _aggregate_numpy(rows, seg, n_seg, seg_keys)
+    if rows.uncounted is not None:
+        bad = rows.uncounted
+        sd = seg[bad] * 2 + rows.dir[bad]
+        rec["pkts"] -= np.bincount(sd, minlength=2 * n_seg).reshape(n_seg, 2)
+    return rec
+
+
+def _aggregate_numpy(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarray) -> Records:
     rec = empty_records(n_seg)
     sd = seg * 2 + rows.dir
     m = 2 * n_seg
@@ -359,6 +371,8 @@ def _letter_kinds(rows: Rows) -> np.ndarray:
     kind[rows.proto == 17] = K_D
     kind[(rows.proto != 6) & (rows.proto != 17)] = -1
     kind[rows.frag] = -1
+    if rows.uncounted is not None:
+        kind[rows.uncounted] = -1
     return kind
 
 

@@ -75,7 +75,7 @@ def track(rows: Rows, seg: np.ndarray, rec: Records, compiled: bool = True) -> n
     if compiled and _tcptrack is not None:
         _track_compiled(rows, seg, rec, marks)
         return marks
-    idx = np.flatnonzero((rows.proto == 6) & ~rows.frag)
+    idx = np.flatnonzero((rows.proto == 6) & ~_skipped(rows))
     if not len(idx):
         return marks
     n_seg = len(rec["joint"])
@@ -215,6 +215,11 @@ def _run_state_machine(s, d, f, plen, rec: Records) -> np.ndarray:
     return after[last]
 
 
+def _skipped(rows: Rows) -> np.ndarray:
+    """Rows that change no TCP state: later fragments and bad checksums."""
+    return rows.frag if rows.uncounted is None else rows.frag | rows.uncounted
+
+
 def _track_compiled(rows: Rows, seg: np.ndarray, rec: Records, marks: np.ndarray) -> None:
     def c(a: np.ndarray, dtype) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype)
@@ -226,7 +231,7 @@ def _track_compiled(rows: Rows, seg: np.ndarray, rec: Records, marks: np.ndarray
     carried = {name: np.ascontiguousarray(rec[name]) for name in ("seq_prev", "seq_u", "seq_top")}
     _tcptrack.track_tcp(
         c(rows.proto, np.uint8),
-        c(rows.frag, np.bool_),
+        c(_skipped(rows), np.bool_),
         c(rows.dir, np.uint8),
         c(seg, np.int64),
         c(rows.payload, np.int64),

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from portlabel.arrowutil import column_values
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
+from portlabel.capture.checksums import verify_checksums
 from portlabel.capture.decode import decode
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.flows.engine import KeyedBatch
@@ -61,10 +62,16 @@ class LabelPipeline:
         self.stats = PipelineStats()
 
     def decoded(self, batch: RawBatch | PacketBatch) -> PacketBatch:
-        """``batch`` decoded (a ``PacketBatch`` as it is), counted in ``stats``."""
+        """``batch`` decoded (a ``PacketBatch`` as it is), counted in ``stats``; its
+        checksums verified when the flow options ask for it (raw batches only)."""
         self.stats.frames += len(batch)
         self.stats.captured_bytes += int(batch.caplen.sum(dtype=np.int64))
-        return decode(batch) if isinstance(batch, RawBatch) else batch
+        if not isinstance(batch, RawBatch):
+            return batch
+        packets = decode(batch)
+        if self.flows.config.check_checksums:
+            verify_checksums(batch, packets)
+        return packets
 
     def feed(self, batch: RawBatch | PacketBatch) -> pa.Table | None:
         """Fold one batch (raw batches are decoded first); the flows it finished, labelled."""
