@@ -172,6 +172,44 @@ def test_retransmissions_are_scaled_letters(repeats, letters):
         assert rows[40000]["orig_pkts"] == 5 + repeats
 
 
+def _server_data(seqs_and_acks):
+    """A handshake, then server data packets (seq, len) and client ACKs (ack), in order."""
+    c = dict(src=C, dst=SV, sport=40000, dport=80)
+    s = dict(src=SV, dst=C, sport=80, dport=40000)
+    out = [
+        {**c, "t": 0.0, "flags": S, "seq": 100},
+        {**s, "t": 0.1, "flags": S | A, "seq": 500, "ack": 101},
+        {**c, "t": 0.2, "flags": A, "seq": 101, "ack": 501},
+    ]
+    for k, (kind, value, *more) in enumerate(seqs_and_acks):
+        t = 0.3 + k * 0.01
+        if kind == "data":
+            out.append({**s, "t": t, "flags": A, "seq": value, "ack": 101, "len": more[0]})
+        else:
+            out.append({**c, "t": t, "flags": A, "seq": 101, "ack": value})
+    return out
+
+
+@pytest.mark.parametrize(
+    ("packets", "history"),
+    [
+        # a segment never seen, acknowledged: a content gap in the server's data
+        ([("data", 501, 100), ("data", 701, 100), ("ack", 801)], "ShAdg"),
+        # the hole is filled by a retransmission before the ACK passes it: no gap
+        ([("data", 501, 100), ("data", 701, 100), ("data", 601, 100), ("ack", 801)], "ShAdt"),
+        # data acknowledged past the last byte seen
+        ([("data", 501, 100), ("ack", 901)], "ShAdg"),
+        # in order and acknowledged: nothing
+        ([("data", 501, 100), ("data", 601, 100), ("ack", 701)], "ShAd"),
+    ],
+)
+def test_content_gaps_are_scaled_letters(packets, history):
+    flow = _server_data(packets)
+    for split in (None, 4):
+        batches = [make(flow)] if split is None else [make(flow[:split]), make(flow[split:])]
+        assert run(batches).to_pylist()[0]["history"] == history
+
+
 def test_zero_windows_are_scaled_letters():
     flow = handshake_close()
     flow[4] = {**flow[4], "win": 0}  # the server's data packet advertises a zero window

@@ -94,8 +94,8 @@ NDPI_FILES = ground_truth_files(".ndpi.out")
 @pytest.mark.parametrize("gt", NDPI_FILES, ids=lambda p: p.name)
 def test_flows_agree_with_ndpi(gt):
     cap = CAPTURES / gt.name.removesuffix(".ndpi.out")
-    # ndpiReader keeps flows for the whole of these short captures, and has no attempt
-    # timer: so do we here.
+    # ndpiReader keeps flows for the whole of these short captures, has no attempt timer
+    # and counts IP fragments one by one: so do we here.
     _, by_pair, by_hosts = _ours(
         cap,
         tcp_timeout=3600,
@@ -103,6 +103,7 @@ def test_flows_agree_with_ndpi(gt):
         icmp_timeout=3600,
         dns_timeout=None,
         attempt_timeout=None,
+        fragment_timeout=None,
     )
     agree, unexplained = 0, []
     for peer in ndpi_flows(gt):
@@ -152,7 +153,8 @@ def test_flows_agree_with_nfstream(gt):
         other_timeout=120,
         dns_timeout=None,
         active_timeout=1800,
-        attempt_timeout=None,  # NFStream has idle and active timeouts only
+        attempt_timeout=None,  # NFStream has idle and active timeouts only,
+        fragment_timeout=None,  # and counts IP fragments one by one
     )
     ours_packets = sum(f["orig_pkts"] + f["resp_pkts"] for f in flows)
     peer_packets = sum(p for p, _ in peer)

@@ -108,22 +108,18 @@ def read_zeek_log(path: Path) -> list[dict[str, str]]:
 
 
 def run_pair(pair: Pair) -> pa.Table:
-    """Our flows of ``pair``'s trace, with the options Zeek ran with."""
-    from portlabel.capture.checksums import verify_checksums
-    from portlabel.capture.decode import decode
+    """Our flows of ``pair``'s trace, with the options Zeek ran with, through the same
+    pipeline ``portlabel label`` runs (decode, checksums, reassembly, flows)."""
     from portlabel.capture.inputs import CaptureInputs
-    from portlabel.flows import FlowConfig, FlowTable
+    from portlabel.flows import FlowConfig
+    from portlabel.labelling.pipeline import LabelPipeline, label_batches
+    from portlabel.registry import default_registry
 
     config = FlowConfig(uid_seed=7, zeek_keys=True, check_checksums=not pair.ignores_checksums)
-    table = FlowTable(config)
-    parts = []
-    for raw in CaptureInputs([pair.capture]).raw_batches():
-        batch = decode(raw)
-        if config.check_checksums:
-            verify_checksums(raw, batch)
-        parts.append(table.update(batch))
-    parts.append(table.flush())
-    return pa.concat_tables([p for p in parts if p is not None])
+    pipe = LabelPipeline(default_registry(), config)
+    tables = list(label_batches(CaptureInputs([pair.capture]), pipe.registry, pipeline=pipe,
+                                background=False))  # fmt: skip
+    return pa.concat_tables(tables) if tables else pipe.finish()
 
 
 _LETTERS_SINCE_2_6 = str.maketrans("", "", "tTwWgG")

@@ -137,7 +137,7 @@ static int ipv4(const uint8_t *p, const uint8_t *end, const Tables *t, Columns *
     if (ihl < 20 || total < ihl || p + ihl > end)
         return 0;
     uint32_t frag = be16(p + 6);
-    if (frag & 0x1FFF) /* a later fragment */
+    if (frag & 0x3FFF) /* a fragment: the vectorised decoder notes it for reassembly */
         return 0;
     int cls = t->v4[p[9]];
     if (cls == L4_DEFER)

@@ -83,6 +83,15 @@ PACKET_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "l3_offset": ("uint32", ()),  # where the innermost IP header starts in the frame
     "l4_offset": ("uint32", ()),  # where the innermost transport header starts (0: none)
     "bad_checksum": ("uint8", ()),  # checksums.BAD_* when checked (0: good or unchecked)
+    # a fragment of the frame's first IP datagram (outside any tunnel), for reassembly:
+    "frag_at": ("uint32", ()),  # 1 + where the fragmented IP header starts (0: none)
+    "frag_id": ("uint32", ()),  # its identification
+    "frag_pos": ("uint32", ()),  # where this fragment's data goes in the datagram
+    "frag_more": ("bool", ()),  # more fragments follow
+    "frag_data": ("uint32", ()),  # where its data starts in the frame
+    "frag_len": ("uint32", ()),  # how long its data is (from the IP lengths)
+    "frag_nh": ("uint8", ()),  # the protocol the datagram carries
+    "frag_nh_at": ("uint32", ()),  # IPv6: the byte that names the fragment header
     "tunnel": ("uint8", ()),  # TunnelType of the outermost tunnel, NONE if none
     "outer_src_ip": ("uint8", (16,)),  # the tunnel parent's addresses and ports
     "outer_dst_ip": ("uint8", (16,)),
@@ -161,6 +170,14 @@ class PacketBatch:
     l3_offset: np.ndarray
     l4_offset: np.ndarray
     bad_checksum: np.ndarray
+    frag_at: np.ndarray
+    frag_id: np.ndarray
+    frag_pos: np.ndarray
+    frag_more: np.ndarray
+    frag_data: np.ndarray
+    frag_len: np.ndarray
+    frag_nh: np.ndarray
+    frag_nh_at: np.ndarray
     tunnel: np.ndarray
     outer_src_ip: np.ndarray
     outer_dst_ip: np.ndarray

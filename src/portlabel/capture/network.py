@@ -82,12 +82,39 @@ def ipv4(st: DecodeState, idx: np.ndarray) -> None:
     out.more_frags[idx] = field(hdr, L.more_frags) == 1
     st.ip_rest[idx] = total - ihl
     st.arg[idx] = proto
+    fragment = (frag_offset > 0) | (field(hdr, L.more_frags) == 1)
+    if fragment.any():
+        _record_fragment(st, idx[fragment], pos[fragment], field(hdr, L.ident)[fragment],
+                         frag_offset[fragment] * 8, field(hdr, L.more_frags)[fragment] == 1,
+                         pos[fragment] + ihl[fragment], total[fragment] - ihl[fragment],
+                         proto[fragment], None)  # fmt: skip
     later = frag_offset > 0
     if later.any():
         st.finish(idx[later], DecodeStatus.FRAGMENT)
         first = ~later
         idx, pos, ihl, proto = idx[first], pos[first], ihl[first], proto[first]
     st.goto(idx, IPPROTO_TO_LAYER[proto], pos + ihl)
+
+
+def _record_fragment(st, idx, ip_at, ident, data_pos, more, data_at, data_len, nh, nh_at):
+    """Note the fragments of a frame's first IP datagram for ``reassembly`` (a fragment
+    inside a tunnel is joined to its flow by ``flows.packets.FragmentPorts`` instead)."""
+    own = st.on_own_link(idx)
+    if not own.all():
+        idx, ip_at, ident, data_pos, more, data_at, data_len, nh = (
+            a[own] for a in (idx, ip_at, ident, data_pos, more, data_at, data_len, nh)
+        )
+        nh_at = None if nh_at is None else nh_at[own]
+    start = st.start[idx]
+    out = st.out
+    out.frag_at[idx] = ip_at - start + 1
+    out.frag_id[idx] = ident
+    out.frag_pos[idx] = data_pos
+    out.frag_more[idx] = more
+    out.frag_data[idx] = data_at - start
+    out.frag_len[idx] = np.maximum(data_len, 0)
+    out.frag_nh[idx] = nh
+    out.frag_nh_at[idx] = 0 if nh_at is None else nh_at - start
 
 
 def ipv6(st: DecodeState, idx: np.ndarray) -> None:
@@ -126,12 +153,14 @@ def ip_extensions(st: DecodeState, idx: np.ndarray) -> None:
     """Walk IPv6 extension headers (and AH, in either IP version) to the upper layer."""
     out = st.out
     pos, kind = st.pos[idx], st.arg[idx]
+    # the byte that names the header at ``pos``: the IPv6 header's next-header field first
+    naming = st.start[idx] + out.l3_offset[idx] + H.IPV6.next_header.offset
     for _ in range(_MAX_EXTENSIONS):
-        idx, pos, kind = st.need(idx, H.IPV6_EXT.min_len, pos, kind)
+        idx, pos, kind, naming = st.need(idx, H.IPV6_EXT.min_len, pos, kind, naming)
         if len(idx) == 0:
             return
         length = _ext_length(st, kind, pos)
-        idx, pos, kind, length = st.need(idx, length, pos, kind, length)
+        idx, pos, kind, length, naming = st.need(idx, length, pos, kind, length, naming)
         next_header = read(st.buf, pos, H.IPV6_EXT.next_header)
         frag = kind == IPV6_FRAGMENT
         if frag.any():
@@ -140,6 +169,12 @@ def ip_extensions(st: DecodeState, idx: np.ndarray) -> None:
             out.ip_id[rows] = read(st.buf, p, H.IPV6_FRAG.ident)
             out.frag_offset[rows] = offset
             out.more_frags[rows] = read(st.buf, p, H.IPV6_FRAG.more_frags) == 1
+            v6 = out.ip_version[rows] == 6
+            ip_at = st.start[rows] + out.l3_offset[rows]
+            _record_fragment(st, rows[v6], ip_at[v6], out.ip_id[rows][v6],
+                             offset[v6] * 8, out.more_frags[rows][v6], p[v6] + H.IPV6_FRAG.min_len,
+                             st.ip_rest[rows][v6] - H.IPV6_FRAG.min_len, next_header[frag][v6],
+                             naming[frag][v6])  # fmt: skip
             later = offset > 0
             out.ip_proto[rows[later]] = next_header[frag][later]
             st.finish(rows[later], DecodeStatus.FRAGMENT)
@@ -150,7 +185,8 @@ def ip_extensions(st: DecodeState, idx: np.ndarray) -> None:
         leave = ~go_on & (st.layer[idx] == Layer.IP_EXT)
         st.arg[idx[leave]] = next_header[leave]
         st.goto(idx[leave], layer[leave], pos[leave])
-        idx, pos, kind = idx[go_on], pos[go_on], next_header[go_on]
+        naming = pos - length  # the header just read names the next one
+        idx, pos, kind, naming = idx[go_on], pos[go_on], next_header[go_on], naming[go_on]
         if len(idx) == 0:
             return
     st.finish(idx, DecodeStatus.MALFORMED)

@@ -14,7 +14,12 @@
  *    (advertised by an endpoint not reset, to a peer not closed, on a packet without RST).
  *    Sequence ends are compared *unwrapped*: each packet's end is the previous packet's
  *    (of that direction) plus their signed 32-bit distance (seq_prev, seq_u), so a
- *    transfer past 2 GiB or across a wrap keeps moving forward; seq_top is the highest.
+ *    transfer past 2 GiB or across a wrap keeps moving forward; seq_top is the highest;
+ *  - a content gap (marked on the ACK): the peer acknowledges sequence space beyond
+ *    what this direction's packets carried contiguously (deliv: the end of the data seen
+ *    without a hole, from the direction's first packet; hole_end: where the data seen
+ *    beyond a hole starts); the acked space then counts as delivered, and with it what
+ *    was seen beyond the hole (up to seq_top), as when a retransmission fills the hole.
  * Rows that are not TCP, or are later fragments, are skipped. The tables (events and
  * transitions) are tcp_state's, passed in; N_STATES is theirs too.
  */
@@ -23,7 +28,8 @@
 
 enum { FIN = 1, SYN = 2, RST = 4, ACK = 16, EVENT_FLAGS = FIN | SYN | RST | ACK };
 /* tcp_state.Endpoint values and N_STATES; tcp_track.MARK_* bits */
-enum { CLOSED = 5, RESET = 6, N_STATES = 7, MARK_RXMIT = 1, MARK_ZERO_WINDOW = 2 };
+enum { CLOSED = 5, RESET = 6, N_STATES = 7, MARK_RXMIT = 1, MARK_ZERO_WINDOW = 2,
+       MARK_GAP = 4 };
 #define NOT_SENT (-(1LL << 40)) /* tcp_track._NOT_SENT */
 
 /* x - base as a signed distance in 32-bit sequence space */
@@ -47,6 +53,8 @@ typedef struct {
     int64_t *seq_end, *acked;
     uint32_t *seq_prev; /* [seg][dir] the last packet's sequence end */
     int64_t *seq_u, *seq_top; /* [seg][dir] its unwrapped end; the highest sent (not RST) */
+    int64_t *deliv; /* [seg][dir] the end of the data seen without a hole (unwrapped) */
+    int64_t *hole_end; /* [seg][dir] where data seen beyond deliv starts (NOT_SENT: none) */
     uint8_t *joint;   /* [seg] */
     const uint8_t *orig_side;
 } SegState;
@@ -83,6 +91,31 @@ static int track(const RowsIn *r, Py_ssize_t m, SegState *st, Py_ssize_t n_seg,
         st->seq_u[sd] = u;
         if (!rst && (first || u > st->seq_top[sd]))
             st->seq_top[sd] = u;
+        if (!rst) {
+            int64_t data_start = u - plen - syn - fin;
+            if (first) {
+                st->deliv[sd] = u;
+                st->hole_end[sd] = NOT_SENT;
+            } else if (data_start <= st->deliv[sd]) {
+                if (u > st->deliv[sd])
+                    st->deliv[sd] = u;
+                if (st->hole_end[sd] != NOT_SENT && st->deliv[sd] >= st->hole_end[sd]) {
+                    st->deliv[sd] = st->seq_top[sd]; /* the hole is filled */
+                    st->hole_end[sd] = NOT_SENT;
+                }
+            } else if (st->hole_end[sd] == NOT_SENT || data_start < st->hole_end[sd]) {
+                st->hole_end[sd] = data_start;
+            }
+        }
+        int gap = 0;
+        if ((f & ACK) && !rst && st->has_base[od]) {
+            int64_t acked_u = st->seq_u[od] + (int32_t)(r->ack[i] - st->seq_prev[od]);
+            if (acked_u > st->deliv[od]) {
+                gap = 1;
+                st->deliv[od] = acked_u > st->seq_top[od] ? acked_u : st->seq_top[od];
+                st->hole_end[od] = NOT_SENT;
+            }
+        }
         if ((f & ACK) && st->has_base[od]) {
             int64_t acked = rel(r->ack[i], st->base[od]);
             if (acked > st->acked[od])
@@ -103,6 +136,8 @@ static int track(const RowsIn *r, Py_ssize_t m, SegState *st, Py_ssize_t n_seg,
             mark |= MARK_RXMIT;
         if (r->window[i] == 0 && !rst && own != RESET && peer != CLOSED)
             mark |= MARK_ZERO_WINDOW;
+        if (gap)
+            mark |= MARK_GAP;
         r->marks[i] = mark;
     }
     return 0;
@@ -114,14 +149,15 @@ static PyObject *track_tcp(PyObject *self, PyObject *args)
     /* rows: proto u8, frag bool, dir u8, seg i64, payload i64, flags u16, seq u32, ack u32,
      * window u16, marks u8 (written); segments: base u32[2], has_base bool[2], seq_end
      * i64[2], acked i64[2], joint u8 (written), orig_side u8, seq_prev u32[2], seq_u
-     * i64[2], seq_top i64[2]; tables: events u8, transitions u8[states][n_events] */
-    enum { N_BUF = 21 };
+     * i64[2], seq_top i64[2], deliv i64[2], hole_end i64[2]; tables: events u8,
+     * transitions u8[states][n_events] */
+    enum { N_BUF = 23 };
     Py_buffer b[N_BUF];
     Py_ssize_t n_events;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*y*w*w*w*y*y*n:track_tcp",
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*y*w*w*w*w*w*y*y*n:track_tcp",
                           &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8],
                           &b[9], &b[10], &b[11], &b[12], &b[13], &b[14], &b[15], &b[16],
-                          &b[17], &b[18], &b[19], &b[20], &n_events))
+                          &b[17], &b[18], &b[19], &b[20], &b[21], &b[22], &n_events))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t m = b[0].len, n_seg = b[14].len;
@@ -130,7 +166,8 @@ static PyObject *track_tcp(PyObject *self, PyObject *args)
         b[9].len != m || b[10].len != 8 * n_seg || b[11].len != 2 * n_seg ||
         b[12].len != 16 * n_seg || b[13].len != 16 * n_seg || b[15].len != n_seg ||
         b[16].len != 8 * n_seg || b[17].len != 16 * n_seg || b[18].len != 16 * n_seg ||
-        n_events <= 0 || b[20].len % n_events || b[20].len / n_events > N_STATES * N_STATES) {
+        b[19].len != 16 * n_seg || b[20].len != 16 * n_seg || n_events <= 0 ||
+        b[22].len % n_events || b[22].len / n_events > N_STATES * N_STATES) {
         PyErr_SetString(PyExc_ValueError, "track_tcp: arrays of the wrong sizes");
         goto done;
     }
@@ -138,11 +175,11 @@ static PyObject *track_tcp(PyObject *self, PyObject *args)
         b[0].buf, b[1].buf, b[2].buf, b[3].buf, b[4].buf, b[5].buf, b[8].buf, b[6].buf,
         b[7].buf, b[9].buf,
     };
-    SegState st = {b[10].buf, b[11].buf, b[12].buf, b[13].buf,
-                   b[16].buf, b[17].buf, b[18].buf, b[14].buf, b[15].buf};
+    SegState st = {b[10].buf, b[11].buf, b[12].buf, b[13].buf, b[16].buf, b[17].buf,
+                   b[18].buf, b[19].buf, b[20].buf, b[14].buf, b[15].buf};
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = track(&r, m, &st, n_seg, b[19].buf, b[19].len, b[20].buf, b[20].len / n_events,
+    status = track(&r, m, &st, n_seg, b[21].buf, b[21].len, b[22].buf, b[22].len / n_events,
                    n_events);
     Py_END_ALLOW_THREADS
     result = none_or_error(status, "track_tcp: a segment, event or state out of range");
@@ -155,7 +192,7 @@ static PyMethodDef methods[] = {
     {"track_tcp", track_tcp, METH_VARARGS,
      "track_tcp(proto, frag, dir, seg, payload, flags, seq, ack, window, marks,\n"
      "          base, has_base, seq_end, acked, joint, orig_side, seq_prev, seq_u,\n"
-     "          seq_top, events, transitions,\n"
+     "          seq_top, deliv, hole_end, events, transitions,\n"
      "          n_events)\n\n"
      "Updates base, has_base, seq_end, acked and joint in place and writes each row's\n"
      "marks (see tcp_track.py)."},

@@ -58,6 +58,12 @@ class FlowConfig:
     zeek_keys: bool = _option(
         False, "key tunnelled flows by inner 5-tuple and VLANs only, as Zeek does"
     )
+    fragment_timeout: float | None = _option(
+        60.0,
+        "seconds IP fragments wait for the rest of their datagram, which is then one "
+        "packet, as in Zeek (default 60; off: no reassembly, each fragment a packet)",
+        off=True,
+    )
     check_checksums: bool = _option(
         False,
         "verify IPv4, TCP and UDP checksums as Zeek does without -C: a packet with a bad "

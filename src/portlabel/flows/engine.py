@@ -57,6 +57,8 @@ _FROM_STATE = (
     "seq_prev",
     "seq_u",
     "seq_top",
+    "deliv",
+    "hole_end",
 )
 
 

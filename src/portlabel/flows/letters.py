@@ -72,7 +72,7 @@ def history_with_events(
 def batch_letters(rows, seg: np.ndarray, marks: np.ndarray, rec) -> tuple[np.ndarray, ...] | None:
     """The scaled-letter events of a batch: its bad checksums (``rows.uncounted``) and TCP
     marks (``tcp_track.MARK_*``), counted into ``rec["scaled"]``; None when there are none."""
-    from portlabel.flows.tcp_track import MARK_RXMIT, MARK_ZERO_WINDOW
+    from portlabel.flows.tcp_track import MARK_GAP, MARK_RXMIT, MARK_ZERO_WINDOW
 
     bad = rows.uncounted
     if not marks.any() and (bad is None or not bad.any()):
@@ -83,4 +83,6 @@ def batch_letters(rows, seg: np.ndarray, marks: np.ndarray, rec) -> tuple[np.nda
     parts = []
     for at, kind in found:
         parts.append(scaled_events(seg[at], rows.dir[at], rows.pos[at], kind, rec["scaled"]))
+    at = np.flatnonzero(marks & MARK_GAP)  # a gap is in the data of the ACK's peer
+    parts.append(scaled_events(seg[at], 1 - rows.dir[at], rows.pos[at], K_GAP, rec["scaled"]))
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))

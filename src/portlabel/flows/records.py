@@ -44,6 +44,8 @@ RECORD_FIELDS: dict[str, tuple[str, tuple[int, ...], int]] = {
     "seq_prev": ("uint32", (2,), 0),  # TCP: the last packet's sequence end (tcp_track)
     "seq_u": ("int64", (2,), 0),  # TCP: that end unwrapped past 32 bits
     "seq_top": ("int64", (2,), -(1 << 40)),  # TCP: the highest unwrapped end sent (not RST)
+    "deliv": ("int64", (2,), 0),  # TCP: the end of the data seen without a hole (unwrapped)
+    "hole_end": ("int64", (2,), -(1 << 40)),  # TCP: where data seen beyond a hole starts
     "scaled": ("uint32", (8,), 0),  # letters.SCALED_KINDS counts per canonical direction
     "base": ("uint32", (2,), 0),  # TCP: sequence number "before" the first octet
     "has_base": ("bool", (2,), 0),

@@ -37,7 +37,7 @@ from portlabel.flows.tcp_state import (
     packet_events,
 )
 
-MARK_RXMIT, MARK_ZERO_WINDOW = 1, 2  # _tcptrack.c's bits
+MARK_RXMIT, MARK_ZERO_WINDOW, MARK_GAP = 1, 2, 4  # _tcptrack.c's bits
 
 try:
     from portlabel.flows import _tcptrack
@@ -104,7 +104,9 @@ def track(rows: Rows, seg: np.ndarray, rec: Records, compiled: bool = True) -> n
     new_dir = np.zeros(len(idx), dtype=bool)
     new_dir[first[first < len(idx)]] = True
     new_dir &= ~had[sd]
+    before = {n: rec[n].reshape(-1).copy() for n in ("seq_prev", "seq_u", "seq_top")}
     u, sent = _unwrapped(sd, seq, plen, syn, fin, rst, end, new_dir, rec)
+    gaps = _gap_marks(sd, u, plen + syn + fin, rst, (f & ACK) != 0, ack, seq, had, before, rec)
     od = s * 2 + (1 - d)
     # an ACK counts once the acked side's base is known: from an earlier batch or an
     # earlier packet of this one (never from a later packet, which a split would not see)
@@ -123,6 +125,7 @@ def track(rows: Rows, seg: np.ndarray, rec: Records, compiled: bool = True) -> n
     m = np.where((plen > 0) & alive & (u <= sent), MARK_RXMIT, 0)
     m |= np.where((rows.window[idx] == 0) & ~rst & alive & (peer != Endpoint.CLOSED),
                   MARK_ZERO_WINDOW, 0)  # fmt: skip
+    m |= np.where(gaps, MARK_GAP, 0)
     marks[idx] = m
     return marks
 
@@ -180,6 +183,51 @@ def _unwrapped(sd, seq, plen, syn, fin, rst, end, new_dir, rec: Records):
     return out_u, out_sent
 
 
+def _gap_marks(sd, u, span, rst, has_ack, ack, seq, had, before, rec: Records) -> np.ndarray:
+    """Rows whose ACK acknowledges the peer's sequence space beyond the data it was seen
+    to send without a hole (``deliv``), which then counts as delivered, with what was
+    seen beyond the hole. Sequential across both directions: a loop over the rows (the
+    compiled kernel's rule; used only without it)."""
+    deliv, hole = rec["deliv"].reshape(-1), rec["hole_end"].reshape(-1)
+    prev = before["seq_prev"].astype(np.int64).tolist()
+    last, top = before["seq_u"].tolist(), before["seq_top"].tolist()
+    known = had.tolist()
+    out = np.zeros(len(sd), dtype=bool)
+    end_abs = ((seq.astype(np.int64) + span) & 0xFFFFFFFF).tolist()
+    for i, (k, ui, si, ri, ai, acki) in enumerate(
+        zip(
+            sd.tolist(),
+            u.tolist(),
+            span.tolist(),
+            rst.tolist(),
+            has_ack.tolist(),
+            ack.tolist(),
+            strict=True,
+        )  # fmt: skip
+    ):
+        if not ri:
+            top[k] = max(top[k], ui) if known[k] else ui
+            start = ui - si
+            if not known[k]:
+                deliv[k], hole[k] = ui, _NOT_SENT
+            elif start <= deliv[k]:
+                deliv[k] = max(deliv[k], ui)
+                if hole[k] != _NOT_SENT and deliv[k] >= hole[k]:  # the hole is filled
+                    deliv[k], hole[k] = top[k], _NOT_SENT
+            elif hole[k] == _NOT_SENT or start < hole[k]:
+                hole[k] = start
+        known[k], prev[k], last[k] = True, end_abs[i], ui
+        peer = k ^ 1
+        if ai and not ri and known[peer]:
+            step = (acki - prev[peer]) & 0xFFFFFFFF
+            acked = last[peer] + (step - (1 << 32) if step >= 1 << 31 else step)
+            if acked > deliv[peer]:
+                out[i] = True
+                deliv[peer], hole[peer] = max(acked, top[peer]), _NOT_SENT
+    rec["deliv"], rec["hole_end"] = deliv.reshape(-1, 2), hole.reshape(-1, 2)
+    return out
+
+
 def _run_state_machine(s, d, f, plen, rec: Records) -> np.ndarray:
     """Apply the rows' events to ``rec["joint"]``; each row's joint state after it."""
     is_resp = d != rec["orig_side"][s]
@@ -228,7 +276,10 @@ def _track_compiled(rows: Rows, seg: np.ndarray, rec: Records, marks: np.ndarray
         name: np.ascontiguousarray(rec[name])
         for name in ("base", "has_base", "seq_end", "acked", "joint")
     }
-    carried = {name: np.ascontiguousarray(rec[name]) for name in ("seq_prev", "seq_u", "seq_top")}
+    carried = {
+        name: np.ascontiguousarray(rec[name])
+        for name in ("seq_prev", "seq_u", "seq_top", "deliv", "hole_end")
+    }
     _tcptrack.track_tcp(
         c(rows.proto, np.uint8),
         c(_skipped(rows), np.bool_),

@@ -26,6 +26,7 @@ from portlabel.arrowutil import column_values
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.checksums import verify_checksums
 from portlabel.capture.decode import decode
+from portlabel.capture.reassembly import Reassembler
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.flows.engine import KeyedBatch
 from portlabel.labelling.flows import label_flows, packet_labels
@@ -43,7 +44,9 @@ class PipelineStats:
     flows: int = 0  # flows emitted
     flow_packets: int = 0  # packets counted in emitted flows
     flow_ip_bytes: int = 0  # IP-level bytes of emitted flows
-    not_in_flows: dict[str, int] = field(default_factory=dict)  # DecodeStatus name -> packets
+    not_in_flows: dict[str, int] = field(default_factory=dict)  # reason -> packets
+    reassembled: int = 0  # IP fragments put back together into datagrams
+    datagrams: int = 0  # the datagrams they made
 
     def count_flows(self, table: pa.Table) -> None:
         self.flows += table.num_rows
@@ -59,11 +62,15 @@ class LabelPipeline:
     def __init__(self, registry: Registry, config: FlowConfig | None = None) -> None:
         self.registry = registry
         self.flows = FlowTable(config or FlowConfig())
+        timeout = self.flows.config.fragment_timeout
+        self.reassembler = None if timeout is None else Reassembler(timeout)
         self.stats = PipelineStats()
 
-    def decoded(self, batch: RawBatch | PacketBatch) -> PacketBatch:
-        """``batch`` decoded (a ``PacketBatch`` as it is), counted in ``stats``; its
-        checksums verified when the flow options ask for it (raw batches only)."""
+    def decoded(self, batch: RawBatch | PacketBatch, reassemble: bool = True) -> PacketBatch:
+        """``batch`` decoded (a ``PacketBatch`` as it is), counted in ``stats``. Raw
+        batches get their checksums verified when the flow options ask for it, and their
+        IP fragments reassembled (unless ``reassemble`` is False: per-packet labels keep
+        one row per packet)."""
         self.stats.frames += len(batch)
         self.stats.captured_bytes += int(batch.caplen.sum(dtype=np.int64))
         if not isinstance(batch, RawBatch):
@@ -71,6 +78,15 @@ class LabelPipeline:
         packets = decode(batch)
         if self.flows.config.check_checksums:
             verify_checksums(batch, packets)
+        if reassemble and self.reassembler is not None:
+            packets = self.reassembler.reassemble(batch, packets, self._decode_whole)
+        return packets
+
+    def _decode_whole(self, raw: RawBatch) -> PacketBatch:
+        """Reassembled datagrams' frames, decoded (and checked) as other frames are."""
+        packets = decode(raw)
+        if self.flows.config.check_checksums:
+            verify_checksums(raw, packets)
         return packets
 
     def feed(self, batch: RawBatch | PacketBatch) -> pa.Table | None:
@@ -89,7 +105,7 @@ class LabelPipeline:
         self, batch: RawBatch | PacketBatch
     ) -> tuple[pa.Table | None, PacketFlows]:
         """``feed``, plus each packet's flow (``PacketFlows``), unlabelled."""
-        got = self.flows.update(self.decoded(batch), want_rows=True)
+        got = self.flows.update(self.decoded(batch, reassemble=False), want_rows=True)
         finished = None if got.flows is None else self._label(got.flows)
         return finished, got.packets
 
@@ -117,9 +133,14 @@ class LabelPipeline:
     def count_left_out(self) -> None:
         """Copy the flow table's count of packets in no flow into ``stats``."""
         left = self.flows.left_out
-        self.stats.not_in_flows = {
-            s.name: int(left[s]) for s in DecodeStatus if s < len(left) and left[s]
-        }
+        counts = {s.name: int(left[s]) for s in DecodeStatus if s < len(left) and left[s]}
+        if self.reassembler is not None:
+            self.reassembler.finish()
+            r = self.reassembler
+            if r.incomplete:
+                counts["FRAGMENT_INCOMPLETE"] = r.incomplete
+            self.stats.reassembled, self.stats.datagrams = r.fragments, r.datagrams
+        self.stats.not_in_flows = counts
 
     def _label(self, flows: pa.Table) -> pa.Table:
         labelled = label_flows(self.registry, flows)
