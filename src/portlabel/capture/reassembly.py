@@ -86,10 +86,10 @@ class Reassembler:
     def reassemble(self, raw: RawBatch, batch: PacketBatch, decode) -> PacketBatch:
         """``batch`` with its fragments replaced by the datagrams they complete
         (``decode``: the decoder, for the rebuilt frames)."""
+        if not self._pending and not batch.frag_at.any():
+            return batch
         usable = (batch.status == DecodeStatus.OK) | (batch.status == DecodeStatus.FRAGMENT)
         rows = np.flatnonzero((batch.frag_at > 0) & usable)
-        if not len(rows) and not self._pending:
-            return batch
         built: list[tuple[int, bytes]] = []  # (row of the completing fragment, frame)
         for i in rows.tolist():
             frame = self._add(raw, batch, i)

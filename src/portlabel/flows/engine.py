@@ -32,8 +32,16 @@ from portlabel.flows.notes import FlowNotes, letter_lists, parent_sets
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
 from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
-from portlabel.flows.segments import CS_ATTEMPT, Carry, aggregate, closing, cut, idle_timeouts
-from portlabel.flows.tcp_state import K_S, finished
+from portlabel.flows.segments import (
+    CS_ATTEMPT,
+    CS_PARTIAL,
+    Carry,
+    aggregate,
+    closing,
+    cut,
+    idle_timeouts,
+)
+from portlabel.flows.tcp_state import K_S, N_STATES, Endpoint, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
 
@@ -79,6 +87,18 @@ def _end_reasons(rec: Records) -> np.ndarray:
     no_syn = (pos[:, K_S] == NO_POS) & (pos[:, 8 + K_S] == NO_POS)
     over = (rec["key"][:, _PROTO_AT] == 6) & finished(rec["joint"], no_syn)
     return np.where(over | closing(rec["cut_state"]), CLOSED, IDLE).astype(np.uint8)
+
+
+def _attempt_bits(rec: Records) -> np.ndarray:
+    """``CS_ATTEMPT`` where a flow is still an unanswered attempt: it began with a SYN and
+    its originator is SYN_SENT, its responder INACTIVE (the rule ``segments.cut`` applies
+    packet by packet, read here from the state machine's result)."""
+    joint = rec["joint"].astype(np.int64)
+    orig, resp = np.divmod(joint, N_STATES)
+    began = (rec["cut_state"] & CS_PARTIAL) == 0
+    open_ = began & (orig == Endpoint.SYN_SENT) & (resp == Endpoint.INACTIVE)
+    open_ &= rec["key"][:, _PROTO_AT] == 6
+    return np.where(open_, CS_ATTEMPT, 0).astype(np.uint8)
 
 
 class FlowTable:
@@ -202,6 +222,7 @@ class FlowTable:
         if packets is not None:  # uids and orientation are final from here on
             packets.fill(rows, seg, rec, first_pos)
         marks = track(rows, seg, rec)
+        rec["cut_state"] |= _attempt_bits(rec)
         letters = batch_letters(rows, seg, marks, rec)
         notes = self._notes.by_segment(seg_slot, self._segment_parents(rows, seg), letters)
 
@@ -214,7 +235,7 @@ class FlowTable:
         slots = self.store.put(seg_slot[keep], take(rec, keep))
         self._notes.keep(keep, slots, notes)
         ended_rec = take(rec, ended)
-        ended_notes = [notes.get(s) for s in ended.tolist()]
+        ended_notes = [notes.get(s) for s in ended.tolist()] if notes else None
         return ended_rec, _end_reasons(ended_rec), ended_notes
 
     def _carry(self, slots: np.ndarray) -> Carry | None:
@@ -320,9 +341,10 @@ class FlowTable:
         reasons = np.concatenate([p[1] for p in parts])
         by_time = np.lexsort((rec["uid"][:, 2], rec["first_ts"]))  # writers like ts order
         rec, reasons = take(rec, by_time), reasons[by_time]
-        notes = [n for p in parts for n in p[2]]
-        if any(n is not None for n in notes):
-            notes = [notes[i] for i in by_time.tolist()]
+        notes = None
+        if any(p[2] is not None for p in parts):
+            joined = [n for p in parts for n in (p[2] or [None] * len(p[1]))]
+            notes = [joined[i] for i in by_time.tolist()]
         keys = parent_sets(notes)
         if self._tunnels_seen:
             self._remember_uids(rec)

@@ -60,22 +60,23 @@ class FlowNotes:
                 if s in notes:
                     self._by_slot[slot] = notes[s]
 
-    def take(self, slots: np.ndarray) -> list[Notes | None]:
-        """The notes of flows leaving ``slots`` (None where there are none)."""
+    def take(self, slots: np.ndarray) -> list[Notes | None] | None:
+        """The notes of flows leaving ``slots`` (None where there are none; None for all
+        when none has any)."""
         if not self._by_slot:
-            return [None] * len(slots)
+            return None
         return [self._by_slot.pop(s, None) for s in slots.tolist()]
 
 
-def parent_sets(notes: list[Notes | None]) -> list[set[bytes]] | None:
+def parent_sets(notes: list[Notes | None] | None) -> list[set[bytes]] | None:
     """Each flow's tunnel parent keys (None when no flow has any)."""
-    if not any(n is not None and n.parents for n in notes):
+    if notes is None or not any(n is not None and n.parents for n in notes):
         return None
     return [n.parents if n is not None else set() for n in notes]
 
 
-def letter_lists(notes: list[Notes | None]) -> list[list[tuple[int, int]]] | None:
+def letter_lists(notes: list[Notes | None] | None) -> list[list[tuple[int, int]]] | None:
     """Each flow's scaled-letter events (None when no flow has any)."""
-    if not any(n is not None and n.letters for n in notes):
+    if notes is None or not any(n is not None and n.letters for n in notes):
         return None
     return [n.letters if n is not None else [] for n in notes]

@@ -127,7 +127,7 @@ def batch_rows(
     tcp_ok = (proto == 6) & ~frag
     # a bad TCP/UDP checksum (checked only when asked): Zeek keeps the connection, but
     # the packet counts for nothing in it but its c/C letter
-    bad = b.bad_checksum[sel] != 0
+    bad = b.bad_checksum[sel] != 0 if b.bad_checksum.any() else None
     tunnelled = b.tunnel[sel] != TunnelType.NONE
     vlan, ivlan = _key_vlans(b, sel, key_by_parent)
 
@@ -154,21 +154,28 @@ def batch_rows(
         ip_version=b.ip_version[sel],
         sport=sport,
         dport=dport,
-        flags=np.where(tcp_ok & ~bad, b.tcp_flags[sel], 0).astype(np.uint16),
+        flags=np.where(tcp_ok if bad is None else tcp_ok & ~bad, b.tcp_flags[sel], 0).astype(
+            np.uint16
+        ),
         seq=b.tcp_seq[sel],
         ack=b.tcp_ack[sel],
         window=b.tcp_window[sel],
-        payload=np.where(bad, 0, b.payload_len[sel]).astype(np.int64),
-        ip_len=np.where(bad, 0, b.ip_len[sel]).astype(np.int64),
+        payload=_unless(bad, b.payload_len[sel]),
+        ip_len=_unless(bad, b.ip_len[sel]),
         mac=b.src_mac[sel],
         vlans=np.stack([b.vlan[sel], b.inner_vlan[sel]], axis=1),
         frag=frag,
-        uncounted=bad if bad.any() else None,
+        uncounted=bad,
         parent=parent_keys,
     )
     # each UDP tunnel's own flow exists whatever the inner frame was (ARP inside VXLAN...)
     outer = np.flatnonzero((b.tunnel != TunnelType.NONE) & (b.outer_proto == 17))
-    mid = np.flatnonzero((b.inner_tunnel != TunnelType.NONE) & (b.mid_proto == 17))
+    nested = tunnelled.any() and b.inner_tunnel.any()
+    mid = (
+        np.flatnonzero((b.inner_tunnel != TunnelType.NONE) & (b.mid_proto == 17))
+        if nested
+        else outer[:0]
+    )
     if len(outer) or len(mid):
         rows = _with_tunnel_rows(rows, b, outer, mid, first_pos, key_by_parent)
     return rows, left_out
@@ -244,6 +251,11 @@ def _layer_key(
     keys, _ = pack_keys(layer.src, layer.dst, ports[:, 0], ports[:, 1], layer.proto,
                         *_key_vlans(b, t, key_by_parent), parent)  # fmt: skip
     return keys
+
+
+def _unless(bad: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+    """``values`` as int64, 0 where ``bad``."""
+    return values.astype(np.int64) if bad is None else np.where(bad, 0, values).astype(np.int64)
 
 
 def _key_vlans(b: PacketBatch, sel, key_by_parent: bool) -> tuple[np.ndarray, np.ndarray]:
