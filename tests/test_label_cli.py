@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 import portlabel.labelling.api as api
+from flow_values import decimal_records
 from portlabel.cli import main
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
@@ -34,8 +36,8 @@ def expected():
 def test_default_on_a_pipe_is_json_lines(capsysbinary, expected):
     assert run(INFECTED, "--uid-seed", 5) == 0
     out, err = capsysbinary.readouterr()
-    rows = [json.loads(line) for line in out.decode().splitlines()]
-    assert rows == expected.to_pylist()
+    rows = [json.loads(line, parse_float=Decimal) for line in out.decode().splitlines()]
+    assert rows == decimal_records(expected)
     assert err == b""  # no progress bar or summary when stderr is not a terminal
 
 
@@ -274,3 +276,20 @@ def test_a_pipe_gives_its_batches_once(tmp_path):
     with pytest.raises(CaptureError, match="a pipe can be read only once"):
         list(reader.batches())
     feeder.join(10)
+
+
+def test_zeek_logs_key_flows_as_zeek_unless_told_not(tmp_path):
+    """ldap.gap's two directions travel on different VLANs: one connection in Zeek."""
+    trace = (Path(__file__).parent / "data" / "zeek_parity" / "scripts.base.protocols.ldap.gap"
+             / "gap-data-missing.pcapng")  # fmt: skip
+
+    def conn_lines(*options) -> int:
+        out = tmp_path / "conn.log"
+        assert run(trace, "-o", out, *options) == 0
+        return sum(not line.startswith("#") for line in out.read_text().splitlines())
+
+    assert conn_lines() == 1
+    assert conn_lines("--no-zeek-keys") == 2
+    jsonl = tmp_path / "flows.jsonl"
+    assert run(trace, "-o", jsonl) == 0
+    assert len(jsonl.read_text().splitlines()) == 2  # portlabel's own keying elsewhere

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import portlabel.labelling.api as api
+from flow_values import ts_seconds
 from portlabel.labelling.flows import LABEL_COLUMNS
 from portlabel.writers.zeek_fields import ALWAYS_UNSET, CONN_FIELDS, conn_log_fields
 from portlabel.writers.zeek_json import ZeekJsonWriter
@@ -86,7 +87,8 @@ def assert_rows_match(table: pa.Table, text: str) -> None:
     assert meta["separator"] == "\t" and meta["path"] == "conn"
     assert len(rows) == table.num_rows
     records = table.to_pylist()
-    for raw, record in zip(rows, records, strict=True):
+    for raw, record, ts in zip(rows, records, ts_seconds(table), strict=True):
+        record["ts"] = float(ts)
         assert len(raw) == len(fields)
         for name, zeek_type, value in zip(fields, types, raw, strict=True):
             got = parse_value(value, zeek_type)
@@ -240,11 +242,11 @@ def test_zeek_json_lines_are_json_with_unset_fields_left_out(infected):
     lines = out.getvalue().decode().splitlines()
     assert len(lines) == infected.num_rows
     order = [n for n, _ in conn_log_fields(infected.schema) if n not in ALWAYS_UNSET]
-    for line, record in zip(lines, infected.to_pylist(), strict=True):
+    for line, record, ts in zip(lines, infected.to_pylist(), ts_seconds(infected), strict=True):
         obj = json.loads(line)
         assert list(obj) == [n for n in order if record[n] is not None]
         assert isinstance(obj["ts"], float)
-        assert obj["ts"] == pytest.approx(record["ts"], abs=5e-7)
+        assert obj["ts"] == pytest.approx(float(ts), abs=5e-7)
         for name in obj:
             if name != "ts":
                 assert obj[name] == record[name], name

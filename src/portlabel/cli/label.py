@@ -65,7 +65,8 @@ def run(args) -> int:
     started = time.perf_counter()
     fmt = choose_format(args.format, args.output, sys.stdout.isatty())
     to_file = args.output not in (None, "-")
-    config = flow_config_from_args(args)
+    # a Zeek log keys flows as Zeek does, unless --no-zeek-keys
+    config = flow_config_from_args(args, zeek_keys=get_format(fmt).zeek_log)
     registry = registry_from_args(args)
     from portlabel.cli.label_run import LabelJob
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from portlabel.cli.options import add_flow_options, flow_config_from_args, registry_from_args
-from portlabel.writers import format_names
+from portlabel.writers import format_names, get_format
 
 
 def add_parser(subparsers, parents) -> None:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from portlabel.live.output import FlowSink
     from portlabel.live.session import Limits, LiveSession
 
-    config = flow_config_from_args(args)
+    config = flow_config_from_args(args, zeek_keys=get_format(args.format).zeek_log)
     registry = registry_from_args(args)
     source = open_source(args.backend, args.interfaces, args.filter, args.ring_mb, args.promisc)
     try:

@@ -6,7 +6,9 @@ meaning. Column names follow Zeek's conn.log where Zeek has the field, so a Zeek
 writer can take names and types from ``FLOW_COLUMNS`` directly; columns Zeek lacks
 (``transport``, ``responder_by``...) are marked ``zeek=False``.
 
-Conventions shared with Zeek: ``ts`` and ``duration`` are float seconds; ``duration``,
+Conventions shared with Zeek: ``ts`` is the first packet's time, an Arrow timestamp in
+nanoseconds (so Parquet and pandas see a time, and text formats write the capture's exact
+digits), ``duration`` float seconds; ``duration``,
 ``orig_bytes`` and ``resp_bytes`` are null when the flow lasted zero time (Zeek prints
 ``-``); ``vlan``/``inner_vlan``/MACs are null when absent.
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("ns", tz="UTC")  # the type of ``ts``
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,9 @@ class FlowColumn:
 
 
 FLOW_COLUMNS: tuple[FlowColumn, ...] = (
-    FlowColumn("ts", pa.float64(), "time", "first packet, seconds since the epoch"),
+    FlowColumn(
+        "ts", TIMESTAMP, "time", "first packet's time (ns, UTC; Zeek formats write seconds)"
+    ),
     FlowColumn("uid", pa.string(), "string", '"C" + base62 of a random 96-bit value'),
     FlowColumn("id.orig_h", pa.string(), "addr", "originator address"),
     FlowColumn("id.orig_p", pa.uint16(), "port", "originator port (ICMP: type)"),

@@ -56,7 +56,9 @@ class FlowConfig:
         None, "end flows longer than this (default: never, as Zeek; NFStream uses 1800)", off=True
     )
     zeek_keys: bool = _option(
-        False, "key tunnelled flows by inner 5-tuple and VLANs only, as Zeek does"
+        False,
+        "key flows by the 5-tuple only, as Zeek does: no VLANs, no tunnel parent (default "
+        "for -F zeek and zeek-json)",
     )
     fragment_timeout: float | None = _option(
         60.0,

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from portlabel.arrowutil import numeric, string_lists, strings
 from portlabel.constants import PROTOCOL_NAMES, ZEEK_PROTO_NAMES, ZEEK_UNKNOWN_PROTO
-from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, RESPONDER_BY, empty_table
+from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, RESPONDER_BY, TIMESTAMP, empty_table
 from portlabel.flows.community_id import community_id_chars
 from portlabel.flows.keys import unpack, unpack_int
 from portlabel.flows.letters import history_with_events
@@ -159,7 +159,7 @@ def to_flow_batch(
         seed=cid_seed,
     )
     cols = {
-        "ts": numeric(rec["first_ts"] / 1e9),
+        "ts": numeric(rec["first_ts"].astype(np.int64)).view(TIMESTAMP),
         "uid": uid_strings(rec["uid"]),
         "id.orig_h": addresses(orig_ip, v4),
         "id.orig_p": numeric(orig_p.astype(np.uint16)),

@@ -37,6 +37,7 @@ class Format:
     binary: bool
     streamable: bool
     summary: str  # one line for --help and the README
+    zeek_log: bool = False  # a Zeek log: flows are keyed as Zeek keys them unless told not
 
     def writer_class(self) -> type:
         return getattr(importlib.import_module(self.module), self.writer)
@@ -51,9 +52,9 @@ FORMATS: dict[str, Format] = {
         Format("csv", f"{__name__}.csv", "CsvWriter", "csv", (".csv",), False, True,
                "a header line and one row per flow"),
         Format("zeek", f"{__name__}.zeek_tsv", "ZeekTsvWriter", "log", (".log",), False, True,
-               "a conn.log in Zeek's TSV form (zeek-cut, zat)"),
+               "a conn.log in Zeek's TSV form (zeek-cut, zat)", zeek_log=True),
         Format("zeek-json", f"{__name__}.zeek_json", "ZeekJsonWriter", "log", (), False, True,
-               "Zeek's JSON log form"),
+               "Zeek's JSON log form", zeek_log=True),
         Format("parquet", f"{__name__}.parquet", "ParquetWriter", "parquet",
                (".parquet", ".pq"), True, True, "the Arrow table as Parquet"),
         Format("table", f"{__name__}.table", "TableWriter", "txt", (), False, False,

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from portlabel.arrowutil import scalar
-from portlabel.writers.text import fix_rows, join_rows, list_join, to_text
+from portlabel.writers.text import epoch_seconds, fix_rows, join_rows, list_join, to_text
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
@@ -31,6 +31,8 @@ def _escaped(values: pa.Array) -> pa.Array:
 def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
     """Each value as JSON text; nulls stay null."""
     kind = values.type
+    if pa.types.is_timestamp(kind):  # seconds, a JSON number
+        return epoch_seconds(values, time_digits)
     if pa.types.is_floating(kind):
         if time_digits is not None:
             values = pc.round(values, time_digits)

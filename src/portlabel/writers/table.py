@@ -40,8 +40,8 @@ def _endpoint(host: str, port, ported: bool) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+def _clock(ns: int) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9 // 10**6:03d}"
 
 
 def _row(c: dict, i: int) -> tuple[str, ...]:
@@ -62,7 +62,8 @@ def _row(c: dict, i: int) -> tuple[str, ...]:
 
 
 def _rows(table: pa.Table) -> list[tuple[str, ...]]:
-    columns = {name: table.column(name).to_pylist() for name in _NEEDED}
+    columns = {name: table.column(name).to_pylist() for name in _NEEDED if name != "ts"}
+    columns["ts"] = table.column("ts").cast(pa.int64()).to_pylist()  # no pandas Timestamps
     return [_row(columns, i) for i in range(table.num_rows)]
 
 
@@ -96,7 +97,8 @@ class TableWriter:
         self.summary.add(table)
         title = None
         if self.first:
-            day = time.strftime("%Y-%m-%d", time.gmtime(table.column("ts")[0].as_py()))
+            first = table.column("ts").cast(pa.int64())[0].as_py()
+            day = time.strftime("%Y-%m-%d", time.gmtime(first // 10**9))
             title = f"flows from {day} (UTC); * = labelled by the originator's port"
         grid = self._table(title)
         for name, justify, least in COLUMNS:

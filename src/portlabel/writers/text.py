@@ -31,8 +31,45 @@ def fix_rows(values: pa.Array, pattern: str, render: Renderer) -> pa.Array:
     return pc.replace_with_mask(values, mask, fixed.cast(values.type))
 
 
+def epoch_seconds(values: pa.Array, digits: int | None = None) -> pa.Array:
+    """Timestamps (ns) as seconds since the epoch in text, with ``digits`` decimals
+    (rounded), or, with None, exactly: six decimals for a time on a whole microsecond (a
+    microsecond capture's), nine otherwise. Nulls stay null."""
+    ns = plain_values(values.cast(pa.int64()).fill_null(scalar(0, "int64")))
+    negative = ns < 0
+    ns = np.abs(ns)
+    if digits is not None:
+        step = 10 ** (9 - digits)
+        whole, frac = np.divmod((ns + step // 2) // step, 10**digits)
+        width = np.full(len(ns), digits)
+    else:
+        whole, frac = np.divmod(ns, 10**9)
+        micro = frac % 1000 == 0
+        frac = np.where(micro, frac // 1000, frac)
+        width = np.where(micro, 6, 9)
+    text = pc.binary_join_element_wise(
+        pc.cast(numeric(whole), pa.string()), _padded(frac, width), scalar(".")
+    )
+    if negative.any():
+        minus = pc.binary_join_element_wise(scalar("-"), text, scalar(""))
+        text = pc.if_else(numeric(negative), minus, text)
+    return _restore_nulls(text, values)
+
+
+def _padded(values: np.ndarray, width: np.ndarray) -> pa.Array:
+    """Non-negative integers as text left-padded with zeros to each row's ``width``."""
+    text = pc.cast(numeric(values), pa.string())
+    six = pc.utf8_lpad(text, 6, "0")
+    if (width == 6).all():
+        return six
+    return pc.if_else(numeric(width == 6), six, pc.utf8_lpad(text, 9, "0"))
+
+
 def fixed_decimals(values: pa.Array, digits: int = 6) -> pa.Array:
-    """Doubles as text with exactly ``digits`` decimals (``%.6f``); nulls stay null."""
+    """Doubles (or timestamps: seconds) as text with exactly ``digits`` decimals
+    (``%.6f``); nulls stay null."""
+    if pa.types.is_timestamp(values.type):
+        return epoch_seconds(values, digits)
     scale = 10**digits
     raw = plain_values(values.fill_null(scalar(0.0)))
     scaled = np.round(raw * scale).astype(np.int64)
