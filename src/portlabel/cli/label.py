@@ -84,4 +84,7 @@ def run(args) -> int:
         where = f" -> {args.output}" if to_file else ""
         took = time.perf_counter() - started
         print(f"portlabel: {job.summary.line()}{where} ({took:.2f} s)", file=sys.stderr)
-    return 0 if ok and not job.inputs.failures else 1
+    # packets read, none of them decodable: nothing useful was written
+    useless = job.pipeline.stats.frames and not job.pipeline.stats.flows
+    useless = useless and bool(job.pipeline.stats.undecodable())
+    return 0 if ok and not job.inputs.failures and not useless else 1

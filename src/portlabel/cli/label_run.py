@@ -85,7 +85,10 @@ class LabelJob:
             raise
         if fmt == "table":
             self.summary = writer.summary
+        self.summary.not_in_flows = self.pipeline.stats.not_in_flows
         writer.close()
+        for line in self.pipeline.stats.undecodable():
+            _say(f"warning: {line}")
 
     @contextlib.contextmanager
     def _progress_bar(self):

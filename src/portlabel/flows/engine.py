@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch
+from portlabel.flows.attempts import CS_ATTEMPT
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, empty_table
 from portlabel.flows.config import FlowConfig
 from portlabel.flows.direction import decide_orientation
@@ -33,7 +34,6 @@ from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
 from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
 from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
 from portlabel.flows.segments import (
-    CS_ATTEMPT,
     CS_PARTIAL,
     Carry,
     aggregate,

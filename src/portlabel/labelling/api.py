@@ -12,6 +12,7 @@ in the caller's thread (the files are read in a worker thread).
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -51,10 +52,12 @@ def iter_labelled(
     return _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow_options)
 
 
-def _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow_options):
+def _labelled_tables(
+    paths, registry, overlays, batch_size, errors, config, flow_options, stats=None, depth=3
+):
     """``iter_labelled``'s generator (warnings point at the frame that iterates it)."""
     from portlabel.flows.config import flow_config
-    from portlabel.labelling.pipeline import label_batches
+    from portlabel.labelling.pipeline import LabelPipeline, label_batches
     from portlabel.registry.loading import resolve_registry
 
     reg = resolve_registry(registry, overlays)
@@ -71,24 +74,55 @@ def _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow
 
     def issue_pending() -> None:
         while pending:
-            warnings.warn(pending.pop(0), CaptureWarning, stacklevel=3)
+            warnings.warn(pending.pop(0), CaptureWarning, stacklevel=depth)
 
     inputs = CaptureInputs(paths, batch_size, on_problem=problem, on_warning=pending.append)
-    for table in label_batches(inputs, reg, cfg):
+    pipe = LabelPipeline(reg, cfg)
+    for table in label_batches(inputs, reg, pipeline=pipe):
         issue_pending()
         yield table
+    pending.extend(pipe.stats.undecodable())
     issue_pending()
+    if stats is not None:
+        stats.update(pipe.stats.metadata())
 
 
 def label(paths: Paths, **options: Any) -> pa.Table:
     """All labelled flows of the capture file(s) as one pyarrow Table (see ``iter_labelled``).
 
-    ``label(...).to_pandas()`` gives a DataFrame.
+    ``label(...).to_pandas()`` gives a DataFrame. What went into the flows, and what did
+    not, is the table's metadata (``run_metadata(table)``: frames read, flows, packets in
+    no flow by reason, fragments reassembled, link types that could not be decoded).
     """
     from portlabel.flows.columns import empty_table
     from portlabel.labelling.flows import labelled_schema
 
-    tables = list(iter_labelled(paths, **options))
-    if not tables:
-        return empty_table(labelled_schema())
-    return pa.concat_tables(tables)
+    stats: dict = {}
+    known = ("registry", "overlays", "batch_size", "errors", "config")
+    named = {k: options.pop(k) for k in known if k in options}
+    if named.get("errors", "raise") not in ("raise", "warn"):
+        raise ValueError("errors must be 'raise' or 'warn'")
+    tables = list(
+        _labelled_tables(
+            paths,
+            named.get("registry"),
+            named.get("overlays", ()),
+            named.get("batch_size", BATCH_SIZE),
+            named.get("errors", "raise"),
+            named.get("config"),
+            options,
+            stats,
+            4,  # the warnings point past this function, at its caller
+        )
+    )
+    table = pa.concat_tables(tables) if tables else empty_table(labelled_schema())
+    return table.replace_schema_metadata({METADATA_KEY: json.dumps(stats)})
+
+
+METADATA_KEY = b"portlabel"
+
+
+def run_metadata(table: pa.Table) -> dict:
+    """The counts ``label`` attached to ``table`` (empty if it has none)."""
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}

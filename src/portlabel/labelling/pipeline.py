@@ -26,6 +26,7 @@ from portlabel.arrowutil import column_values
 from portlabel.capture.batch import DecodeStatus, PacketBatch, RawBatch
 from portlabel.capture.checksums import verify_checksums
 from portlabel.capture.decode import decode
+from portlabel.capture.linktypes import linktype_name
 from portlabel.capture.reassembly import Reassembler
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.flows.engine import KeyedBatch
@@ -33,6 +34,16 @@ from portlabel.labelling.flows import label_flows, packet_labels
 from portlabel.labelling.iana import prepare_labels
 from portlabel.labelling.stages import prefetched
 from portlabel.registry.compiled import Registry
+
+# statuses of packets that made it to the flow layer (a fragment joins its flow)
+_DECODED = [DecodeStatus.OK, DecodeStatus.FRAGMENT, DecodeStatus.NO_NEXT_HEADER,
+            DecodeStatus.BAD_IP_CHECKSUM]  # fmt: skip
+_REASONS = {
+    "UNSUPPORTED_LINK": "of a link type portlabel does not decode",
+    "NOT_IP": "without IP (ARP, LLDP, STP...)",
+    "TRUNCATED": "cut short by the capture",
+    "MALFORMED": "malformed",
+}
 
 
 @dataclass
@@ -47,6 +58,56 @@ class PipelineStats:
     not_in_flows: dict[str, int] = field(default_factory=dict)  # reason -> packets
     reassembled: int = 0  # IP fragments put back together into datagrams
     datagrams: int = 0  # the datagrams they made
+    # link type -> [packets decoded, {DecodeStatus name: packets not decoded}]
+    by_linktype: dict[int, list] = field(default_factory=dict)
+
+    def count_decoded(self, batch: PacketBatch) -> None:
+        """Tally ``batch``'s packets by link type: decoded, or not and why."""
+        if not len(batch):
+            return
+        status, linktype = batch.status, batch.linktype
+        decoded = np.isin(status, _DECODED)
+        if (linktype == linktype[0]).all():
+            kinds = [int(linktype[0])]
+            counts = {kinds[0]: int(decoded.sum())}
+        else:
+            kinds = np.unique(linktype).tolist()
+            counts = {k: int(decoded[linktype == k].sum()) for k in kinds}
+        for k in kinds:
+            self.by_linktype.setdefault(k, [0, {}])[0] += counts[k]
+        if decoded.all():
+            return
+        code = linktype[~decoded].astype(np.int64) * 256 + status[~decoded]
+        values, n = np.unique(code, return_counts=True)
+        for v, c in zip(values.tolist(), n.tolist(), strict=True):
+            why = self.by_linktype[v >> 8][1]
+            name = DecodeStatus(v & 0xFF).name
+            why[name] = why.get(name, 0) + c
+
+    def undecodable(self) -> list[str]:
+        """One line per link type none of whose packets could be decoded, naming it and
+        why (a capture of link type USER0, of only ARP...)."""
+        lines = []
+        for linktype, (decoded, why) in sorted(self.by_linktype.items()):
+            if decoded or not why:
+                continue
+            total = sum(why.values())
+            reasons = ", ".join(f"{n:,} {_REASONS.get(k, k.lower())}" for k, n in why.items())
+            lines.append(f"none of the {total:,} packets of link type "
+                         f"{linktype_name(linktype)} could be decoded: {reasons}")  # fmt: skip
+        return lines
+
+    def metadata(self) -> dict:
+        """The counts as plain data (the API's table metadata, the CLI's summary)."""
+        return {
+            "frames": self.frames,
+            "flows": self.flows,
+            "flow_packets": self.flow_packets,
+            "not_in_flows": dict(self.not_in_flows),
+            "reassembled_fragments": self.reassembled,
+            "reassembled_datagrams": self.datagrams,
+            "undecodable": self.undecodable(),
+        }
 
     def count_flows(self, table: pa.Table) -> None:
         self.flows += table.num_rows
@@ -74,8 +135,10 @@ class LabelPipeline:
         self.stats.frames += len(batch)
         self.stats.captured_bytes += int(batch.caplen.sum(dtype=np.int64))
         if not isinstance(batch, RawBatch):
+            self.stats.count_decoded(batch)
             return batch
         packets = decode(batch)
+        self.stats.count_decoded(packets)
         if self.flows.config.check_checksums:
             verify_checksums(batch, packets)
         if reassemble and self.reassembler is not None:

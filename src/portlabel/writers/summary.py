@@ -21,6 +21,7 @@ class Summary:
         self.ip_bytes = 0
         self.services: Counter[str] = Counter()
         self.service_bytes: Counter[str] = Counter()
+        self.not_in_flows: dict[str, int] = {}  # reason -> packets (set when the run ends)
 
     def add(self, table: pa.Table) -> None:
         if not table.num_rows:
@@ -48,7 +49,17 @@ class Summary:
     def line(self) -> str:
         top = ", ".join(f"{s} {c:,}" for s, c, _ in self.top_services(3))
         text = f"{self.flows:,} flows, {self.packets:,} packets, {self.ip_bytes:,} IP bytes"
-        return f"{text}; top services: {top}" if top else text
+        text = f"{text}; top services: {top}" if top else text
+        left = self.left_out()
+        return f"{text}; {left}" if left else text
+
+    def left_out(self) -> str:
+        """``"12 packets in no flow: 10 not_ip, 2 truncated"``, or "" when none were."""
+        total = sum(self.not_in_flows.values())
+        if not total:
+            return ""
+        why = ", ".join(f"{n:,} {k.lower()}" for k, n in sorted(self.not_in_flows.items()))
+        return f"{total:,} packets in no flow: {why}"
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:

@@ -124,6 +124,8 @@ class TableWriter:
             f"\n[bold]{s.flows:,}[/bold] flows, [bold]{s.packets:,}[/bold] packets, "
             f"[bold]{s.ip_bytes:,}[/bold] IP bytes"
         )
+        if s.left_out():
+            self.console.print(s.left_out())
         if not s.flows:
             return
         top = Table(title="top services", title_justify="left", box=None, pad_edge=False)
