@@ -5,11 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from portlabel.cli import main
 from portlabel.registry.bundled import BUNDLED_SERVICES_XML
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -60,7 +67,9 @@ def test_info_json_counts(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["sources"][0]["updated"] == "2026-08-17"
     tcp = info["ports"]["tcp"]
-    assert sum(tcp[s] for s in ("assigned", "reserved", "unassigned", "dynamic")) == 65536
+    statuses = ("assigned", "reserved", "unassigned", "dynamic", "retired")
+    assert sum(tcp[s] for s in statuses) == 65536
+    assert tcp["retired"] == 9  # 585 De-registered, 1028 Deprecated...
     assert tcp["dynamic"] == 16384
 
 
@@ -106,7 +115,7 @@ def test_export_services_and_zeek_and_json(capsys):
     records = _json_lines(capsys.readouterr().out)
     assert len(records) == 14533
     assert main(["registry", "export", "--format", "wireshark"]) == 0
-    assert "domain\t53/tcp,udp" in capsys.readouterr().out
+    assert "domain\t53/tcp/udp" in capsys.readouterr().out  # Wireshark's form
 
 
 def test_console_script_runs_as_a_process():
@@ -117,3 +126,32 @@ def test_console_script_runs_as_a_process():
         check=True,
     )
     assert json.loads(proc.stdout)["service"] == "https"
+
+
+def test_records_that_withdrew_an_assignment_are_retired_not_assigned():
+    from portlabel.registry import default_registry
+
+    registry = default_registry()
+    for transport, port, text in (("tcp", 585, "De-registered"), ("tcp", 1028, "Deprecated")):
+        entry = registry.lookup_one(transport, port)
+        assert (entry["status"], entry["service"], entry["description"]) == ("retired", None, text)
+    assert registry.lookup_one("tcp", 443)["status"] == "assigned"
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+def test_the_wireshark_export_is_read_by_tshark(tmp_path, capsys):
+    """tshark resolves ports with the exported services file (personal config dir)."""
+    assert main(["registry", "export", "--format", "wireshark"]) == 0
+    config = tmp_path / "wireshark"
+    config.mkdir()
+    services = capsys.readouterr().out
+    # mark one udp name only the export can know, to see tshark use the file
+    (config / "services").write_text(services.replace("domain\t53/tcp/udp", "iana-dns\t53/tcp/udp"))
+    column = ["-o", 'gui.column.format:"port","%rD"', "-T", "fields", "-e", "_ws.col.port"]
+    out = subprocess.run(
+        ["tshark", "-N", "t", *column, "-r", str(CAPTURES / "zeekreal_infected.pcap"), "-c", "3"],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "WIRESHARK_CONFIG_DIR": str(config)},
+    )  # fmt: skip
+    assert out.stdout.split() == ["iana-dns", "iana-dns", "iana-dns"]

@@ -46,7 +46,7 @@ def print_info(summary: dict) -> None:
         f"{summary['name_only_records']:,} name-only records  ({summary['path']})"
     )
     table = Table(title="ports by transport and status")
-    columns = ["transport", "assigned", "reserved", "unassigned", "dynamic", "named_ports"]
+    columns = ["transport", *next(iter(summary["ports"].values()))]  # every status, named
     for c in columns:
         table.add_column(c, justify="right" if c != "transport" else "left")
     for t, counts in summary["ports"].items():

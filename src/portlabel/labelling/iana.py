@@ -37,6 +37,8 @@ IANA_FIELDS: tuple[tuple[str, str], ...] = (
 IANA_COLUMNS = tuple(name for name, _ in IANA_FIELDS)
 
 _NO_PORTS = len(TRANSPORTS)
+# statuses that do not name the service: the other side's assigned port is a better label
+_WEAK = [Status.UNASSIGNED, Status.DYNAMIC, Status.RETIRED]
 
 
 @lru_cache(maxsize=8)
@@ -122,12 +124,12 @@ def iana_columns(registry: Registry, ip_protos, ports) -> dict[str, pa.Array]:
 def service_port_side(registry: Registry, ip_protos, orig_ports, resp_ports) -> np.ndarray:
     """True where the label should come from the originator's port, not the responder's.
 
-    A flow's service port is the responder's; when that one is unassigned or dynamic and
-    the originator's is assigned, the originator's.
+    A flow's service port is the responder's; when that one is unassigned, dynamic or
+    retired and the originator's is assigned, the originator's.
     """
     orig_entries = registry.lookup(ip_protos, orig_ports)
     resp_entries = registry.lookup(ip_protos, resp_ports)
     resp_status = registry.status(resp_entries, resp_ports)
     orig_status = registry.status(orig_entries, orig_ports)
-    weak = (resp_status == Status.UNASSIGNED) | (resp_status == Status.DYNAMIC)
+    weak = np.isin(resp_status, _WEAK)
     return weak & (orig_status == Status.ASSIGNED)

@@ -63,7 +63,7 @@ def export_wireshark(registry: Registry) -> str:
         f"# IANA service names and port numbers, updated {registry.updated}, exported by portlabel"
     ]
     for (name, port), transports in sorted(by_name_port.items(), key=lambda kv: kv[0][1]):
-        entry = f"{name}\t{port}/{','.join(transports)}"
+        entry = f"{name}\t{port}/{'/'.join(transports)}"  # Wireshark's 64/tcp/udp
         lines.append(
             f"{entry}\t# {description[(name, port)]}" if description[(name, port)] else entry
         )

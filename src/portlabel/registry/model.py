@@ -24,6 +24,7 @@ class Status(IntEnum):
     ASSIGNED = 1
     RESERVED = 2
     DYNAMIC = 3  # 49152-65535 with no assignment: the Dynamic and/or Private Ports
+    RETIRED = 4  # no longer assigned: De-registered, Deprecated, De-Commissioned, Removed
 
 
 class PortClass(IntEnum):
@@ -97,17 +98,24 @@ class Record:
 
 
 _RESERVED = re.compile(r"^\s*reserved\b", re.IGNORECASE)
-_UNASSIGNED = re.compile(r"^\s*unassigned\b", re.IGNORECASE)
+_UNASSIGNED = re.compile(r"^\W*unassigned\b", re.IGNORECASE)
+_RETIRED = re.compile(
+    r"^\s*(de-?registered|deprecated|de-?comm?issioned|decomm?issioned|removed)\b",
+    re.IGNORECASE,
+)
 
 
 def record_status(record: Record) -> Status:
-    """A named record is an assignment; an unnamed one says Reserved or Unassigned."""
+    """A named record is an assignment; an unnamed one says Reserved or Unassigned, or
+    that an assignment was withdrawn (De-registered, Deprecated...: ``RETIRED``)."""
     if record.name:
         return Status.ASSIGNED
     if _RESERVED.match(record.description or ""):
         return Status.RESERVED
     if _UNASSIGNED.match(record.description or ""):
         return Status.UNASSIGNED
+    if _RETIRED.match(record.description or ""):
+        return Status.RETIRED
     # An unnamed record with any other text (rare) still records an assignment of the port.
     return Status.ASSIGNED if record.description else Status.UNASSIGNED
 
