@@ -1,4 +1,5 @@
-"""The decoder against tshark, packet by packet, on every capture of captures/MANIFEST.tsv.
+"""The decoder against tshark, packet by packet, on every capture of the repository: those
+of captures/MANIFEST.tsv and the Zeek test traces in tests/data/zeek_parity.
 
 tshark runs once per file (two at a time) with reassembly off and prints every occurrence
 of each field; the test picks tshark's innermost IP layer itself from ``frame.protocols``
@@ -28,6 +29,8 @@ from portlabel.capture.decode import decode
 from portlabel.errors import CaptureError
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+PARITY = Path(__file__).resolve().parent / "data" / "zeek_parity"
+FLOOR_OVERALL = 0.995  # packets agreeing over every capture
 TSHARK = "/usr/bin/tshark"
 FIELDS = (
     "frame.number frame.protocols ip.src ip.dst ip.proto ip.len ipv6.src ipv6.dst ipv6.nxt "
@@ -63,10 +66,19 @@ MIN_AGREEMENT: dict[str, float] = {
 DEFAULT_MIN_AGREEMENT = 1.0
 
 
-def capture_files() -> list[str]:
+def capture_paths() -> dict[str, Path]:
+    """name -> path of every capture: captures/ by file name, Zeek traces by folder."""
     with open(CAPTURES / "MANIFEST.tsv", newline="") as fh:
         rows = csv.DictReader(fh, delimiter="\t")
-        return [r["file"] for r in rows if r["kind"] == "capture"]
+        out = {r["file"]: CAPTURES / r["file"] for r in rows if r["kind"] == "capture"}
+    for folder in sorted(p for p in PARITY.iterdir() if p.is_dir()):
+        (trace,) = [p for p in folder.iterdir() if p.name not in ("conn.log", "test.zeek")]
+        out[folder.name] = trace
+    return out
+
+
+def capture_files() -> list[str]:
+    return list(capture_paths())
 
 
 def run_tshark(path: Path) -> list[dict[str, str]]:
@@ -192,7 +204,7 @@ def compare_outer_length(view: dict[str, object], batch, i: int) -> str | None:
 
 def disagreements(name: str, rows: list[dict[str, str]]) -> tuple[int, dict[str, list[int]]]:
     try:
-        raw = read_capture(CAPTURES / name)
+        raw = read_capture(capture_paths()[name])
     except CaptureError:  # the reader's refusal is a category of its own
         return len(rows), {"unreadable": list(range(len(rows)))} if rows else {}
     batch = decode(raw)
@@ -217,9 +229,10 @@ def disagreements(name: str, rows: list[dict[str, str]]) -> tuple[int, dict[str,
 def tshark_rows() -> dict[str, list[dict[str, str]]]:
     if not shutil.which(TSHARK):
         pytest.skip("tshark is not installed")
-    names = capture_files()
+    paths = capture_paths()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(names, pool.map(lambda n: run_tshark(CAPTURES / n), names), strict=True))
+        rows = pool.map(run_tshark, paths.values())
+        return dict(zip(paths, rows, strict=True))
 
 
 @pytest.mark.tshark
@@ -233,9 +246,21 @@ def test_decode_agrees_with_tshark(name: str, tshark_rows) -> None:
     assert agreement >= MIN_AGREEMENT.get(name, DEFAULT_MIN_AGREEMENT), (name, found)
 
 
+@pytest.mark.tshark
+def test_overall_agreement_with_tshark(tshark_rows, capsys) -> None:
+    total = bad = 0
+    for name in capture_files():
+        n, found = disagreements(name, tshark_rows[name])
+        total += n
+        bad += sum(len(v) for v in found.values())
+    with capsys.disabled():
+        print(f"\n  decode vs tshark: {total - bad}/{total} packets agree = {1 - bad / total:.4f}")
+    assert 1 - bad / total >= FLOOR_OVERALL
+
+
 if __name__ == "__main__":  # exploration: print every file's disagreements
-    for capture in capture_files():
-        n, diffs = disagreements(capture, run_tshark(CAPTURES / capture))
+    for capture, path in capture_paths().items():
+        n, diffs = disagreements(capture, run_tshark(path))
         if diffs:
             print(capture, n, {k: (len(v), v[:8]) for k, v in diffs.items()})
 
