@@ -81,8 +81,8 @@ def capture_files() -> list[str]:
     return list(capture_paths())
 
 
-def run_tshark(path: Path) -> list[dict[str, str]]:
-    cmd = [TSHARK, "-r", str(path), "-n", "-T", "fields", "-E", "separator=/t"]
+def run_tshark(path: Path, *options: str) -> list[dict[str, str]]:
+    cmd = [TSHARK, "-r", str(path), "-n", *options, "-T", "fields", "-E", "separator=/t"]
     cmd += ["-E", "occurrence=a", "-E", "aggregator=,"]
     cmd += ["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"]
     cmd += ["-o", "teredo.heuristic_teredo:TRUE"]  # Teredo off port 3544, found by content

@@ -40,6 +40,7 @@ static inline uint64_t be48(const uint8_t *p)
 
 typedef struct {
     const uint8_t *link, *ether, *v4, *v6, *udp_tunnel, *teredo_first, *icmp_id, *icmp6_id;
+    const uint8_t *probe; /* [4][256]: transport.UDP_CONTENT_PROBES */
 } Tables;
 
 typedef struct {
@@ -100,6 +101,10 @@ static int transport(const uint8_t *p, const uint8_t *end, int cls, int version,
         if (version == 4 && size >= 40 && payload + 40 <= end && t->teredo_first[payload[0]] &&
             teredo_may_be(payload, size))
             return 0; /* may be Teredo: the vectorised decoder looks closer */
+        if (size >= 8 && payload + 8 <= end &&
+            (t->probe[payload[0]] & t->probe[256 + payload[1]] & t->probe[512 + payload[2]] &
+             t->probe[768 + payload[3]]))
+            return 0; /* may be a tunnel found by content (GTP-U, AYIYA) */
         c->sport[i] = (uint16_t)sport;
         c->dport[i] = (uint16_t)dport;
         c->payload_len[i] = floor0(size);
@@ -279,7 +284,7 @@ static Py_ssize_t decode_rows(const uint8_t *buf, Py_ssize_t buflen, const int64
 
 /* ---- the Python binding ------------------------------------------------------------ */
 
-enum { N_IN = 4, N_TABLES = 8, N_OUT = 25 };
+enum { N_IN = 4, N_TABLES = 9, N_OUT = 25 };
 
 static const char *const OUT_NAMES[N_OUT] = {
     "status",    "src_mac",     "dst_mac",  "vlan",       "inner_vlan", "ip_version",
@@ -291,7 +296,8 @@ static const char *const OUT_NAMES[N_OUT] = {
 /* bytes per row of each output column, in OUT_NAMES order */
 static const Py_ssize_t OUT_WIDTH[N_OUT] = {1, 8, 8, 4, 4, 1, 16, 16, 1, 4, 4,
                                             2, 1, 2, 2, 2, 4, 4, 4, 1, 1, 2, 2, 4, 4};
-static const Py_ssize_t TABLE_LEN[N_TABLES] = {65536, 65536, 256, 256, 65536, 256, 256, 256};
+static const Py_ssize_t TABLE_LEN[N_TABLES] = {65536, 65536, 256, 256, 65536,
+                                                256,   256,   256, 1024};
 
 static PyObject *decode_plain(PyObject *self, PyObject *args)
 {
@@ -345,8 +351,8 @@ static PyObject *decode_plain(PyObject *self, PyObject *args)
                          out[j].len, OUT_WIDTH[j] * n);
             goto done;
         }
-    Tables t = {tab[0].buf, tab[1].buf, tab[2].buf, tab[3].buf,
-                tab[4].buf, tab[5].buf, tab[6].buf, tab[7].buf};
+    Tables t = {tab[0].buf, tab[1].buf, tab[2].buf, tab[3].buf, tab[4].buf,
+                tab[5].buf, tab[6].buf, tab[7].buf, tab[8].buf};
     Columns c = {
         .status = out[0].buf,       .src_mac = out[1].buf,     .dst_mac = out[2].buf,
         .vlan = out[3].buf,         .inner_vlan = out[4].buf,  .ip_version = out[5].buf,

@@ -46,6 +46,7 @@ class TunnelType(IntEnum):
     IP_IN_IP = 6  # 4in4, 6in4, 4in6, 6in6
     TEREDO = 7
     AYIYA = 8
+    CAPWAP = 9
 
 
 # name -> (dtype, per-row shape). Order is the documented column order.

@@ -53,6 +53,8 @@ HANDLERS: dict[Layer, Handler] = {
     Layer.PPP: linklayer.ppp,
     Layer.MPLS: linklayer.mpls,
     Layer.PBB: linklayer.pbb,
+    Layer.FRAME_RELAY: linklayer.frame_relay,
+    Layer.DSA: linklayer.dsa,
     Layer.IPV4: network.ipv4,
     Layer.IPV6: network.ipv6,
     Layer.IP_EXT: network.ip_extensions,
@@ -75,6 +77,7 @@ HANDLERS: dict[Layer, Handler] = {
     Layer.TEREDO: tunnels.teredo,
     Layer.AYIYA: tunnels.ayiya,
     Layer.IP_IN_IP: tunnels.ip_in_ip,
+    Layer.CAPWAP: tunnels.capwap,
 }
 _ORDERED = [(code, HANDLERS[Layer(code)]) for code in PASS_ORDER]
 MAX_PASSES = 12  # tunnel nesting deeper than this is called malformed

@@ -194,6 +194,18 @@ AYIYA = Layout(
     next_header=Field(3, 1),
 )
 
+CAPWAP = Layout(  # RFC 5415 data channel header (preamble included)
+    "capwap",
+    8,
+    preamble=Field(0, 1),  # version 0, type 0: a CAPWAP header follows
+    hlen=Field(1, 2, shift=11, mask=0x1F),  # header length in 4-byte words
+    wbid=Field(2, 1, shift=1, mask=0x1F),  # wireless binding: 1 = IEEE 802.11
+    native=Field(2, 2, shift=8, mask=0x01),  # T: the payload is the binding's frame
+)
+FRAME_RELAY = Layout("frame-relay", 4, control=Field(2, 1), nlpid=Field(3, 1))  # RFC 2427
+FR_NLPID_SNAP, FR_NLPID_IPV4, FR_NLPID_IPV6 = 0x80, 0xCC, 0x8E
+DSA_TAG_LEN, EDSA_TAG_LEN = 4, 8  # Marvell switch tags after the MAC addresses
+
 # --- well-known numbers -------------------------------------------------------------
 UDP_VXLAN, UDP_VXLAN_GPE, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA = (
     4789,
@@ -203,3 +215,5 @@ UDP_VXLAN, UDP_VXLAN_GPE, UDP_GENEVE, UDP_GTPU, UDP_TEREDO, UDP_AYIYA = (
     3544,
     5072,
 )
+UDP_GRE = 4754  # GRE in UDP (RFC 8086)
+UDP_CAPWAP_DATA = 5247

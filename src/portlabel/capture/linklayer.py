@@ -217,6 +217,37 @@ def brcm(st: DecodeState, idx: np.ndarray) -> None:
     goto_ethertype(st, idx, read(st.buf, pos, L.ethertype), pos + L.min_len)
 
 
+def dsa(st: DecodeState, idx: np.ndarray) -> None:
+    """Marvell switch tags (link types 284, 285): the MAC addresses, a 4-byte DSA or an
+    8-byte EDSA tag, then the EtherType."""
+    L = H.ETHERNET
+    tag = np.where(st.out.linktype[idx] == 285, H.EDSA_TAG_LEN, H.DSA_TAG_LEN)
+    idx, pos, tag = st.need(idx, L.min_len + tag, st.pos[idx], tag)
+    _set_macs(st, idx, pos, L.src, L.dst)
+    goto_ethertype(st, idx, read(st.buf, pos + tag, L.ethertype), pos + L.min_len + tag)
+
+
+def frame_relay(st: DecodeState, idx: np.ndarray) -> None:
+    """RFC 2427: a 2-byte Q.922 address, UI control, then an NLPID naming IPv4 or IPv6, or
+    (after a pad byte) SNAP with an EtherType."""
+    L = H.FRAME_RELAY
+    idx, pos = st.need(idx, L.min_len)
+    ui = read(st.buf, pos, L.control) == 0x03
+    st.goto(idx[~ui], NOT_IP, pos[~ui])
+    idx, pos = idx[ui], pos[ui]
+    nlpid = read(st.buf, pos, L.nlpid)
+    padded = nlpid == 0
+    idx, pos, padded = st.need(idx, np.where(padded, 5, 4), pos, padded)
+    at = pos + np.where(padded, 5, 4)
+    nlpid = st.buf[at - 1].astype(np.int64)
+    snap = nlpid == H.FR_NLPID_SNAP
+    layer = np.select([nlpid == H.FR_NLPID_IPV4, nlpid == H.FR_NLPID_IPV6],
+                      [Layer.IPV4, Layer.IPV6], NOT_IP)  # fmt: skip
+    st.goto(idx[~snap], layer[~snap], at[~snap])
+    idx, at = st.need(idx[snap], 5, at[snap])  # OUI, then the EtherType
+    goto_ethertype(st, idx, read(st.buf, at, H.Field(3, 2)), at + 5)
+
+
 def ether(st: DecodeState, idx: np.ndarray) -> None:
     L = H.ETHERNET
     idx, pos = st.need(idx, L.min_len)

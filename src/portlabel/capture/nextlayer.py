@@ -45,6 +45,8 @@ class Layer(IntEnum):
     PPP = 26  # a PPP frame, possibly with address/control bytes first
     MPLS = 27
     PBB = 28  # 802.1ah provider backbone bridging: an I-TAG, then a customer frame
+    FRAME_RELAY = 29  # Q.922 address, UI control, NLPID
+    DSA = 30  # Marvell DSA/EDSA switch tag between the MAC addresses and the EtherType
     # network
     IPV4 = 40
     IPV6 = 41
@@ -70,6 +72,7 @@ class Layer(IntEnum):
     TEREDO = 68
     AYIYA = 69
     IP_IN_IP = 70  # IPv4/IPv6 inside IP; the inner version is in DecodeState.arg
+    CAPWAP = 71  # CAPWAP data channel: an 802.11 or 802.3 frame
 
 
 UNSUPPORTED = 253  # a link type we cannot find IP in
@@ -103,6 +106,7 @@ DLT_TO_LAYER = _table(
         101: Layer.RAW,
         104: Layer.CHDLC,
         105: Layer.IEEE80211,
+        107: Layer.FRAME_RELAY,
         108: Layer.LOOP,
         113: Layer.SLL,
         127: Layer.RADIOTAP,
@@ -118,6 +122,8 @@ DLT_TO_LAYER = _table(
         274: Layer.MPACKET,
         276: Layer.SLL2,
         281: Layer.BRCM,
+        284: Layer.DSA,  # DSA_TAG_DSA
+        285: Layer.DSA,  # DSA_TAG_EDSA
     },
 )
 
@@ -142,6 +148,8 @@ ETHERTYPE_TO_LAYER = _table(
         0x22EB: Layer.ERSPAN3,
         0x894F: Layer.NSH,
         0x88E7: Layer.PBB,
+        0x8200: Layer.IEEE80211,  # Aruba's GRE: its access points' 802.11 frames
+        0x8210: Layer.IEEE80211,
     },
 )
 ETHERTYPE_TO_LAYER[:0x0600] = Layer.LLC  # IEEE 802.3 length field: an LLC header follows

@@ -81,6 +81,7 @@ def _tables() -> tuple[np.ndarray, ...]:
             tunnels.TEREDO_FIRST_BYTE,
             transport.ICMP_WITH_ID,
             transport.ICMPV6_WITH_ID,
+            transport.UDP_CONTENT_PROBES.reshape(-1),
         )
     )
 

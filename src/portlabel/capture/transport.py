@@ -30,10 +30,27 @@ _UDP_TUNNEL_PORTS = {
     H.UDP_GTPU: Layer.GTPU,
     H.UDP_TEREDO: Layer.TEREDO,
     H.UDP_AYIYA: Layer.AYIYA,
+    H.UDP_GRE: Layer.GRE,
+    H.UDP_CAPWAP_DATA: Layer.CAPWAP,
 }
 UDP_PORT_TO_TUNNEL = np.zeros(65536, dtype=np.uint8)  # 0 = Layer.DONE: no tunnel
 for _port, _layer in _UDP_TUNNEL_PORTS.items():
     UDP_PORT_TO_TUNNEL[_port] = _layer
+
+# Tunnels found by content on any UDP port (Zeek's dpd signatures): a payload is a
+# candidate when each of its first four bytes has the tunnel's bit in its table.
+# GTP-U G-PDU: version 1, PT 1, type 255; AYIYA: authentication 1 / forward, IPv4 or IPv6.
+PROBE_GTPU, PROBE_AYIYA = 1, 2
+UDP_CONTENT_PROBES = np.full((4, 256), PROBE_GTPU | PROBE_AYIYA, dtype=np.uint8)
+UDP_CONTENT_PROBES[0] = PROBE_AYIYA
+UDP_CONTENT_PROBES[0, 0x30:0x38] |= PROBE_GTPU
+UDP_CONTENT_PROBES[1] = PROBE_AYIYA
+UDP_CONTENT_PROBES[1, 0xFF] |= PROBE_GTPU
+UDP_CONTENT_PROBES[2] = PROBE_GTPU
+UDP_CONTENT_PROBES[2, 0x11] |= PROBE_AYIYA
+UDP_CONTENT_PROBES[3] = PROBE_GTPU
+UDP_CONTENT_PROBES[3, [4, 41]] |= PROBE_AYIYA
+_PROBED = {PROBE_GTPU: Layer.GTPU, PROBE_AYIYA: Layer.AYIYA}
 
 
 def _ports(st: DecodeState, idx: np.ndarray, header_len: int):
@@ -90,10 +107,32 @@ def udp(st: DecodeState, idx: np.ndarray) -> None:
         idx, pos = idx[~to_tunnel], pos[~to_tunnel]
     teredo = tunnels.teredo_candidates(st, idx, pos + H.UDP.min_len)
     if teredo.any():
-        st.arg[idx[teredo]] = tunnels.TEREDO_BY_CONTENT
+        st.arg[idx[teredo]] = tunnels.BY_CONTENT
         st.goto(idx[teredo], Layer.TEREDO, pos[teredo] + H.UDP.min_len)
-        idx = idx[~teredo]
+        idx, pos = idx[~teredo], pos[~teredo]
+    idx, pos = _probe_content(st, idx, pos + H.UDP.min_len)
     st.finish(idx)
+
+
+def _probe_content(st: DecodeState, idx: np.ndarray, payload: np.ndarray):
+    """Send datagrams whose payload starts like GTP-U or AYIYA to those handlers (which
+    check more); return the others."""
+    room = (st.ip_rest[idx] - H.UDP.min_len >= 8) & (payload + 8 <= st.end[idx])
+    if not room.any():
+        return idx, payload
+    rows = np.flatnonzero(room)
+    head = gather(st.buf, payload[rows], 4)
+    bits = UDP_CONTENT_PROBES[0][head[:, 0]] & UDP_CONTENT_PROBES[1][head[:, 1]]
+    bits &= UDP_CONTENT_PROBES[2][head[:, 2]] & UDP_CONTENT_PROBES[3][head[:, 3]]
+    keep = np.ones(len(idx), dtype=bool)
+    for bit, layer in _PROBED.items():
+        hit = rows[(bits & bit) != 0]
+        hit = hit[keep[hit]]
+        if len(hit):
+            st.arg[idx[hit]] = tunnels.BY_CONTENT
+            st.goto(idx[hit], layer, payload[hit])
+            keep[hit] = False
+    return idx[keep], payload[keep]
 
 
 def sctp(st: DecodeState, idx: np.ndarray) -> None:

@@ -7,7 +7,9 @@ outermost tunnel is ``tunnel`` and ``outer_*``; a tunnel inside it is ``inner_tu
 and ``mid_*`` (the datagram carrying the innermost tunnel, the packet's direct parent).
 
 The UDP-based tunnels are recognised by port, so each one first checks that its payload
-really has that tunnel's shape; when it does not, the packet stays a plain UDP row.
+really has that tunnel's shape; when it does not, the packet stays a plain UDP row. Off
+their ports, Teredo, GTP-U and AYIYA are also found by content, as Zeek's dynamic protocol
+detection finds them (``transport.UDP_CONTENT_PROBES``), with stricter checks.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from portlabel.capture.nextlayer import IPPROTO_IPIP, IPPROTO_IPV6, NOT_IP, Laye
 
 _ERSPAN_TYPES = (0x88BE, 0x22EB)
 _TEREDO_AUTH, _TEREDO_ORIGIN = 0x0001, 0x0000
-TEREDO_BY_CONTENT = -1  # DecodeState.arg of UDP sent to ``teredo`` by content, not by port
+BY_CONTENT = -1  # DecodeState.arg of UDP sent to a tunnel handler by content, not by port
+TEREDO_BY_CONTENT = BY_CONTENT
 # Next headers a Teredo-carried IPv6 packet plausibly starts with: hop-by-hop, TCP, UDP,
 # routing, fragment, ESP, AH, ICMPv6, no next header (bubbles), destination options.
 _TEREDO_NEXT_HEADERS = np.zeros(256, dtype=bool)
@@ -145,10 +148,16 @@ def geneve(st: DecodeState, idx: np.ndarray) -> None:
 
 
 def gtpu(st: DecodeState, idx: np.ndarray) -> None:
-    """GTP-U G-PDUs (version 1, PT 1, type 255) carrying IP, with extension headers."""
+    """GTP-U G-PDUs (version 1, PT 1, type 255) carrying IP, with extension headers. Found
+    by content off port 2152 (``st.arg`` is ``BY_CONTENT``, as Zeek's dpd signature finds
+    them), the GTP length must also fill the UDP payload exactly."""
     L = H.GTPU
-    idx, pos = st.need(idx, L.min_len, short=None)
+    strict = st.arg[idx] == BY_CONTENT
+    idx, pos, strict = st.need(idx, L.min_len, st.pos[idx], strict, short=None)
     looks = (read(st.buf, pos, L.version) == 1) & (read(st.buf, pos, L.pt) == 1)
+    if strict.any():
+        fills = read(st.buf, pos, H.Field(2, 2)) + L.min_len == st.ip_rest[idx] - H.UDP.min_len
+        looks &= ~strict | fills
     ok = _plain_udp(st, idx, looks & (read(st.buf, pos, L.msg_type) == H.GTPU_GPDU))
     idx, pos = idx[ok], pos[ok]
     optional = read(st.buf, pos, L.optional) != 0
@@ -252,13 +261,47 @@ def teredo(st: DecodeState, idx: np.ndarray) -> None:
     st.goto(idx[ok], Layer.IPV6, pos[ok])
 
 
-def ayiya(st: DecodeState, idx: np.ndarray) -> None:
-    L = H.AYIYA
+def _fills_payload(st: DecodeState, idx: np.ndarray, inner: np.ndarray, v4: np.ndarray):
+    """Whether an IPv4 (``v4``) or IPv6 header at ``inner``, captured, has the version it
+    should and a length that ends exactly where the UDP payload ends."""
+    udp_end = st.pos[idx] + st.ip_rest[idx] - H.UDP.min_len
+    ok = inner + H.IPV6.min_len <= np.minimum(st.end[idx], udp_end)
+    ok |= v4 & (inner + H.IPV4.min_len <= np.minimum(st.end[idx], udp_end))
+    at = np.where(ok, inner, st.pos[idx])
+    version = st.buf[at] >> 4
+    total = np.where(v4, read(st.buf, at, H.IPV4.total_len),
+                     read(st.buf, at, H.IPV6.payload_len) + H.IPV6.min_len)  # fmt: skip
+    return ok & (version == np.where(v4, 4, 6)) & (inner + total == udp_end)
+
+
+def capwap(st: DecodeState, idx: np.ndarray) -> None:
+    """CAPWAP data (RFC 5415): the header, then the frame it carries: 802.11 when the
+    T bit says native and the binding is IEEE 802.11, else 802.3. DTLS-protected data
+    (another preamble type) stays a UDP datagram."""
+    L = H.CAPWAP
     idx, pos = st.need(idx, L.min_len, short=None)
+    ok = _plain_udp(st, idx, read(st.buf, pos, L.preamble) == 0)
+    idx, pos = idx[ok], pos[ok]
+    length = read(st.buf, pos, L.hlen) * 4
+    wlan = (read(st.buf, pos, L.native) == 1) & (read(st.buf, pos, L.wbid) == 1)
+    idx, pos, length, wlan = st.malformed(idx, length < L.min_len, pos, length, wlan)
+    enter_tunnel(st, idx, TunnelType.CAPWAP)
+    st.goto(idx, np.where(wlan, Layer.IEEE80211, Layer.ETHER), pos + length)
+
+
+def ayiya(st: DecodeState, idx: np.ndarray) -> None:
+    """AYIYA (RFC draft, SixXS): forwarded IPv4 or IPv6. Found by content off port 5072,
+    the inner IP header must also fill the UDP payload exactly."""
+    L = H.AYIYA
+    strict = st.arg[idx] == BY_CONTENT
+    idx, pos, strict = st.need(idx, L.min_len, st.pos[idx], strict, short=None)
     length = L.min_len + (1 << read(st.buf, pos, L.id_len)) + 4 * read(st.buf, pos, L.sig_len)
     nh = read(st.buf, pos, L.next_header)
     forward = read(st.buf, pos, L.opcode) == 1
-    ok = _plain_udp(st, idx, forward & ((nh == IPPROTO_IPIP) | (nh == IPPROTO_IPV6)))
+    looks = forward & ((nh == IPPROTO_IPIP) | (nh == IPPROTO_IPV6))
+    if strict.any():
+        looks &= ~strict | _fills_payload(st, idx, pos + length, nh == IPPROTO_IPIP)
+    ok = _plain_udp(st, idx, looks)
     idx, pos, length, nh = idx[ok], pos[ok], length[ok], nh[ok]
     enter_tunnel(st, idx, TunnelType.AYIYA)
     st.goto(idx, np.where(nh == IPPROTO_IPIP, Layer.IPV4, Layer.IPV6), pos + length)
