@@ -518,3 +518,35 @@ def test_grouping_is_exact_even_when_every_hash_collides(labels, full):
         assert key.shape == (flow_keys.KEY_WIDTH,)
         assert bytes(key[: keys.shape[1]]) == bytes(keys[g[0]])
     assert len(expected[1]) == len(starts)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # connection
+            st.booleans(),  # from the server
+            st.sampled_from([S, S | A, A, A | P, A | F, R]),
+            st.floats(0, 200),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.lists(st.integers(0, 59), max_size=10),  # packets moved back in time
+    st.integers(1, 59),
+)
+def test_packets_out_of_time_order_lose_no_packet(spec, late, cut):
+    """A misordered capture (a packet stamped before the ones read before it) loses no
+    packet and no flow, whatever the batch split."""
+    pkts = []
+    for conn, rev, flags, t in sorted(spec, key=lambda x: x[-1]):
+        c = dict(src=C, dst=SV, sport=40000 + conn, dport=80)
+        s = dict(src=SV, dst=C, sport=80, dport=40000 + conn)
+        pkts.append({**(s if rev else c), "t": t, "flags": flags, "len": 1})
+    for i in late:
+        if 0 < i < len(pkts):
+            pkts[i] = {**pkts[i], "t": max(pkts[i]["t"] - 100, 0)}
+    for batches in ([make(pkts)], [make(pkts[:cut]), make(pkts[cut:])]):
+        flows = run([b for b in batches if len(b)])
+        total = sum(flows["orig_pkts"].to_pylist()) + sum(flows["resp_pkts"].to_pylist())
+        assert total == len(pkts)
