@@ -4,6 +4,10 @@
 in the same directory (so the final rename never crosses a file system); only when the
 ``with`` block ends without an exception is it flushed, synced and renamed over
 ``path``. Any failure removes the temporary file and leaves ``path`` as it was.
+
+``refuse_to_overwrite(output, inputs)`` is the check every command makes before it reads
+anything: an output that is one of its inputs (the same file, also through a symbolic
+or hard link) would replace the input with the result.
 """
 
 from __future__ import annotations
@@ -48,6 +52,28 @@ def atomic_output(path: str, compress: bool = False) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (through links too); False if either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_to_overwrite(output: str | None, inputs, hint: str = "give another -o") -> None:
+    """``UsageError`` if ``output`` is one of ``inputs`` (``-`` and None are never)."""
+    from portlabel.errors import UsageError
+
+    if output in (None, "-"):
+        return
+    for path in inputs:
+        name = os.fspath(path)
+        if name != "-" and same_file(name, output):
+            raise UsageError(
+                f"the output {output} is the input {name}: it would be replaced; {hint}"
+            )
 
 
 def _umask() -> int:

@@ -1,12 +1,14 @@
 """``portlabel enrich``: append the iana.* columns to Zeek logs (TSV or JSON, plain or gzip).
 
 Output: stdout by default; ``-o OUT`` or ``--in-place`` write a temporary file in the
-target's directory and rename it into place when complete. Several inputs with ``-o``:
-if OUT is a directory each input is written there under its own name, otherwise the
-results are concatenated into OUT (each TSV input keeps its header block, which is valid
-Zeek; an input that fails is left out whole). Gzip output when OUT ends ``.gz``, or in
-place when the input was gzip. Exit 0: all inputs done; 1: some input could not be read
-as a Zeek log (the others are still done); 2: usage error.
+target's directory and rename it into place when complete. Several inputs with ``-o``
+need a directory (an existing one, or a new one named with a trailing ``/``): each input
+is written there under its own name; two different logs are never run together in one
+file. An output that is one of the inputs is refused (``--in-place`` is the way to
+rewrite one), and so is an output in a directory that does not exist, before anything is
+read. Gzip output when OUT ends ``.gz``, or in place when the input was gzip. Exit 0: all
+inputs done; 1: some input could not be read as a Zeek log, or written (the others are
+still done); 2: usage error.
 """
 
 from __future__ import annotations
@@ -64,22 +66,47 @@ def run(args) -> int:
     if args.block_size < 1:
         raise UsageError("--block-size must be at least 1 MiB")
     block = args.block_size << 20 if args.block_size else BLOCK_SIZE
+    jobs = _jobs(args)
     registry = registry_from_args(args)
-    out = args.output
-    if args.in_place:
-        jobs = [(log, log) for log in args.logs]
-    elif out and os.path.isdir(out):
-        jobs = [(log, os.path.join(out, os.path.basename(log))) for log in args.logs]
-        if "-" in args.logs:
-            raise UsageError("stdin ('-') has no name to write into a directory")
-    elif out and len(args.logs) > 1:
-        return _concatenate(args, registry, block)
-    else:
-        jobs = [(log, out or "-") for log in args.logs]
     failed = 0
     for src, dst in jobs:
         failed += not _one(args, src, dst, registry, block)
     return 1 if failed else 0
+
+
+def _jobs(args) -> list[tuple[str, str]]:
+    """(input, output) pairs, every output checked before anything is read."""
+    from portlabel.atomicfile import refuse_to_overwrite
+
+    out = args.output
+    if args.in_place:
+        return [(log, log) for log in args.logs]
+    if out is None:
+        return [(log, "-") for log in args.logs]
+    into_dir = os.path.isdir(out) or out.endswith(os.sep)
+    if len(args.logs) > 1 and not into_dir:
+        raise UsageError(
+            f"several logs need -o DIRECTORY (each is written there under its own name); "
+            f"{out} is not a directory (end it with {os.sep} to create one)"
+        )
+    if into_dir:
+        if "-" in args.logs:
+            raise UsageError("stdin ('-') has no name to write into a directory")
+        if not os.path.isdir(out):
+            _need_directory(os.path.dirname(os.path.abspath(out.rstrip(os.sep))), out)
+            os.makedirs(out, exist_ok=True)
+        jobs = [(log, os.path.join(out, os.path.basename(log))) for log in args.logs]
+    else:
+        _need_directory(os.path.dirname(os.path.abspath(out)), out)
+        jobs = [(args.logs[0], out)]
+    for src, dst in jobs:
+        refuse_to_overwrite(dst, [src], "--in-place rewrites a log")
+    return jobs
+
+
+def _need_directory(directory: str, out: str) -> None:
+    if not os.path.isdir(directory):
+        raise UsageError(f"cannot write {out}: no directory {directory}")
 
 
 def _one(args, src: str, dst, registry, block: int) -> bool:
@@ -91,28 +118,11 @@ def _one(args, src: str, dst, registry, block: int) -> bool:
     except InputError as exc:
         print(f"portlabel: {exc}", file=sys.stderr)
         return False
+    except OSError as exc:  # the output could not be written
+        print(f"portlabel: {dst}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return False
     _print_report(args, report)
     return True
-
-
-def _concatenate(args, registry, block: int) -> int:
-    """Several inputs into one file: each into a temporary part, good parts appended."""
-    import shutil
-    import tempfile
-
-    from portlabel.atomicfile import atomic_output
-
-    failed = 0
-    directory = os.path.dirname(os.path.abspath(args.output))
-    with atomic_output(args.output, compress=args.output.endswith(".gz")) as final:
-        for src in args.logs:
-            with tempfile.TemporaryFile(dir=directory) as part:
-                if _one(args, src, part, registry, block):
-                    part.seek(0)
-                    shutil.copyfileobj(part, final, 1 << 20)
-                else:
-                    failed += 1
-    return 1 if failed else 0
 
 
 def _print_report(args, report) -> None:

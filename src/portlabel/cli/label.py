@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 
+from portlabel.atomicfile import refuse_to_overwrite
 from portlabel.cli.options import (
     add_capture_options,
     add_flow_options,
@@ -63,6 +64,7 @@ def choose_format(fmt: str | None, output: str | None, stdout_tty: bool) -> str:
 
 def run(args) -> int:
     started = time.perf_counter()
+    refuse_to_overwrite(args.output, args.captures)
     fmt = choose_format(args.format, args.output, sys.stdout.isatty())
     to_file = args.output not in (None, "-")
     # a Zeek log keys flows as Zeek does, unless --no-zeek-keys

@@ -58,7 +58,10 @@ def add_parser(subparsers, parents) -> None:
 
 
 def run(args) -> int:
+    from portlabel.atomicfile import refuse_to_overwrite
     from portlabel.capture.inputs import CaptureInputs
+
+    refuse_to_overwrite(args.output, args.captures)
 
     def report(exc) -> None:
         print(f"portlabel: {exc}", file=sys.stderr)
