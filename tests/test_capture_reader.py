@@ -399,17 +399,6 @@ def test_compressed_copies_read_identically(tmp_path, monkeypatch, kind, name):
     assert reader.warnings == []
 
 
-def test_truncated_gzip_keeps_what_decompressed(tmp_path):
-    data = gzip.compress((CAPTURES / "zeek_ssh.pcap").read_bytes())
-    path = tmp_path / "cut.pcap.gz"
-    path.write_bytes(data[: len(data) // 2])
-    reader, cols = read_all(path)
-    _, plain = read_all(CAPTURES / "zeek_ssh.pcap")
-    n = len(cols["bytes"])
-    assert 0 < n < len(plain["bytes"]) and cols["bytes"] == plain["bytes"][:n]
-    assert any("decompression failed" in w for w in reader.warnings)
-
-
 # --- truncation at any byte -------------------------------------------------------------
 
 
@@ -486,7 +475,8 @@ def test_inputs_continue_frame_numbers_across_files(tmp_path):
     assert frames == list(range(5 + 5 + 1))
     assert [n for _, n in per_file] == [5, 5, 1]
     assert [r.frames_read for r, _ in per_file] == [5, 5, 1]
-    assert inputs.warnings and all(w.startswith(str(tmp_path / "third")) for w in inputs.warnings)
+    damage = [w for w in inputs.warnings if " starts at " not in w]  # ndpi_dns is older
+    assert damage and all(w.startswith(str(tmp_path / "third")) for w in damage)
 
 
 def test_plain_files_are_not_copied():

@@ -22,11 +22,11 @@ Batches already handed out keep referring to the old arrays, which stay valid.
 from __future__ import annotations
 
 import bz2
-import gzip
 import io
 import lzma
 import mmap
 import os
+import zlib
 from typing import BinaryIO, Protocol
 
 import numpy as np
@@ -54,18 +54,140 @@ def sniff_compression(head: bytes) -> str | None:
 
 def open_decompressed(raw: BinaryIO, kind: str) -> BinaryIO:
     """A file object that decompresses ``raw`` (multi-member/multi-frame aware)."""
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if kind == "bz2":
-        return bz2.BZ2File(raw, mode="rb")
-    if kind == "xz":
-        return lzma.LZMAFile(raw, mode="rb")
-    if kind == "zstd":
-        import zstandard
+    if kind not in COMPRESSION_MAGIC.values():
+        raise ValueError(f"unknown compression {kind!r}")
+    # Unbuffered on purpose: io.BufferedReader drops the bytes of a read() whose later
+    # raw read fails, which is exactly the data before the damage that must be kept.
+    return DecompressedStream(raw, kind)
 
-        dctx = zstandard.ZstdDecompressor()
-        return dctx.stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
-    raise ValueError(f"unknown compression {kind!r}")
+
+class TruncatedStream(EOFError):
+    """A compressed stream ended inside a member or frame (its data before is kept)."""
+
+
+def _decompressor(kind: str):
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind == "xz":
+        return lzma.LZMADecompressor()
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+class DecompressedStream(io.RawIOBase):
+    """``raw`` decompressed as it is read, one small compressed piece at a time.
+
+    Unlike the standard library's file wrappers, which drop what they decompressed when
+    a stream turns out to be truncated or damaged, this hands out every byte decoded
+    before the damage, then raises ``TruncatedStream`` (the stream ends inside a member)
+    or the decompressor's error, naming the compressed offset. Concatenated members
+    (gzip), streams (bzip2, xz) and frames (zstd) are read one after the other; zero
+    padding after the last is ignored.
+    """
+
+    def __init__(self, raw: BinaryIO, kind: str, piece: int = 1 << 14) -> None:
+        super().__init__()
+        self._raw, self._kind, self._piece = raw, kind, piece
+        self._d = _decompressor(kind)
+        self._out = bytearray()
+        self._fed = 0  # compressed bytes consumed
+        self._member_fed = False  # the current member has started
+        self._error: Exception | None = None
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all when negative), fewer only at the end or before
+        damage; the error is raised by the first read that has nothing to give."""
+        limit = size if size is not None and size >= 0 else float("inf")
+        while len(self._out) < limit and not self._done:
+            self._step()
+        if not self._out and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if limit >= len(self._out):
+            data, self._out = bytes(self._out), bytearray()
+            return data
+        data = bytes(self._out[: int(limit)])
+        del self._out[: int(limit)]
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, view) -> int:  # type: ignore[override]
+        while not self._out and not self._done:
+            self._step()
+        if not self._out:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            return 0
+        n = min(len(view), len(self._out))
+        view[:n] = self._out[:n]
+        del self._out[:n]
+        return n
+
+    def _step(self) -> None:
+        data = self._raw.read(self._piece)
+        if not data:
+            self._done = True
+            if self._member_fed and not self._d.eof:
+                self._error = TruncatedStream(
+                    f"{self._kind} stream ends early, after {self._fed} compressed bytes"
+                )
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        while data:
+            # zlib state can be copied: a failing piece is replayed in small steps from
+            # the copy, so only the bytes at the damaged spot itself are lost
+            snapshot = self._d.copy() if self._kind == "gzip" else None
+            try:
+                self._out += self._d.decompress(data)
+            except Exception as exc:  # noqa: BLE001 - any decompressor error: corrupt data
+                self._done = True
+                at = self._fed + (self._replay(snapshot, data) if snapshot else 0)
+                self._error = ValueError(
+                    f"{self._kind} data corrupt near compressed offset {at}: {exc}"
+                )
+                return
+            self._member_fed = True
+            if not self._d.eof:
+                self._fed += len(data)
+                return
+            rest = self._d.unused_data
+            self._fed += len(data) - len(rest)
+            if rest.strip(b"\0") == b"":  # padding after the last member
+                self._member_fed = False
+                self._d = _decompressor(self._kind)
+                if rest:
+                    self._done = self._raw.read(self._piece) == b""  # padding at the end only
+                return
+            self._d = _decompressor(self._kind)  # the next member, stream or frame
+            self._member_fed = False
+            data = rest
+
+    def _replay(self, d, data: bytes, step: int = 64) -> int:
+        """Decode ``data`` again with ``d`` in ``step``-byte pieces up to the failing
+        one, keeping their output; the offset of that piece within ``data``."""
+        for start in range(0, len(data), step):
+            try:
+                self._out += d.decompress(data[start : start + step])
+            except Exception:  # noqa: BLE001 - the damaged piece
+                return start
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 class ByteWindow(Protocol):
@@ -166,7 +288,11 @@ class StreamWindow:
                 # small reads: a decompressor that fails loses the data of that call
                 n = self._stream.readinto(view[got : got + READ_PIECE])  # type: ignore[attr-defined]
             except Exception as exc:  # any decompressor failure means corrupt input
-                self.error = f"decompression failed: {exc}"
+                self.error = (
+                    str(exc)
+                    if isinstance(exc, (TruncatedStream, ValueError))
+                    else (f"decompression failed: {exc}")
+                )
                 self.eof = True
                 break
             if not n:
@@ -220,6 +346,16 @@ def read_upto(stream: BinaryIO, size: int) -> bytes:
         parts.append(part)
         got += len(part)
     return b"".join(parts)
+
+
+def damaged_stream(window: ByteWindow, pos: int, unit: str) -> str:
+    """The one warning for a compressed capture that ends early or turns corrupt:
+    where (in decompressed bytes), why, and what was kept."""
+    left = window.buf.shape[0] - pos
+    dropped = f"; the {left} bytes of an incomplete {unit} after it dropped" if left else ""
+    return (
+        f"offset {window.base + pos}: {window.error}: every {unit} before this offset kept{dropped}"
+    )
 
 
 def open_window(path: str | os.PathLike[str], compression: str | None) -> ByteWindow:

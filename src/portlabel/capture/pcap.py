@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from portlabel.capture.batch import RawBatch
-from portlabel.capture.compression import ByteWindow
+from portlabel.capture.compression import ByteWindow, damaged_stream
 from portlabel.capture.recordwalk import BROKEN, RecordShape, u32_view, walk
 from portlabel.errors import CaptureError
 
@@ -307,6 +307,9 @@ def iter_pcap(
         buf, pos = window.buf, records.pos
         if status == BAD_LENGTH:
             warnings.append(_bad_record(buf, pos, window.base, header))
+        elif window.error:
+            warnings.append(damaged_stream(window, pos, "record"))
+            return
         elif pos < buf.shape[0]:
             warnings.append(
                 f"truncated record at offset {window.base + pos}: "

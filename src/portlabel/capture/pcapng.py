@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from portlabel.capture.batch import RawBatch
-from portlabel.capture.compression import ByteWindow
+from portlabel.capture.compression import ByteWindow, damaged_stream
 from portlabel.capture.pcap import make_batch
 from portlabel.errors import CaptureError
 
@@ -458,6 +458,9 @@ def iter_pcapng(
         if status == FULL:
             continue
         buf, where = window.buf, window.base + walk.pos
+        if status == NEED_MORE and window.error:
+            warnings.append(damaged_stream(window, walk.pos, "block"))
+            return
         if status == NEED_MORE:
             if walk.pos < buf.shape[0]:
                 warnings.append(

@@ -2,15 +2,16 @@
 
 Reading is bounded: the input is read in blocks of ``block_size`` bytes, each cut after
 its last newline (the rest is carried into the next block), so memory depends on the
-block size, not the log's size. A gzip input is recognised by its magic bytes. The
-format is told from the first byte: ``#`` a TSV log, ``{`` JSON lines; a file with NUL
-bytes at its start is not a log at all.
+block size, not the log's size. A gzip input is recognised by its magic bytes; a
+truncated or damaged one keeps every whole line decoded before the damage, with one note
+naming where it ends (an in-place rewrite of such a log is refused, so what a repair tool
+could still recover is not overwritten). The format is told from the first byte: ``#`` a
+TSV log, ``{`` JSON lines; a file with NUL bytes at its start is not a log at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import os
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from portlabel.atomicfile import atomic_output
+from portlabel.capture.compression import DecompressedStream, TruncatedStream
 from portlabel.enrich.report import Report
 from portlabel.enrich.transport import path_from_filename
 from portlabel.errors import LogFormatError
@@ -43,22 +45,38 @@ def open_log(src: str, stack: contextlib.ExitStack) -> tuple[BinaryIO, bool]:
     except OSError as exc:
         raise LogFormatError(src, exc.strerror or str(exc)) from None
     if magic == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb"), True
+        return DecompressedStream(raw, "gzip"), True
     return raw, False
 
 
-def blocks(fh: BinaryIO, name: str, block_size: int = BLOCK_SIZE) -> Iterator[memoryview]:
+def blocks(
+    fh: BinaryIO,
+    name: str,
+    block_size: int = BLOCK_SIZE,
+    damaged: Callable[[str], object] | None = None,
+) -> Iterator[memoryview]:
     """Whole-line blocks of about ``block_size`` bytes (the last may lack a newline).
 
     A line cut by the end of a read is finished by the next read and yielded as a
     small block of its own, so each read's bulk is yielded without being copied.
+    When a compressed input ends early or turns corrupt, the lines before the damage
+    have been yielded; the partial line at the damage is dropped and ``damaged`` is
+    told why and where (without it, that is an error).
     """
     carry = b""
+    offset = 0  # decompressed bytes read
     while True:
         try:
             chunk = fh.read(block_size)
+        except (TruncatedStream, ValueError) as exc:
+            if damaged is None or not offset:
+                raise LogFormatError(name, f"cannot read: {exc}") from None
+            cut = f"; the partial line after it ({len(carry)} bytes) dropped" if carry else ""
+            damaged(f"{exc}: every line before byte {offset - len(carry)} kept{cut}")
+            return
         except (OSError, EOFError, zlib.error) as exc:
             raise LogFormatError(name, f"cannot read: {exc}") from None
+        offset += len(chunk)
         if not chunk:
             if carry:
                 yield memoryview(carry)
@@ -115,16 +133,19 @@ def enrich_stream(
     hint = path_from_filename(name)
     enricher = None
     lines = 0
-    for block in blocks(fh, name, block_size):
+    damage: list[str] = []
+    for block in blocks(fh, name, block_size, damage.append):
         if enricher is None:
             enricher = _enricher(block, registry, name, hint)
         for piece in enricher.feed(block):
             write(piece)
         lines = enricher.line
-    if enricher is None:
-        return Report(name)
-    enricher.report.lines = lines
-    return enricher.report
+    report = Report(name) if enricher is None else enricher.report
+    report.lines = lines
+    if damage:
+        report.damaged = damage[0]
+        report.note(damage[0])
+    return report
 
 
 def enrich_log(
@@ -162,7 +183,13 @@ def _enrich_to(
     if compress is None:
         compress = target.endswith(".gz") or (was_gzip and _same_file(name, target))
     with atomic_output(target, compress=compress) as out:
-        return enrich_stream(fh, out.write, registry, name, block_size)
+        report = enrich_stream(fh, out.write, registry, name, block_size)
+        if report.damaged and _same_file(name, target):
+            # raising inside atomic_output discards the new file: the log stays as it was
+            raise LogFormatError(
+                name, f"{report.damaged}; not rewritten in place, the damaged log is left as it is"
+            )
+        return report
 
 
 def _same_file(a: str, b: str) -> bool:

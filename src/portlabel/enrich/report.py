@@ -26,6 +26,7 @@ class Report:
     header_blocks: int = 0
     malformed_lines: list[tuple[int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    damaged: str | None = None  # why a compressed input ended early, if it did
 
     @property
     def labelled(self) -> int:
