@@ -12,6 +12,11 @@ Every command and API that reads files (``portlabel label``, ``portlabel packets
 - what a damaged file gave before the damage is kept, and each note its reader made
   (``truncated record at offset N``) is a *warning*, ``"path: where: what"``, kept in
   ``warnings`` and passed to ``on_warning``;
+- a file given twice (by the same name, or through a link) is read once: the second
+  mention is skipped with a warning, as its packets would double every flow;
+- a file whose first packet is older than the last packet of the file before it is read
+  where it was given, with a warning naming both times (rotated captures given out of
+  order; flows spanning them may then be split or merged);
 - ``on_progress(done_bytes)`` is called after each batch with an estimate of the input
   bytes consumed so far (at most each file's size; ``total_bytes`` is their sum).
 
@@ -24,7 +29,9 @@ backend, which the pipeline decodes and counts, decoded ones otherwise).
 
 from __future__ import annotations
 
+import datetime
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 
 from portlabel.capture.backends import get_backend
@@ -104,13 +111,28 @@ class CaptureInputs:
 
     def _chain(self, read_one) -> Iterator:
         done = 0
+        seen: dict[tuple[int, int], str] = {}
+        latest: tuple[str, int] | None = None  # the file before and its last timestamp
         for path in self.paths:
             size = _size(path)
+            identity = _identity(path)
+            if identity in seen:
+                self._warn(f"{path}: the same file as {seen[identity]}, given again: read once")
+                done += size
+                continue
+            if identity is not None:
+                seen[identity] = path
             notes: list[str] = []
             read = 0
+            first = True
             try:
                 for batch in read_one(path, notes):
                     self.frames += len(batch)
+                    if len(batch):
+                        if first and latest is not None and batch.ts_ns[0] < latest[1]:
+                            self._warn(_backwards(path, int(batch.ts_ns[0]), *latest))
+                        first = False
+                        latest = (path, int(batch.ts_ns[-1]))
                     yield batch
                     if self.on_progress:
                         # a compressed file holds more than its size: stop at its end
@@ -149,6 +171,33 @@ def packet_batches(
         paths, batch_size, backend=backend, on_problem=on_problem, on_warning=on_warning
     )
     return inputs.packet_batches()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file behind ``path`` (device, inode), so a link to it is the same file."""
+    if path == "-":
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a pipe or device is read once whatever it is called
+    return (st.st_dev, st.st_ino)
+
+
+def _backwards(path: str, start: int, before: str, end: int) -> str:
+    return (
+        f"{path}: starts at {_utc(start)}, before the last packet of {before} "
+        f"({_utc(end)}): read after it, in the order given; if the files are one "
+        "capture, give them in time order"
+    )
+
+
+def _utc(ts_ns: int) -> str:
+    seconds, ns = divmod(ts_ns, 1_000_000_000)
+    when = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M:%S") + f".{ns // 1000:06d} UTC"
 
 
 def _size(path: str) -> int:
