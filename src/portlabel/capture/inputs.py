@@ -196,7 +196,7 @@ def _backwards(path: str, start: int, before: str, end: int) -> str:
 
 def _utc(ts_ns: int) -> str:
     seconds, ns = divmod(ts_ns, 1_000_000_000)
-    when = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    when = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return when.strftime("%Y-%m-%d %H:%M:%S") + f".{ns // 1000:06d} UTC"
 
 

@@ -16,6 +16,7 @@ from portlabel.capture.inputs import CaptureInputs
 from portlabel.errors import InputError
 from portlabel.labelling.flows import labelled_schema
 from portlabel.labelling.pipeline import LabelPipeline, label_batches
+from portlabel.terminal import console
 from portlabel.writers import writer_class
 from portlabel.writers.summary import Summary
 
@@ -95,7 +96,6 @@ class LabelJob:
         if not self.progress:
             yield None
             return
-        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -109,7 +109,7 @@ class LabelJob:
             BarColumn(),
             DownloadColumn(),
             TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
+            console=console(stderr=True),
             transient=True,
         )
         with bar:

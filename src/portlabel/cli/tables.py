@@ -1,12 +1,15 @@
-"""Readable terminal output (rich tables) for the CLI's TTY mode. Pipes get JSON instead."""
+"""Readable terminal output (rich tables) for the CLI's TTY mode. Pipes get JSON instead.
+
+Text from the registry (descriptions with ``[RFC...]``, names) is printed literally.
+"""
 
 from __future__ import annotations
 
 
 def _console():
-    from rich.console import Console
+    from portlabel.terminal import console
 
-    return Console()
+    return console()
 
 
 def print_answers(answers: list[dict], title: str) -> None:
@@ -31,16 +34,22 @@ def print_answers(answers: list[dict], title: str) -> None:
 
 def print_info(summary: dict) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     console = _console()
     for source in summary["sources"]:
         console.print(
-            f"[bold]{source['kind']}[/bold] {source['file']}  updated {source['updated']}"
-            f"  sha256 {source['sha256'][:16]}…  {source['records']:,} records"
+            Text.assemble(
+                (source["kind"], "bold"),
+                f" {source['file']}  updated {source['updated']}"
+                f"  sha256 {source['sha256'][:16]}…  {source['records']:,} records",
+            )
         )
     proto = summary.get("protocols")
     if proto:
-        console.print(f"[bold]{proto['kind']}[/bold] {proto['file']}  updated {proto['updated']}")
+        console.print(
+            Text.assemble((proto["kind"], "bold"), f" {proto['file']}  updated {proto['updated']}")
+        )
     console.print(
         f"{summary['entries']:,} records, {summary['service_names']:,} service names, "
         f"{summary['name_only_records']:,} name-only records  ({summary['path']})"

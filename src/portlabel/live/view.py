@@ -19,6 +19,7 @@ import numpy as np
 from portlabel.capture.batch import DecodeStatus
 from portlabel.capture.decode import decode
 from portlabel.labelling.iana import iana_columns, service_port_side
+from portlabel.terminal import console, endpoint
 
 QUIET = 30.0  # seconds without a packet before a connection leaves the table
 ROWS = 20
@@ -104,8 +105,8 @@ class LiveView:
             e, (pps, bps) = self.conns[k], self.rates.get(k, (0.0, 0.0))
             sport, dport = int.from_bytes(k[33:35], "little"), int.from_bytes(k[35:37], "little")
             flows.add_row(
-                PROTO_NAMES.get(k[32], str(k[32])), f"{_addr(k[:16])}:{sport}",
-                f"{_addr(k[16:32])}:{dport}", label, f"{e[0]:,}", f"{e[1]:,}",
+                PROTO_NAMES.get(k[32], str(k[32])), endpoint(_addr(k[:16]), sport),
+                endpoint(_addr(k[16:32]), dport), label, f"{e[0]:,}", f"{e[1]:,}",
                 f"{pps:,.0f}", f"{bps:,.0f}",
             )  # fmt: skip
         services = Counter(self.services_done)
@@ -129,7 +130,9 @@ def run_with_view(session, registry) -> None:
 
     view = LiveView(registry)
     next_draw = [time.monotonic() + 1.0]
-    with Live(view.render(session.totals), auto_refresh=False, transient=False) as screen:
+    with Live(
+        view.render(session.totals), console=console(), auto_refresh=False, transient=False
+    ) as screen:
 
         def on_tick() -> None:
             if time.monotonic() >= next_draw[0]:

@@ -38,12 +38,12 @@ class Summary:
         uniq, first, counts = np.unique(pair, return_index=True, return_counts=True)
         totals = np.bincount(np.searchsorted(uniq, pair), weights=size, minlength=len(uniq))
         for i, count, total in zip(first.tolist(), counts.tolist(), totals.tolist(), strict=True):
-            name = f"{transports[t_codes[i]]}/{services[s_codes[i]]}"
+            name = f"{services[s_codes[i]]}/{transports[t_codes[i]]}"
             self.services[name] += count
             self.service_bytes[name] += int(total)
 
     def top_services(self, n: int = 10) -> list[tuple[str, int, int]]:
-        """(transport/service, flows, IP bytes) of the ``n`` services with most flows."""
+        """(service/transport, flows, IP bytes) of the ``n`` services with most flows."""
         return [(s, c, self.service_bytes[s]) for s, c in self.services.most_common(n)]
 
     def line(self) -> str:
@@ -59,7 +59,7 @@ class Summary:
         if not total:
             return ""
         why = ", ".join(f"{n:,} {k.lower()}" for k, n in sorted(self.not_in_flows.items()))
-        return f"{total:,} packets in no flow: {why}"
+        return f"{total:,} packet{'s' if total != 1 else ''} in no flow: {why}"
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
