@@ -45,7 +45,7 @@ def test_json_lines_match_decoded_rows(capsys, name: str) -> None:
     assert len(records) == manifest_packets(name)
     batch = PacketBatch.concat(list(packet_batches([CAPTURES / name])))
     for i, rec in enumerate(records):
-        assert rec["frame"] == i
+        assert rec["frame"] == i + 1  # numbered from 1, as tshark counts frames
         assert abs(rec["ts"] - int(batch.ts_ns[i]) / 1e9) < 1e-6  # float seconds
         assert rec["len"] == int(batch.wirelen[i])
         if batch.ip_version[i]:

@@ -30,7 +30,7 @@ def test_missing_interface_is_one_line_exit_1():
 @pytest.mark.skipif(not shutil.which("tcpdump"), reason="needs tcpdump as the BPF oracle")
 @pytest.mark.parametrize("expr", ["tcp", "udp port 53", "vlan and ip6", "host 10.1.2.3"])
 def test_bpf_program_equals_tcpdumps(expr):
-    from portlabel.live.bpf import compile_filter, parse_dd
+    from portlabel.capture.bpf import compile_filter, parse_dd
 
     done = subprocess.run(
         ["tcpdump", "-dd", "-y", "EN10MB", expr], capture_output=True, text=True, check=True
@@ -39,8 +39,8 @@ def test_bpf_program_equals_tcpdumps(expr):
 
 
 def test_bad_bpf_filter_is_usage_error():
+    from portlabel.capture.bpf import compile_filter
     from portlabel.errors import UsageError
-    from portlabel.live.bpf import compile_filter
 
     with pytest.raises(UsageError, match="bad BPF filter"):
         compile_filter("tcp port", 1)

@@ -14,6 +14,7 @@ KERNELS = (
     "portlabel.capture._plaindecode",
     "portlabel.capture._pcapwalk",
     "portlabel.capture._pcapngwalk",
+    "portlabel.capture._bpfvm",
     "portlabel.flows._flowkeys",
     "portlabel.flows._tcptrack",
     "portlabel.flows._sha1rows",

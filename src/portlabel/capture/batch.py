@@ -128,6 +128,13 @@ class RawBatch:
     def __len__(self) -> int:
         return int(self.offset.shape[0])
 
+    def take(self, index: np.ndarray) -> RawBatch:
+        """Records selected by a boolean mask or an integer index (the buffer is shared)."""
+        return RawBatch(
+            self.buf, self.offset[index], self.caplen[index], self.wirelen[index],
+            self.ts_ns[index], self.linktype[index], self.iface[index], self.frame[index],
+        )  # fmt: skip
+
     def frame_bytes(self, i: int) -> bytes:
         """One record's bytes (for tests and slow paths, not the fast path)."""
         start = int(self.offset[i])

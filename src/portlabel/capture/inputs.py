@@ -17,6 +17,10 @@ Every command and API that reads files (``portlabel label``, ``portlabel packets
 - a file whose first packet is older than the last packet of the file before it is read
   where it was given, with a warning naming both times (rotated captures given out of
   order; flows spanning them may then be split or merged);
+- ``packet_filter`` (a BPF expression, native backend) keeps only the records it
+  accepts, before decoding; frame numbers stay those of the file, as tshark shows them;
+- ``count`` stops after that many packets (after the filter), as ``tcpdump -c`` does:
+  files after the one that reaches it are not opened;
 - ``on_progress(done_bytes)`` is called after each batch with an estimate of the input
   bytes consumed so far (at most each file's size; ``total_bytes`` is their sum).
 
@@ -34,11 +38,13 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
+
 from portlabel.capture.backends import get_backend
 from portlabel.capture.batch import PacketBatch, RawBatch
 from portlabel.capture.reader import CaptureReader, open_capture
 from portlabel.constants import BATCH_SIZE
-from portlabel.errors import InputError
+from portlabel.errors import InputError, UsageError
 
 Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 # a per-packet record header's size, for progress estimates (pcap's is 16 bytes)
@@ -64,9 +70,13 @@ class CaptureInputs:
         on_problem: Callable[[InputError], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        packet_filter: str | None = None,
+        count: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
+        if count is not None and count < 0:
+            raise ValueError("count must be 0 or more")
         self.paths = as_paths(paths)
         self.batch_size = batch_size
         self.backend = get_backend(backend)
@@ -78,6 +88,17 @@ class CaptureInputs:
         self.frames = 0  # records read so far, over all files
         self.reader: CaptureReader | None = None  # the native reader of the current file
         self.total_bytes = sum(_size(p) for p in self.paths)
+        self.count = count
+        self.delivered = 0  # packets handed out (after the filter)
+        self.filter = None
+        if packet_filter:
+            if self.backend.name != "native":
+                raise UsageError(
+                    f"a capture filter needs the native backend, not {self.backend.name}"
+                )
+            from portlabel.capture.bpf import PacketFilter
+
+            self.filter = PacketFilter(packet_filter)
 
     def __iter__(self) -> Iterator[RawBatch | PacketBatch]:
         if self.backend.name == "native":
@@ -101,13 +122,31 @@ class CaptureInputs:
     # -- one file --------------------------------------------------------------------
     def _raw_file(self, path: str, notes: list[str]) -> Iterator[RawBatch]:
         self.reader = reader = open_capture(path)
+        first = self.frames
         try:
-            yield from reader.batches(self.batch_size, first_frame=self.frames)
+            for batch in reader.batches(self.batch_size, first_frame=first):
+                self.frames = first + reader.frames_read
+                if self.filter is not None:
+                    try:
+                        batch = batch.take(self.filter.keep(batch))
+                    except UsageError as exc:
+                        raise UsageError(f"{path}: {exc}") from None
+                yield batch
         finally:
+            self.frames = first + reader.frames_read
             notes.extend(reader.warnings)
 
     def _decoded_file(self, path: str, notes: list[str]) -> Iterator[PacketBatch]:
-        return self.backend.read_file(path, self.batch_size, self.frames, notes)
+        if self.backend.name == "native":
+            from portlabel.capture.decode import decode
+
+            return (decode(raw) for raw in self._raw_file(path, notes))
+        return self._counted(self.backend.read_file(path, self.batch_size, self.frames, notes))
+
+    def _counted(self, batches: Iterator[PacketBatch]) -> Iterator[PacketBatch]:
+        for batch in batches:
+            self.frames += len(batch)
+            yield batch
 
     def _chain(self, read_one) -> Iterator:
         done = 0
@@ -125,21 +164,32 @@ class CaptureInputs:
             notes: list[str] = []
             read = 0
             first = True
+            if self.count is not None and self.delivered >= self.count:
+                break  # -c reached: the files after are not opened
+            batches = read_one(path, notes)
             try:
-                for batch in read_one(path, notes):
-                    self.frames += len(batch)
+                for batch in batches:
+                    if self.count is not None and self.delivered + len(batch) >= self.count:
+                        batch = batch.take(np.arange(self.count - self.delivered))
+                    self.delivered += len(batch)
                     if len(batch):
                         if first and latest is not None and batch.ts_ns[0] < latest[1]:
                             self._warn(_backwards(path, int(batch.ts_ns[0]), *latest))
                         first = False
                         latest = (path, int(batch.ts_ns[-1]))
                     yield batch
+                    if self.count is not None and self.delivered >= self.count:
+                        break
                     if self.on_progress:
                         # a compressed file holds more than its size: stop at its end
                         read += int(batch.caplen.sum()) + _RECORD_OVERHEAD * len(batch)
                         self.on_progress(done + min(read, size))
             except InputError as exc:
                 self._problem(exc)
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # a file left early (-c) still reports its notes
             for note in notes:
                 self._warn(f"{path}: {note}")
             done += size

@@ -71,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     # that imports portlabel keeps its own setting, and so does a user who set one.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # words after options (``packets x.pcap --json udp``) are more positionals, as
+        # tcpdump reads its filter expression after its options; anything else is an error
+        if not hasattr(args, "captures") or any(w.startswith("-") and w != "-" for w in extra):
+            parser.parse_args(argv)  # reports the unrecognised arguments and exits 2
+        args.captures = [*args.captures, *extra]
     for name, default in COMMON_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, list(default) if isinstance(default, list) else default)

@@ -17,6 +17,7 @@ from portlabel.atomicfile import refuse_to_overwrite
 from portlabel.cli.options import (
     add_capture_options,
     add_flow_options,
+    capture_inputs_from_args,
     flow_config_from_args,
     registry_from_args,
 )
@@ -31,9 +32,6 @@ def add_parser(subparsers, parents) -> None:
         help="label the flows of capture files (pcap/pcapng, compressed or not)",
         description="Group the packets of capture files into flows and label each flow "
         "with the IANA registry entry of its service port.",
-    )
-    p.add_argument(
-        "captures", nargs="+", metavar="CAPTURE", help="pcap/pcapng file(s), in order; - for stdin"
     )
     p.add_argument("-o", "--output", metavar="PATH", help="output file (default: stdout)")
     p.add_argument(
@@ -64,7 +62,8 @@ def choose_format(fmt: str | None, output: str | None, stdout_tty: bool) -> str:
 
 def run(args) -> int:
     started = time.perf_counter()
-    refuse_to_overwrite(args.output, args.captures)
+    paths, bpf, count = capture_inputs_from_args(args)
+    refuse_to_overwrite(args.output, paths)
     fmt = choose_format(args.format, args.output, sys.stdout.isatty())
     to_file = args.output not in (None, "-")
     # a Zeek log keys flows as Zeek does, unless --no-zeek-keys
@@ -73,8 +72,9 @@ def run(args) -> int:
     from portlabel.cli.label_run import LabelJob
 
     job = LabelJob(
-        args.captures, registry, config, args.batch_size, quiet=args.quiet, backend=args.backend
-    )
+        paths, registry, config, args.batch_size, quiet=args.quiet, backend=args.backend,
+        packet_filter=bpf, count=count,
+    )  # fmt: skip
     table_on_tty = fmt == "table" and not to_file and sys.stdout.isatty()
     job.progress = not args.quiet and sys.stderr.isatty() and not table_on_tty
     job.summarise = not args.quiet and sys.stderr.isatty() and fmt != "table"

@@ -33,7 +33,15 @@ class LabelJob:
     """One ``portlabel label`` run over ``paths``."""
 
     def __init__(
-        self, paths, registry, config, batch_size: int, quiet: bool = False, backend="native"
+        self,
+        paths,
+        registry,
+        config,
+        batch_size: int,
+        quiet: bool = False,
+        backend="native",
+        packet_filter: str | None = None,
+        count: int | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -47,6 +55,8 @@ class LabelJob:
             backend=backend,
             on_problem=lambda exc: _say(str(exc)),
             on_warning=_say,
+            packet_filter=packet_filter,
+            count=count,
         )
         self.pipeline = LabelPipeline(registry, config)
 

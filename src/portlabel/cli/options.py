@@ -2,8 +2,10 @@
 
 - ``registry_from_args(args)``: the ``Registry`` that ``--registry``/``--overlay`` (on
   every subcommand, see ``cli/__init__``) ask for.
-- ``add_capture_options(parser)``: ``--backend`` and ``--batch-size``, for the
-  subcommands that read capture files.
+- ``add_capture_options(parser)``: the capture files (positional, or ``-r FILE`` as
+  tcpdump takes them), ``-c COUNT``, a BPF filter (``-f EXPR`` or words after the files,
+  as ``tcpdump -r FILE EXPR``), ``--backend`` and ``--batch-size``; and
+  ``capture_inputs_from_args(args)`` -> (paths, filter, count) for ``CaptureInputs``.
 - ``add_flow_options(parser)`` / ``flow_config_from_args(args)``: one option per
   ``FlowConfig`` field, named after it (``tcp_timeout`` is ``--tcp-timeout``; the
   field's alias is an alias here too), on every subcommand that builds flows; options
@@ -29,7 +31,42 @@ def registry_from_args(args: argparse.Namespace):
     return resolve_registry(args.registry, args.overlay)
 
 
+# names that say "a capture file" even when it does not exist (it is then reported as
+# missing, rather than read as part of a filter expression)
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".ntar", ".dmp", ".gz", ".zst", ".xz", ".bz2")
+
+
 def add_capture_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "captures",
+        nargs="*",
+        metavar="CAPTURE",
+        help="pcap/pcapng file(s), in order, any compression; - for stdin; words after "
+        "the files are a BPF filter (as tcpdump -r FILE EXPRESSION)",
+    )
+    parser.add_argument(
+        "-r",
+        "--read",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a capture file, as tcpdump/tshark take it (repeatable; then every "
+        "positional word is the filter)",
+    )
+    parser.add_argument(
+        "-c",
+        "--count",
+        type=_count,
+        metavar="N",
+        help="stop after N packets (after the filter), as tcpdump -c",
+    )
+    parser.add_argument(
+        "-f",
+        "--filter",
+        metavar="EXPR",
+        help="BPF filter, as tcpdump/libpcap write it (e.g. 'tcp port 443'); only the "
+        "packets it accepts are read",
+    )
     parser.add_argument(
         "--backend",
         choices=CAPTURE_BACKENDS,
@@ -43,6 +80,48 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"packets read and decoded at a time (default {BATCH_SIZE})",
     )
+
+
+def capture_inputs_from_args(args: argparse.Namespace) -> tuple[list[str], str | None, int | None]:
+    """(capture paths, BPF filter or None, packet count or None) from the options.
+
+    With ``-r``, every positional word is the filter. Without, the leading words that
+    name files (existing ones, ``-``, or names ending like a capture) are the captures
+    and the first word that does not starts the filter expression.
+    """
+    words = list(args.captures)
+    if args.read:
+        paths, expression = list(args.read), words
+    else:
+        split = 0
+        while split < len(words) and (split == 0 or _names_a_capture(words[split])):
+            split += 1
+        paths, expression = words[:split], words[split:]
+    if not paths:
+        raise UsageError("no capture file given (CAPTURE or -r FILE)")
+    if expression and args.filter:
+        raise UsageError(
+            f"two filters: -f {args.filter!r} and {' '.join(expression)!r} (is "
+            f"{expression[0]!r} a capture file that does not exist?)"
+        )
+    bpf = args.filter or (" ".join(expression) if expression else None)
+    return paths, bpf, args.count
+
+
+def _names_a_capture(word: str) -> bool:
+    import os
+
+    return word == "-" or os.path.exists(word) or word.lower().endswith(CAPTURE_SUFFIXES)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _batch_size(text: str) -> int:

@@ -18,6 +18,7 @@ import sys
 from portlabel.cli.options import (
     add_capture_options,
     add_flow_options,
+    capture_inputs_from_args,
     flow_config_from_args,
     registry_from_args,
 )
@@ -32,12 +33,6 @@ def add_parser(subparsers, parents) -> None:
         description="Decode capture files and print one line per packet: frame, time, "
         "innermost addresses and ports, transport, wire length, TCP flags, tunnel, VLAN "
         "and decode status.",
-    )
-    p.add_argument(
-        "captures",
-        nargs="+",
-        metavar="CAPTURE",
-        help="pcap/pcapng files (any compression; - for stdin)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per packet")
     p.add_argument(
@@ -61,12 +56,16 @@ def run(args) -> int:
     from portlabel.atomicfile import refuse_to_overwrite
     from portlabel.capture.inputs import CaptureInputs
 
-    refuse_to_overwrite(args.output, args.captures)
+    paths, bpf, count = capture_inputs_from_args(args)
+    refuse_to_overwrite(args.output, paths)
 
     def report(exc) -> None:
         print(f"portlabel: {exc}", file=sys.stderr)
 
-    inputs = CaptureInputs(args.captures, args.batch_size, backend=args.backend, on_problem=report)
+    inputs = CaptureInputs(
+        paths, args.batch_size, backend=args.backend, on_problem=report,
+        packet_filter=bpf, count=count,
+    )  # fmt: skip
     if args.output:
         _write_labelled(args, inputs)
     else:

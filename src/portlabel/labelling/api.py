@@ -36,6 +36,8 @@ def iter_labelled(
     batch_size: int = BATCH_SIZE,
     errors: str = "raise",
     config=None,
+    packet_filter: str | None = None,
+    count: int | None = None,
     **flow_options: Any,
 ) -> Iterator[pa.Table]:
     """Labelled flow tables (pyarrow) of the capture file(s) ``paths``, as flows finish.
@@ -46,14 +48,28 @@ def iter_labelled(
     ``errors="raise"`` raises ``CaptureError`` at a file that cannot be read;
     ``errors="warn"`` warns (``CaptureWarning``) and goes on with the next file.
     Reader warnings (a truncated file) are always issued as ``CaptureWarning``.
+    ``packet_filter`` is a BPF expression (``"tcp port 443"``, as tcpdump takes it):
+    only the packets it accepts are read; ``count`` stops after that many packets.
     """
     if errors not in ("raise", "warn"):
         raise ValueError("errors must be 'raise' or 'warn'")
-    return _labelled_tables(paths, registry, overlays, batch_size, errors, config, flow_options)
+    read = {"packet_filter": packet_filter, "count": count}
+    return _labelled_tables(
+        paths, registry, overlays, batch_size, errors, config, flow_options, read=read
+    )
 
 
 def _labelled_tables(
-    paths, registry, overlays, batch_size, errors, config, flow_options, stats=None, depth=3
+    paths,
+    registry,
+    overlays,
+    batch_size,
+    errors,
+    config,
+    flow_options,
+    stats=None,
+    depth=3,
+    read=None,
 ):
     """``iter_labelled``'s generator (warnings point at the frame that iterates it)."""
     from portlabel.flows.config import flow_config
@@ -76,7 +92,9 @@ def _labelled_tables(
         while pending:
             warnings.warn(pending.pop(0), CaptureWarning, stacklevel=depth)
 
-    inputs = CaptureInputs(paths, batch_size, on_problem=problem, on_warning=pending.append)
+    inputs = CaptureInputs(
+        paths, batch_size, on_problem=problem, on_warning=pending.append, **(read or {})
+    )
     pipe = LabelPipeline(reg, cfg)
     for table in label_batches(inputs, reg, pipeline=pipe):
         issue_pending()
@@ -98,7 +116,7 @@ def label(paths: Paths, **options: Any) -> pa.Table:
     from portlabel.labelling.flows import labelled_schema
 
     stats: dict = {}
-    known = ("registry", "overlays", "batch_size", "errors", "config")
+    known = ("registry", "overlays", "batch_size", "errors", "config", "packet_filter", "count")
     named = {k: options.pop(k) for k in known if k in options}
     if named.get("errors", "raise") not in ("raise", "warn"):
         raise ValueError("errors must be 'raise' or 'warn'")
@@ -113,6 +131,7 @@ def label(paths: Paths, **options: Any) -> pa.Table:
             options,
             stats,
             4,  # the warnings point past this function, at its caller
+            read={"packet_filter": named.get("packet_filter"), "count": named.get("count")},
         )
     )
     table = pa.concat_tables(tables) if tables else empty_table(labelled_schema())

@@ -33,8 +33,8 @@ import time
 import numpy as np
 
 from portlabel.capture.batch import RawBatch
+from portlabel.capture.bpf import Program, attach_filter
 from portlabel.errors import CaptureError
-from portlabel.live.bpf import Program, attach_filter
 from portlabel.live.stats import KernelCounters
 
 try:

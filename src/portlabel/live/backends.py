@@ -9,9 +9,9 @@ KernelCounters`` (one per interface), ``close()``, and the attributes ``name`` a
 
 from __future__ import annotations
 
+from portlabel.capture.bpf import compile_filter
 from portlabel.errors import UsageError
 from portlabel.live.afpacket import check_interface
-from portlabel.live.bpf import compile_filter
 
 BACKENDS = ("native", "scapy", "pyshark")
 

@@ -12,9 +12,9 @@ import logging
 import socket
 import struct
 
+from portlabel.capture.bpf import attach_filter
 from portlabel.errors import CaptureError
 from portlabel.live.afpacket import PACKET_STATISTICS, SOL_PACKET, interface_dlt
-from portlabel.live.bpf import attach_filter
 from portlabel.live.queued import FrameQueue
 from portlabel.live.stats import KernelCounters
 

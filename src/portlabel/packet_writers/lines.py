@@ -98,7 +98,7 @@ class PacketFormatter:
 
         transport = np.where(p["is_ip"], self.transport_json[batch.ip_proto], null)
         fields = [
-            ('{"frame":', batch.frame.astype(np.dtypes.StringDType())),
+            ('{"frame":', (batch.frame + 1).astype(np.dtypes.StringDType())),
             (',"ts":', self._seconds(batch.ts_ns)),
             (',"src":', quoted(p["src"], p["is_ip"])),
             (',"dst":', quoted(p["dst"], p["is_ip"])),
@@ -141,7 +141,7 @@ class PacketFormatter:
         src = np.where(p["is_ip"], src, "-")
         dst = np.where(p["is_ip"], dst, "-")
         kind = np.where(p["is_ip"], self.transport_text[batch.ip_proto], "-")
-        frame = S.rjust(batch.frame.astype(np.dtypes.StringDType()), 7)
+        frame = S.rjust((batch.frame + 1).astype(np.dtypes.StringDType()), 7)
         src = S.ljust(src, int(S.str_len(src).max()))
         dst = S.ljust(dst, int(S.str_len(dst).max()))
         kind = S.ljust(kind, 5)
