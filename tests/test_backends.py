@@ -37,10 +37,8 @@ NO_IP_CLASS = 3  # NOT_IP and UNSUPPORTED_LINK: the frame carries no IP we can r
 # category -> why the backends legitimately disagree there.
 KNOWN_DIFFERENCES = {
     "unreadable": "one backend refuses the whole file: a damaged/unsupported header (pcap "
-    "v1, corrupt SHB), a link type tshark 4.0 cannot open (DLT 281), or pyshark needing a "
-    "timestamp that a pcapng simple packet block does not have",
-    "fewer-frames": "a backend stops early: pyshark gives up at the first pcapng block "
-    "without a timestamp; frames after that point are counted as disagreeing",
+    "v1, corrupt SHB) or a link type tshark 4.0 cannot open (DLT 281)",
+    "fewer-frames": "a backend stops early; frames after that point are counted as disagreeing",
     "no-dissector": "the other backend has no dissector on the way to the IP header that "
     "portlabel decodes: scapy lacks NFLOG, FDDI, VN-Tag, PPI, Cisco HDLC, PKTAP, Solaris "
     "ipnet, IPoIB, MPLS over PPP, BSD loopback's IPv6 family values 24/28/30, Cisco "
@@ -85,8 +83,6 @@ AGREEING: dict[str, dict[str, int]] = {
         "ndpi_fuzz-2021-10-13.pcap": 0,  # of 1: impossible-record-header
         "tcpd_tcp_header_heapoverflow.pcap": 0,  # of 1: damaged-header
         "tcpd_brcm-tag.pcap": 0,  # of 23: unreadable by tshark 4.0
-        "pngtg_le_test202.pcapng": 0,  # of 8: unreadable (pyshark, no timestamp)
-        "pngtg_be_test101.pcapng": 2,  # of 4: fewer-frames 2
     },
 }
 

@@ -200,6 +200,28 @@ def test_slow_backends_equal_file_flows(veth, backend):
         assert got == by_connection(reference_flows(capture))
 
 
+@pytest.mark.parametrize("backend", ["native", "scapy", "pyshark"])
+def test_duration_ends_the_capture_on_time_with_every_packet(veth, backend):
+    """pyshark used to keep the dumpcap-to-tshark pipe open: tshark never saw its input
+    end, and ``--duration 2`` waited out two 30 s stop timeouts."""
+    cap_ns, cap_if, rep_ns, rep_if = veth
+    capture = CAPTURES / "zeek_wikipedia.pcap"
+    started = time.monotonic()
+    run = Live(cap_ns, ["-i", cap_if, "--backend", backend, "--duration", "4"])
+    replay(rep_ns, rep_if, capture, "--pps", "400")
+    out, err = run.proc.communicate(timeout=60)
+    took = time.monotonic() - started
+    assert run.proc.returncode == 0, err
+    assert took < 12, f"--duration 4 took {took:.1f} s"
+    err = err.decode()
+    assert "Unknown child process" not in err and "Exception ignored" not in err, err
+    got = by_connection(jsonl(out.decode()))
+    assert got in (
+        by_connection(reference_flows(capture)),
+        by_connection(reference_flows(capture, drop_last=True)),
+    )
+
+
 def test_bpf_filter_filters(veth):
     cap_ns, cap_if, rep_ns, rep_if = veth
     capture = CAPTURES / "zeekreal_infected.pcap"

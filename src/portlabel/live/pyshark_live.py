@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import threading
 import time
 
+from portlabel.capture.pyshark_processes import with_exact_exits
 from portlabel.errors import CaptureError
 from portlabel.live.afpacket import interface_dlt
 from portlabel.live.queued import FrameQueue
@@ -41,12 +43,10 @@ class PysharkSource:
         self._wait_capturing(STOP_WAIT)
 
     def _run(self) -> None:
-        import pyshark
-
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            self._capture = pyshark.LiveCapture(
+            self._capture = _live_capture_class()(
                 interface=self.ifaces, bpf_filter=self._bpf, use_json=True,
                 include_raw=True, eventloop=loop,
             )  # fmt: skip
@@ -102,6 +102,8 @@ class PysharkSource:
 
     def stop(self) -> None:
         """End the capture; return once tshark has handed over every captured packet."""
+        if self._capture is not None:
+            self._capture._portlabel_stopping = True  # their exits are awaited, not forced
         for pid in self._dumpcaps():
             try:
                 os.kill(pid, signal.SIGINT)
@@ -117,6 +119,42 @@ class PysharkSource:
                 os.kill(pid, signal.SIGTERM)
             except OSError:
                 pass
+
+
+def _live_capture_class():
+    """pyshark's ``LiveCapture``, with the pipe from dumpcap to tshark owned by them alone.
+
+    pyshark keeps both ends of that pipe open in this process, so when dumpcap ends
+    (SIGINT), tshark never sees the end of its input and the capture never finishes: a
+    ``--duration 2`` run waited out both 30 s stop timeouts. Here each end is closed in
+    this process as soon as the program that reads or writes it has been started. Exit
+    statuses are kept exact as for files (``capture.pyshark_processes``).
+    """
+    import pyshark
+    from pyshark.capture.capture import Capture
+    from pyshark.tshark.tshark import get_process_path
+
+    class Live(with_exact_exits(pyshark.LiveCapture)):
+        async def _get_tshark_process(self, packet_count=None, stdin=None):
+            read_end, write_end = os.pipe()
+            try:
+                argv = [get_process_path(process_name="dumpcap", tshark_path=self.tshark_path)]
+                argv += self._get_dumpcap_parameters()
+                dumpcap = await asyncio.create_subprocess_exec(
+                    *argv, stdout=write_end, stderr=subprocess.PIPE
+                )
+            finally:
+                os.close(write_end)  # dumpcap has its copy: its exit is tshark's EOF
+            self._create_stderr_handling_task(dumpcap.stderr)
+            self._created_new_process(argv, dumpcap, process_name="Dumpcap")
+            try:
+                return await Capture._get_tshark_process(
+                    self, packet_count=packet_count, stdin=read_end
+                )
+            finally:
+                os.close(read_end)
+
+    return Live
 
 
 def _has_packet_socket(pid: int) -> bool:

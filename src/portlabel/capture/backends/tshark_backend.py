@@ -21,11 +21,15 @@ the one for volume. pyshark stays the documented way to drive tshark here.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
+import warnings as py_warnings
 from collections.abc import Iterator
 
 from portlabel.capture.backends.rows import Row, enter_tunnel, packed_address, rows_to_batch
 from portlabel.capture.batch import DecodeStatus, PacketBatch, TunnelType
+from portlabel.capture.pyshark_processes import with_exact_exits
 from portlabel.constants import ICMP, ICMP6, IP_PROTO_OF_TRANSPORT
 from portlabel.errors import CaptureError, UsageError
 
@@ -84,10 +88,45 @@ def ts_ns(epoch: str) -> int:
     return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
 
 
-def _capture(path: str):
-    import pyshark
+def _capture_class():
+    """pyshark's ``FileCapture``, made exact about what tshark says and when it ends.
 
-    return pyshark.FileCapture(
+    - Its JSON parser needs ``frame.time_epoch``, which tshark leaves out of a frame
+      without a timestamp (a pcapng Simple Packet Block) and of records that are not
+      packets (custom blocks). Such a packet takes the time of the packet before, as
+      the native reader gives it; a record without an encapsulation is skipped.
+    - exit statuses and error lines kept exact (``capture.pyshark_processes``).
+    """
+    import json
+
+    import pyshark
+    from pyshark.tshark.output_parser.tshark_json import TsharkJsonParser
+
+    class Parser(TsharkJsonParser):
+        last_epoch = "0"
+
+        def _parse_single_packet(self, packet):
+            try:
+                parsed = super()._parse_single_packet(packet)
+            except KeyError:
+                whole = json.loads(packet)
+                frame = whole["_source"]["layers"].get("frame", {})
+                if "frame.encap_type" not in frame or "frame.len" not in frame:
+                    return None  # not a packet: pyshark reads on
+                frame["frame.time_epoch"] = self.last_epoch
+                parsed = super()._parse_single_packet(json.dumps(whole).encode())
+            self.last_epoch = parsed.sniff_timestamp
+            return parsed
+
+    class Capture(with_exact_exits(pyshark.FileCapture)):
+        def _setup_tshark_output_parser(self):
+            return Parser(self._get_tshark_version())
+
+    return Capture
+
+
+def _capture(path: str):
+    return _capture_class()(
         path,
         keep_packets=False,
         use_json=True,
@@ -99,14 +138,57 @@ def _capture(path: str):
 def read_file(
     path: str, batch_size: int, first_frame: int, warnings: list[str]
 ) -> Iterator[PacketBatch]:
-    """Batches of one capture file, dissected by tshark."""
+    """Batches of one capture file, dissected by tshark (``-`` : standard input, which is
+    first copied to a temporary file, as tshark reads a pipe only once)."""
     if shutil.which(TSHARK) is None:
         raise UsageError("the tshark backend needs the tshark program, which is not installed")
+    if path == "-":
+        yield from _read_stdin(batch_size, first_frame, warnings)
+        return
     try:
         with open(path, "rb"):
             pass
     except OSError as exc:
         raise CaptureError(path, f"cannot open: {exc.strerror or exc}") from exc
+    with _event_loop():
+        yield from _read(path, batch_size, first_frame, warnings)
+
+
+def _read_stdin(batch_size: int, first_frame: int, warnings: list[str]):
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(prefix="portlabel-stdin-", suffix=".pcap") as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+        copy.flush()
+        with _event_loop():
+            yield from _read(copy.name, batch_size, first_frame, warnings, name="-")
+
+
+@contextlib.contextmanager
+def _event_loop():
+    """A fresh asyncio loop for pyshark in this thread, closed when the file is read (an
+    unclosed loop of a finished thread fails in its finaliser: "Invalid file descriptor")."""
+    import asyncio
+    import threading
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        loop.close()
+        main = threading.current_thread() is threading.main_thread()
+        asyncio.set_event_loop(asyncio.new_event_loop() if main else None)
+        if main and sys.platform != "win32":
+            # pyshark attached a SafeChildWatcher (process-wide) to the loop just closed;
+            # a later read from another thread would find it inactive. A threaded watcher
+            # serves every thread (pyshark sets its own again for the next main-thread read).
+            with py_warnings.catch_warnings():
+                py_warnings.simplefilter("ignore", DeprecationWarning)
+                asyncio.set_child_watcher(asyncio.ThreadedChildWatcher())
+
+
+def _read(path: str, batch_size: int, first_frame: int, warnings: list[str], name=None):
     rows: list[Row] = []
     seen, failure = 0, None
     capture = _capture(path)
@@ -125,22 +207,25 @@ def read_file(
         capture.close()  # where pyshark raises for tshark's exit status
     except Exception as exc:
         failure = failure or exc
-        # pyshark's finaliser would close (and raise) again; it has nothing left to do.
-        capture.close = lambda: None
+    # pyshark's finaliser would close (and raise) again; it has nothing left to do.
+    capture.close = lambda: None
     if rows:
         yield rows_to_batch(rows)
     if failure is not None:
         message = _tshark_message(failure)
         if not seen:
-            raise CaptureError(path, f"tshark cannot read it: {message}") from failure
-        warnings.append(f"after frame {seen}: tshark: {message}")
+            raise CaptureError(name or path, f"tshark cannot read it: {message}") from failure
+        warnings.append(f"after frame {first_frame + seen}: tshark: {message}")
 
 
 def _tshark_message(exc: Exception) -> str:
     """tshark's own complaint from pyshark's exception text, on one line."""
     text = str(exc)
     if "Last error line:" in text:
+        status = text.split("retcode: ", 1)[1].split(")", 1)[0] if "retcode: " in text else "?"
         text = text.split("Last error line:", 1)[1].split("Try rerunning", 1)[0]
+        if text.strip() in ("", "None"):
+            text = f"tshark exited with status {status} and said nothing more"
     elif isinstance(exc, KeyError):  # pyshark needs fields some pcapng blocks lack
         text = f"pyshark found no {exc} field in a frame"
     text = " ".join(text.split()).removeprefix("tshark: ")
