@@ -26,6 +26,7 @@ from portlabel.enrich.transport import path_from_filename
 from portlabel.errors import LogFormatError
 
 BLOCK_SIZE = 4 << 20
+MAX_LINE = 16 << 20  # no Zeek log line is this long; a longer one is not a log
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -87,6 +88,12 @@ def blocks(
             first = chunk.find(b"\n")
             if first < 0:
                 carry += chunk
+                if len(carry) > MAX_LINE:
+                    raise LogFormatError(
+                        name,
+                        f"a line of more than {MAX_LINE} bytes from byte {offset - len(carry)}:"
+                        " not a Zeek log",
+                    )
                 continue
             head = first + 1
             yield memoryview(carry + chunk[:head])
