@@ -346,3 +346,17 @@ def test_blocks_of_many_lines_are_cut_without_changing_anything(name: str, monke
     cut, cut_stats = run()
     assert cut == whole
     assert cut_stats == whole_stats
+
+
+def test_a_line_longer_than_any_log_line_is_refused_by_offset(tmp_path, capsys):
+    from portlabel.cli import main
+    from portlabel.enrich.api import MAX_LINE
+
+    log = tmp_path / "one.log"
+    log.write_bytes(b"#separator \\x09\n" + b"x" * (MAX_LINE + 5))
+    assert main(["enrich", str(log), "-o", str(tmp_path / "out.log")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"portlabel: {log}: a line of more than {MAX_LINE} bytes from byte 16: not a Zeek log"
+    )
+    assert not (tmp_path / "out.log").exists()
