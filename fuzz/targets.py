@@ -15,6 +15,7 @@ Shared by the atheris harness (``fuzz/fuzz_inputs.py``), the hypothesis mutation
 
 from __future__ import annotations
 
+import gc
 import io
 import tracemalloc
 import warnings
@@ -79,6 +80,7 @@ def input_size(path: str) -> int:
 
 def check_memory(run, path: str, size: int) -> int:
     """Run ``run(path)``; raise MemoryError if its peak allocation broke the rule."""
+    gc.collect()  # garbage of an earlier run is not this run's allocation
     tracemalloc.start()
     try:
         result = run(path)

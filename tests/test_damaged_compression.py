@@ -189,3 +189,27 @@ def test_a_copy_of_a_gzip_log_in_place_still_works(tmp_path):
     log.write_bytes(gzip.compress(CONN.read_bytes()))
     assert main(["enrich", "--in-place", "-q", str(log)]) == 0
     assert b"iana.service" in gzip.decompress(log.read_bytes())
+
+
+def test_an_xz_header_asking_for_a_huge_dictionary_is_refused_in_one_line(capfd):
+    import tracemalloc
+
+    huge = Path(__file__).parent / "data" / "fuzz_regressions" / "xz-huge-dictionary.pcapng.xz"
+    tracemalloc.start()
+    try:
+        assert main(["label", str(huge), "-F", "jsonl"]) == 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "xz stream needs more than 128 MiB to decompress" in err[0]
+    assert peak < 64 << 20
+
+
+def test_a_closed_stream_lets_its_decoder_go():
+    import io
+
+    stream = DecompressedStream(io.BytesIO(lzma.compress(b"x" * 1000)), "xz")
+    assert stream.read(10) == b"x" * 10
+    stream.close()
+    assert stream._d is None

@@ -41,6 +41,7 @@ COMPRESSION_MAGIC: dict[bytes, str] = {
 SNIFF_BYTES = 8
 CHUNK_BYTES = 8 << 20  # decompressed bytes added per refill (at least)
 READ_PIECE = 64 << 10  # most decompressed bytes lost before a damaged spot
+XZ_MEMORY_LIMIT = 128 << 20  # twice what xz -9 needs; a larger dictionary is refused
 RELEASE_BYTES = 8 << 20  # mapped bytes dropped from memory at a time
 
 
@@ -71,7 +72,8 @@ def _decompressor(kind: str):
     if kind == "bz2":
         return bz2.BZ2Decompressor()
     if kind == "xz":
-        return lzma.LZMADecompressor()
+        # a header may ask for a dictionary of any size, allocated up front: bounded
+        return lzma.LZMADecompressor(memlimit=XZ_MEMORY_LIMIT)
     import zstandard
 
     return zstandard.ZstdDecompressor().decompressobj()
@@ -154,6 +156,12 @@ class DecompressedStream(io.RawIOBase):
             except Exception as exc:  # noqa: BLE001 - any decompressor error: corrupt data
                 self._done = True
                 at = self._fed + (self._replay(snapshot, data) if snapshot else 0)
+                if isinstance(exc, lzma.LZMAError) and "limit" in str(exc).lower():
+                    self._error = ValueError(
+                        f"xz stream needs more than {XZ_MEMORY_LIMIT >> 20} MiB to decompress "
+                        f"(a larger dictionary than xz -9 uses), near compressed offset {at}"
+                    )
+                    return
                 self._error = ValueError(
                     f"{self._kind} data corrupt near compressed offset {at}: {exc}"
                 )
@@ -187,6 +195,9 @@ class DecompressedStream(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._raw.close()
+            # the decompressor's state (an xz dictionary: up to XZ_MEMORY_LIMIT) goes now,
+            # not when a reference cycle around this stream is collected
+            self._d, self._out, self._done = None, bytearray(), True
         super().close()
 
 
@@ -277,7 +288,8 @@ class StreamWindow:
         new = np.empty(kept.shape[0] + want, dtype=np.uint8)
         new[: kept.shape[0]] = kept
         filled = kept.shape[0] + self._read_into(memoryview(new)[kept.shape[0] :])
-        self.buf = new[:filled]
+        # the stream ended well short of the room made for it: keep only what it gave
+        self.buf = new[:filled].copy() if self.eof and filled < new.shape[0] // 2 else new[:filled]
         self.base += keep_from
         return keep_from
 
