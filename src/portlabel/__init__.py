@@ -3,14 +3,22 @@
 Data flows one way: source -> packet batches (columnar) -> flows -> labels -> writers.
 
 Labelling captures
-    label(paths, **options)            all labelled flows of capture file(s): a pyarrow Table
+    label(paths, **options)            all labelled flows of capture file(s), or of packets
+                                       in memory (scapy, pyshark, Frame): a pyarrow Table
     iter_labelled(paths, **options)    the same, table by table as flows finish
     LabelPipeline(registry, config)    push-style: feed batches, get labelled flows
+    StreamLabeller(...)                push-style, one packet (Frame) at a time
+Plugins (modules of their own, imported when used)
+    portlabel.scapy                    label(), sniff(prn=/session=FlowLabeller), install()
+    portlabel.pyshark                  FlowLabeller for apply_on_packets, labelled_flows()
+    portlabel.nfstream                 IanaLabels, an NFPlugin (pip install portlabel[nfstream])
+    portlabel.plugins                  entry points: portlabel.writers, .registry_sources
     FlowConfig / flow_config(...)      timeouts and keying (the CLI's flow options)
     FlowTable                          the flow engine itself
 Captures
     open_capture(path)                 one pcap/pcapng file (any compression, ``-``: stdin)
     CaptureInputs(paths, ...)          several files read as one capture
+    Frame(data, ts_ns, wirelen, linktype)   one packet held in memory
     packet_batches(paths, backend)     decoded PacketBatches (native, scapy or tshark)
     PacketBatch / RawBatch             the columnar batch types
 The registry
@@ -49,6 +57,8 @@ _EXPORTS = {
     "iter_labelled": "portlabel.labelling.api",
     "CaptureWarning": "portlabel.labelling.api",
     "LabelPipeline": "portlabel.labelling.pipeline",
+    "StreamLabeller": "portlabel.labelling.stream",
+    "Frame": "portlabel.capture.frames",
     "FlowTable": "portlabel.flows.engine",
     "FlowConfig": "portlabel.flows.config",
     "flow_config": "portlabel.flows.config",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from portlabel.cli.options import registry_from_args
 from portlabel.constants import TRANSPORTS
 from portlabel.errors import UsageError
 
-EXPORT_FORMATS = ("services", "wireshark", "zeek", "csv", "json")
+EXPORT_FORMATS = ("services", "wireshark", "wireshark-lua", "zeek", "zeek-table", "csv", "json")
 IANA_XML_URL = (
     "https://www.iana.org/assignments/service-names-port-numbers/service-names-port-numbers.xml"
 )
@@ -60,7 +61,9 @@ def add_parser(subparsers, parents) -> None:
 
     exp = sub.add_parser("export", parents=parents, help="export the registry for other tools")
     exp.add_argument("--format", "-F", choices=EXPORT_FORMATS, required=True)
-    exp.add_argument("-o", "--output", metavar="PATH", help="default: standard output")
+    exp.add_argument(
+        "-o", "--output", metavar="PATH", help="default: standard output (zeek: a directory)"
+    )
     exp.set_defaults(run=run_export)
 
     upd = sub.add_parser(
@@ -168,6 +171,16 @@ def run_export(args) -> int:
     from portlabel.registry.export import export
 
     text = export(registry_from_args(args), args.format)
+    if isinstance(text, dict):  # a directory of files (the Zeek package)
+        if not args.output:
+            raise UsageError(f"--format {args.format} writes a directory: give -o DIRECTORY")
+        from portlabel.registry.build import write_artifact
+
+        for name, body in text.items():
+            target = os.path.join(args.output, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            write_artifact(body.encode("utf-8"), target)
+        return 0
     if args.output:
         from portlabel.registry.build import write_artifact
 

@@ -1,10 +1,15 @@
 """Add the ``iana.*`` columns to an in-memory table: a pandas DataFrame or pyarrow Table.
 
-The frame needs ``id.resp_p`` and a transport: ``proto`` (Zeek's enum), ``ip_proto`` or
-``tunnel_type``, or a ``path`` argument naming the log (see ``transport``). Ports may be
-integers, floats (pandas turns a port column with gaps into float) or strings; values
-that are not a port 0-65535 (``-``, NaN, ``None``) leave the row's ``iana.*`` unset.
-Existing ``iana.*`` columns are replaced, so re-labelling a frame is idempotent.
+The frame needs a service port and a transport. The port column is ``port=`` if given,
+else the first present of Zeek's ``id.resp_p`` and NFStream's/CICFlowMeter's
+``dst_port`` (also ``resp_p``, ``dport``, ``destination_port``). The transport is
+``protocol=`` if given, else the first present of ``proto`` (Zeek), ``protocol``
+(NFStream), ``ip_proto``, ``tunnel_type``, or a ``path`` argument naming the log (see
+``transport``); a protocol column may hold names (``tcp``, ``UDP``) or IP protocol
+numbers (``6``, ``17``), even mixed. Ports may be integers, floats (pandas turns a port
+column with gaps into float) or strings; values that are not a port 0-65535 (``-``,
+NaN, ``None``) leave the row's ``iana.*`` unset. Existing ``iana.*`` columns are
+replaced, so re-labelling a frame is idempotent.
 """
 
 from __future__ import annotations
@@ -23,8 +28,18 @@ from portlabel.enrich.transport import (
 )
 from portlabel.labelling.iana import IANA_COLUMNS
 
+PORT_COLUMNS = (PORT_COLUMN, "dst_port", "resp_p", "dport", "destination_port")
+PROTOCOL_COLUMNS = ("proto", "protocol", "ip_proto", "tunnel_type")
 
-def add_iana_columns(frame, registry=None, path: str | None = None):
+
+def add_iana_columns(
+    frame,
+    registry=None,
+    path: str | None = None,
+    *,
+    port: str | None = None,
+    protocol: str | None = None,
+):
     """A copy of ``frame`` with the ``iana.*`` columns appended (IANA_FIELDS order)."""
     if registry is None:
         from portlabel.registry import default_registry
@@ -32,8 +47,12 @@ def add_iana_columns(frame, registry=None, path: str | None = None):
         registry = default_registry()
     is_arrow = isinstance(frame, pa.Table)
     columns = frame.column_names if is_arrow else list(frame.columns)
-    if PORT_COLUMN not in columns:
-        raise ValueError(f"frame has no {PORT_COLUMN!r} column")
+    port_column = port or next((c for c in PORT_COLUMNS if c in columns), None)
+    if port_column is None or port_column not in columns:
+        wanted = repr(port) if port else " or ".join(repr(c) for c in PORT_COLUMNS[:2])
+        raise ValueError(f"frame has no {wanted} column (name it with port=...)")
+    if protocol is not None and protocol not in columns:
+        raise ValueError(f"frame has no {protocol!r} column")
 
     def values(name: str) -> pa.Array | None:
         if name not in columns:
@@ -42,13 +61,16 @@ def add_iana_columns(frame, registry=None, path: str | None = None):
             return frame.column(name).combine_chunks()
         import pandas as pd
 
-        if name in (PORT_COLUMN, "ip_proto"):  # object columns may mix int, float, str
-            numbers = pd.to_numeric(frame[name], errors="coerce").to_numpy(float, na_value=np.nan)
+        series = frame[name]
+        if name == port_column or pd.api.types.is_numeric_dtype(series):
+            # object columns may mix int, float, str: numbers where there are numbers
+            numbers = pd.to_numeric(series, errors="coerce").to_numpy(float, na_value=np.nan)
             return numeric(numbers)
-        return pa.Array.from_pandas(frame[name].astype("string"))
+        return pa.Array.from_pandas(series.astype("string"))
 
-    protos = _protocols(values, path)
-    ports = _ports(values(PORT_COLUMN))
+    chosen = (protocol,) if protocol else tuple(c for c in PROTOCOL_COLUMNS if c in columns)
+    protos = _protocols(values, chosen, len(values(port_column)), path)
+    ports = _ports(values(port_column))
     labels = label_columns(registry, protos, ports)
     if is_arrow:
         table = frame.drop_columns([c for c in IANA_COLUMNS if c in columns])
@@ -63,25 +85,43 @@ def add_iana_columns(frame, registry=None, path: str | None = None):
     return out
 
 
-def _protocols(values, path: str | None) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    n = len(values(PORT_COLUMN))
+def _protocols(values, chosen: tuple[str, ...], n: int, path: str | None) -> np.ndarray:
+    """IP protocol numbers from the ``chosen`` columns, the first that says, per row."""
     protos = np.full(n, UNKNOWN, dtype=np.int64)
-    ip_proto = values("ip_proto")
-    if ip_proto is not None:
-        numbers = _numbers(ip_proto)
-        protos = np.where((numbers >= 0) & (numbers < UNKNOWN), numbers, UNKNOWN).astype(np.int64)
-    for column, table in (("proto", PROTO_NUMBERS), ("tunnel_type", TUNNEL_TRANSPORT)):
+    for column in chosen:
         array = values(column)
         if array is None:
             continue
-        array = pc.utf8_lower(array.cast(pa.string())) if column == "proto" else array
-        keys = [k.lower() if column == "proto" else k for k in table]
-        codes = np.array([*table.values(), UNKNOWN], dtype=np.int64)
-        pos = pc.index_in(array.cast(pa.string()), value_set=strings(keys))
-        protos = np.where(protos == UNKNOWN, codes[pos.fill_null(len(keys)).to_numpy()], protos)
+        found = _tunnel_codes(array) if column == "tunnel_type" else _protocol_codes(array)
+        protos = np.where(protos == UNKNOWN, found, protos)
     return np.where(protos == UNKNOWN, path_transport(path), protos)
+
+
+def _protocol_codes(array: pa.Array) -> np.ndarray:
+    """A protocol column's numbers: IP protocol numbers as they are, names (any case)
+    through Zeek's transport names."""
+    import pyarrow.compute as pc
+
+    numbers = _numbers(array)
+    codes = np.where(
+        np.isfinite(numbers) & (numbers >= 0) & (numbers < 256), np.nan_to_num(numbers), UNKNOWN
+    ).astype(np.int64)
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        keys = [k.lower() for k in PROTO_NUMBERS]
+        table = np.array([*PROTO_NUMBERS.values(), UNKNOWN], dtype=np.int64)
+        pos = pc.index_in(pc.utf8_lower(pc.utf8_trim_whitespace(array)), value_set=strings(keys))
+        named = table[pos.fill_null(len(keys)).to_numpy(zero_copy_only=False)]
+        codes = np.where(codes == UNKNOWN, named, codes)
+    return codes
+
+
+def _tunnel_codes(array: pa.Array) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    keys = list(TUNNEL_TRANSPORT)
+    table = np.array([*TUNNEL_TRANSPORT.values(), UNKNOWN], dtype=np.int64)
+    pos = pc.index_in(array.cast(pa.string()), value_set=strings(keys))
+    return table[pos.fill_null(len(keys)).to_numpy(zero_copy_only=False)]
 
 
 def _numbers(array: pa.Array) -> np.ndarray:

@@ -13,6 +13,7 @@ in the caller's thread (the files are read in a worker thread).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -92,9 +93,15 @@ def _labelled_tables(
         while pending:
             warnings.warn(pending.pop(0), CaptureWarning, stacklevel=depth)
 
-    inputs = CaptureInputs(
-        paths, batch_size, on_problem=problem, on_warning=pending.append, **(read or {})
-    )
+    packets, paths = in_memory_batches(paths, batch_size)
+    if packets is not None:
+        if read and (read.get("packet_filter") or read.get("count") is not None):
+            raise ValueError("packet_filter and count are for capture files; filter packets first")
+        inputs = packets
+    else:
+        inputs = CaptureInputs(
+            paths, batch_size, on_problem=problem, on_warning=pending.append, **(read or {})
+        )
     pipe = LabelPipeline(reg, cfg)
     for table in label_batches(inputs, reg, pipeline=pipe):
         issue_pending()
@@ -105,8 +112,47 @@ def _labelled_tables(
         stats.update(pipe.stats.metadata())
 
 
+def in_memory_batches(source, batch_size: int = BATCH_SIZE):
+    """Raw batches of ``source`` when it holds packets, not file names: scapy packets (a
+    ``PacketList``, a list, any iterable), pyshark packets (read with ``use_json=True,
+    include_raw=True``) or ``capture.frames.Frame`` tuples. Returns (batches, None), or
+    (None, the paths) when ``source`` names files."""
+    import itertools
+
+    if isinstance(source, str | os.PathLike | bytes):
+        return None, source
+    items = iter(source)
+    first = next(items, None)
+    if first is None:
+        return None, []
+    chain = itertools.chain([first], items)
+    if isinstance(first, str | os.PathLike):
+        return None, list(chain)
+    from portlabel.capture.frames import Frame, frame_batches
+
+    kind = type(first).__module__.split(".")[0]
+    if isinstance(first, Frame):
+        frames = chain
+    elif kind == "scapy":
+        from portlabel.scapy import frames
+    elif kind == "pyshark":
+        from portlabel.pyshark import frames
+    else:
+        raise TypeError(
+            f"cannot label {type(first).__name__} objects: give capture file names, scapy "
+            "or pyshark packets, or portlabel.capture.frames.Frame tuples"
+        )
+    if frames is not chain:
+        frames = frames(chain)
+    return frame_batches(frames, batch_size), None
+
+
 def label(paths: Paths, **options: Any) -> pa.Table:
     """All labelled flows of the capture file(s) as one pyarrow Table (see ``iter_labelled``).
+
+    ``paths`` may also be packets held in memory: scapy packets (``rdpcap(f)``, a list,
+    a generator), pyshark packets, or ``Frame`` tuples; the flows are those of the same
+    packets written to a pcap.
 
     ``label(...).to_pandas()`` gives a DataFrame. What went into the flows, and what did
     not, is the table's metadata (``run_metadata(table)``: frames read, flows, packets in

@@ -3,8 +3,12 @@
 * ``services``: ``/etc/services`` form (``name port/proto aliases # description``).
 * ``wireshark``: Wireshark's ``services`` file form (one line per name and port, transports
   joined with commas, as Wireshark's own file lists them).
-* ``zeek``: a Zeek script defining ``table[port] of string`` with each port's primary name,
-  loadable with ``@load`` (``Portlabel::iana_services``).
+* ``wireshark-lua``: a Lua post-dissector for Wireshark/tshark (``-X lua_script:FILE``)
+  adding ``iana.service``, ``iana.status``, ``iana.description`` and ``iana.port`` to every
+  TCP, UDP, SCTP and DCCP packet; the registry rows are one string inside the script.
+* ``zeek``: a Zeek package (a directory: ``zkg.meta``, ``__load__.zeek``, the table of
+  each port's primary name and status, and a ``Conn::Info`` extension logging
+  ``iana_service`` and ``iana_status`` in conn.log).
 * ``csv``: IANA's CSV columns, one row per record, name-only records included.
 * ``json``: one JSON object per record (JSON lines), every field.
 """
@@ -14,11 +18,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 
 from portlabel.constants import TRANSPORTS
 from portlabel.registry.compiled import Registry
+from portlabel.registry.model import Status
 from portlabel.registry.sources.iana_csv import COLUMNS as CSV_HEADER
 
 
@@ -95,6 +101,75 @@ def export_zeek(registry: Registry) -> str:
     return "\n".join(lines)
 
 
+def _labelled_ports(registry: Registry):
+    """(transport, port, name, status, description) of every port the registry says
+    something about (a name, or a status other than unassigned)."""
+    names, descs = registry.text("name"), registry.text("description")
+    for row, transport in enumerate(TRANSPORTS):
+        entries = registry.index[row]
+        status = registry.status(entries, np.arange(65536))
+        said = (names[entries] != "") | ((status != Status.UNASSIGNED) & (status != Status.DYNAMIC))
+        for port in np.flatnonzero(said).tolist():
+            e = int(entries[port])
+            status_name = Status(int(status[port])).name.lower()
+            yield transport, port, names[e], status_name, _one_line(descs[e])
+
+
+def _template(name: str) -> str:
+    """A file of ``registry/templates`` (the Lua post-dissector, the Zeek package's)."""
+    return (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
+
+
+def export_wireshark_lua(registry: Registry) -> str:
+    rows = []
+    for transport, port, name, status, desc in _labelled_ports(registry):
+        text = desc.replace("\t", " ").replace("]==]", "] ==]")  # keep the Lua long string
+        rows.append(f"{transport}\t{port}\t{name}\t{status}\t{text}\n")
+    return (
+        _template("iana_postdissector.lua")
+        .replace("@UPDATED@", str(registry.updated))
+        .replace("@ROWS@", "".join(rows))
+    )
+
+
+def export_zeek_package(registry: Registry) -> dict[str, str]:
+    """The files of a Zeek package (zkg layout), by path inside its directory."""
+    updated = str(registry.updated)
+    names, statuses = [], []
+    for transport, port, name, status, _ in _labelled_ports(registry):
+        if transport not in ("tcp", "udp"):
+            continue  # Zeek's port type has tcp, udp and icmp only
+        if name:
+            names.append(f'\t\t[{port}/{transport}] = "{_zeek_string(name)}",')
+        statuses.append(f'\t\t[{port}/{transport}] = "{status}",')
+    for rows in (names, statuses):
+        if rows:
+            rows[-1] = rows[-1].rstrip(",")
+    table = [
+        f"# IANA service names and port statuses, updated {updated}, exported by portlabel",
+        "module Portlabel;",
+        "",
+        "export {",
+        "\t## Primary IANA service name of each port/transport.",
+        "\tconst iana_services: table[port] of string = {",
+        *names,
+        "\t} &redef;",
+        "\t## IANA status of each port/transport the registry lists (others: unassigned,",
+        "\t## or dynamic from 49152).",
+        "\tconst iana_status: table[port] of string = {",
+        *statuses,
+        "\t} &redef;",
+        "}",
+        "",
+    ]
+    return {
+        "zkg.meta": _template("zeek_zkg.meta").replace("@UPDATED@", updated),
+        "scripts/__load__.zeek": _template("zeek__load__.zeek").replace("@UPDATED@", updated),
+        "scripts/iana-table.zeek": "\n".join(table),
+        "scripts/main.zeek": _template("zeek_main.zeek"),
+    }
+
+
 def _records(registry: Registry):
     for e in range(1, registry.n_entries):
         yield registry.entry(e)
@@ -138,11 +213,15 @@ def export_json(registry: Registry) -> str:
 EXPORTERS = {
     "services": export_services,
     "wireshark": export_wireshark,
-    "zeek": export_zeek,
+    "wireshark-lua": export_wireshark_lua,
+    "zeek": export_zeek_package,
+    "zeek-table": export_zeek,
     "csv": export_csv,
     "json": export_json,
 }
+DIRECTORY_FORMATS = {"zeek"}  # exported as several files: -o names a directory
 
 
-def export(registry: Registry, fmt: str) -> str:
+def export(registry: Registry, fmt: str) -> str | dict[str, str]:
+    """The export's text, or for a directory format its files by relative path."""
     return EXPORTERS[fmt](registry)

@@ -2,7 +2,8 @@
 
 ``FORMATS`` is the only list of formats: ``portlabel label -F``, ``portlabel live -F``,
 the choice by file extension and rotation's file names all read it. Adding a format is
-one module here with its writer class and one ``Format`` row.
+one module here with its writer class and one ``Format`` row; other distributions add
+formats through the ``portlabel.writers`` entry points (``portlabel.plugins``).
 
 Every writer is a class ``Writer(out: BinaryIO, schema: pyarrow.Schema)`` with
 ``write(table)`` (called once per labelled flow table, in order) and ``close()`` (writes
@@ -64,10 +65,31 @@ FORMATS: dict[str, Format] = {
 EXTENSIONS: dict[str, str] = {s: f.name for f in FORMATS.values() for s in f.suffixes}
 
 
+def plugin_format(name: str) -> Format | None:
+    """The format a ``portlabel.writers`` entry point named ``name`` adds, if any."""
+    from portlabel import plugins
+
+    if name not in plugins.found(plugins.WRITERS):
+        return None
+    cls = plugins.load(plugins.WRITERS, name)
+    summary = getattr(cls, "summary", None) or (cls.__doc__ or name).strip().split("\n")[0]
+    return Format(
+        name,
+        cls.__module__,
+        cls.__name__,
+        getattr(cls, "extension", name),
+        tuple(getattr(cls, "suffixes", ())),
+        bool(getattr(cls, "binary", False)),
+        bool(getattr(cls, "streamable", True)),
+        summary,
+        bool(getattr(cls, "zeek_log", False)),
+    )
+
+
 def get_format(name: str, streamable: bool = False) -> Format:
     """Format ``name``; ``UsageError`` if there is none (or, with ``streamable``, if it
-    cannot be written as flows end)."""
-    fmt = FORMATS.get(name)
+    cannot be written as flows end). Plugins' formats come after the built-in ones."""
+    fmt = FORMATS.get(name) or plugin_format(name)
     if fmt is None or (streamable and not fmt.streamable):
         known = ", ".join(format_names(streamable))
         raise UsageError(f"unknown output format {name!r} (choose from {known})")
@@ -75,14 +97,27 @@ def get_format(name: str, streamable: bool = False) -> Format:
 
 
 def format_names(streamable: bool = False) -> tuple[str, ...]:
-    """The formats' names (only those that can be written as flows end, if asked)."""
-    return tuple(f.name for f in FORMATS.values() if f.streamable or not streamable)
+    """The formats' names (only those that can be written as flows end, if asked),
+    plugins' included (their modules are not imported for this)."""
+    from portlabel import plugins
+
+    names = [f.name for f in FORMATS.values() if f.streamable or not streamable]
+    names += [n for n in plugins.found(plugins.WRITERS) if n not in FORMATS]
+    return tuple(names)
 
 
 def format_for_path(path: str) -> str | None:
     """The format a file name asks for by its extension, or None."""
     ext = os.path.splitext(path)[1].lower()
-    return EXTENSIONS.get(ext)
+    if ext in EXTENSIONS:
+        return EXTENSIONS[ext]
+    from portlabel import plugins
+
+    for name in plugins.found(plugins.WRITERS):
+        fmt = plugin_format(name)
+        if fmt is not None and ext in fmt.suffixes:
+            return name
+    return None
 
 
 def writer_class(name: str) -> type:

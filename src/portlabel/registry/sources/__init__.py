@@ -3,7 +3,8 @@
 ``read_source(path)`` is the one entry point. Formats are recognised by what the bytes
 say, never by the file name: IANA XML (service names or protocol numbers), IANA CSV,
 IANA's plain-text rendering, and ``services(5)``-style files (``/etc/services``,
-Wireshark's ``services``, nmap's ``nmap-services``). gzip, xz, bz2 and zstd wrappers
+Wireshark's ``services``, nmap's ``nmap-services``); then the formats of
+``portlabel.registry_sources`` plugins (``portlabel.plugins``). gzip, xz, bz2 and zstd wrappers
 are opened transparently.
 """
 
@@ -106,6 +107,10 @@ def read_source(path: str | Path) -> RegistrySource:
         from portlabel.registry.sources.services import read_services_file
 
         return read_services_file(path, data, sha256)
+    if kind == "unknown":
+        plugin = _plugin_source(data)
+        if plugin is not None:
+            return plugin.read(path, data, sha256)
     if kind == "artifact":
         raise RegistryFormatError(
             path,
@@ -115,6 +120,17 @@ def read_source(path: str | Path) -> RegistrySource:
     raise RegistryFormatError(
         path,
         "not a registry format portlabel knows (IANA XML/CSV/text, services(5), "
-        "nmap-services, compiled artifact)",
+        "nmap-services, compiled artifact, or a portlabel.registry_sources plugin's)",
         "offset 0",
     )
+
+
+def _plugin_source(data: bytes):
+    """The first ``portlabel.registry_sources`` plugin that recognises ``data``."""
+    from portlabel import plugins
+
+    for name in plugins.found(plugins.REGISTRY_SOURCES):
+        source = plugins.load(plugins.REGISTRY_SOURCES, name)
+        if source.sniff(data):
+            return source
+    return None

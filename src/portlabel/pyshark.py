@@ -1,0 +1,124 @@
+"""portlabel inside pyshark: label pyshark's packets and emit labelled flows as they end.
+
+pyshark gives a packet's bytes only when the capture is opened with ``use_json=True,
+include_raw=True``; portlabel labels those bytes (decoded by its own decoder, so the flows
+are those ``portlabel label`` gives for the same capture).
+
+- ``frames(packets)``: pyshark packets as ``capture.frames.Frame`` tuples (bytes, time,
+  wire length, link type from tshark's encapsulation), for ``portlabel.label(packets)``.
+- ``FlowLabeller``: a callback for ``FileCapture``/``LiveCapture.apply_on_packets``;
+  flows go to ``on_flows`` (a pyarrow Table) as they end, ``flush()`` (or leaving a
+  ``with`` block) ends the rest; ``flows`` / ``to_pandas()``.
+- ``labelled_flows(capture)``: wraps ``capture.sniff_continuously()`` (a ``LiveCapture``;
+  a ``FileCapture`` is iterated), yielding labelled flow tables as flows end, and the
+  last ones when the capture stops.
+- ``label_packet(pkt)``: the IANA entry of one packet's service port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from portlabel.capture.backends.tshark_backend import UNKNOWN_LINKTYPE, WTAP_TO_DLT, ts_ns
+from portlabel.capture.frames import Frame
+from portlabel.labelling.stream import StreamLabeller
+
+
+def frame(pkt) -> Frame:
+    """One pyshark packet as a ``Frame`` (needs ``use_json=True, include_raw=True``)."""
+    try:
+        data = pkt.get_raw_packet()
+    except (AssertionError, AttributeError, KeyError, TypeError):  # pyshark asserts it
+        raise ValueError(
+            "this pyshark packet has no raw bytes: open the capture with "
+            "use_json=True, include_raw=True"
+        ) from None
+    info = pkt.frame_info
+    encap = _int(getattr(info, "encap_type", None))
+    linktype = WTAP_TO_DLT.get(encap, UNKNOWN_LINKTYPE) if encap is not None else UNKNOWN_LINKTYPE
+    when = ts_ns(str(pkt.sniff_timestamp)) if pkt.sniff_timestamp else 0
+    iface = _int(getattr(info, "interface_id", 0)) or 0
+    return Frame(data, when, int(pkt.length or len(data)), linktype, iface)
+
+
+def _int(value) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(str(value), 0)
+    except ValueError:
+        return None
+
+
+def frames(packets: Iterable) -> Iterator[Frame]:
+    return map(frame, packets)
+
+
+class FlowLabeller:
+    """Labelled flows of pyshark packets: ``capture.apply_on_packets(labeller)``."""
+
+    def __init__(
+        self,
+        on_flows: Callable | None = None,
+        *,
+        registry=None,
+        config=None,
+        batch_packets: int = 1024,
+        max_delay: float = 1.0,
+        **flow_options,
+    ) -> None:
+        from portlabel.flows.config import flow_config
+
+        self.stream = StreamLabeller(
+            registry, flow_config(config, **flow_options), on_flows, batch_packets, max_delay
+        )
+
+    def __call__(self, pkt) -> None:
+        self.stream.add(frame(pkt))
+
+    def flush(self):
+        return self.stream.flush()
+
+    def label_packet(self, pkt) -> dict:
+        return self.stream.label_packet(frame(pkt))
+
+    @property
+    def flows(self):
+        return self.stream.flows
+
+    def to_pandas(self):
+        return self.stream.to_pandas()
+
+    def __enter__(self) -> FlowLabeller:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+
+def labelled_flows(capture, packet_count: int | None = None, **options) -> Iterator:
+    """Labelled flow tables from ``capture.sniff_continuously(packet_count)`` as flows
+    end; when the capture stops (count reached, or the caller stops iterating) the
+    active flows are ended and yielded too."""
+    ready: list = []
+    labeller = FlowLabeller(ready.append, **options)
+    live = getattr(capture, "sniff_continuously", None)
+    packets = live(packet_count=packet_count) if live is not None else iter(capture)
+    try:
+        for pkt in packets:
+            labeller(pkt)
+            while ready:
+                yield ready.pop(0)
+    finally:
+        labeller.flush()
+    while ready:
+        yield ready.pop(0)
+
+
+def label_packet(pkt, labeller: FlowLabeller | None = None, registry=None) -> dict:
+    """The IANA labels of ``pkt``'s service port (its flow's, with ``labeller``)."""
+    if labeller is not None:
+        return labeller.label_packet(pkt)
+    from portlabel.labelling.packet import label_frame
+
+    return label_frame(frame(pkt), registry)

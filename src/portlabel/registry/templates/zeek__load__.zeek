@@ -1,0 +1,3 @@
+# portlabel's IANA labels for Zeek (registry updated @UPDATED@).
+@load ./iana-table
+@load ./main

@@ -1,0 +1,239 @@
+"""portlabel inside scapy: label scapy's packets, in scapy's loop, with scapy's names.
+
+- ``frames(packets)``: scapy packets as ``capture.frames.Frame`` tuples (their bytes as
+  captured when no layer was changed since, else as scapy builds them; the link type
+  from scapy's own table of layer classes), for ``portlabel.label(packets)``: a
+  ``PacketList``, a list or any iterable of packets gives the flows the same packets
+  written to a pcap give. (A frame of a link type scapy does not know reaches scapy as
+  ``Raw`` with no link type: such packets are counted as undecodable.)
+- ``FlowLabeller``: for ``sniff(prn=labeller)`` or ``sniff(session=labeller)``. Packets are
+  labelled in batches; flows are handed to ``on_flows`` (a pyarrow Table) as they end.
+  As a session it ends every flow when the capture ends (an offline file's end); with
+  ``prn``, or a live sniff stopped by ``count``/``timeout``, call ``flush()`` or use it
+  as a context manager. ``flows`` / ``to_pandas()``: the finished flows.
+- ``label_packet(pkt)``: the IANA entry of one packet's service port (with a
+  ``FlowLabeller``, its flow's: the responder's port, as the flow is labelled).
+- ``install()`` / ``uninstall()``: scapy shows the IANA registry's names for TCP, UDP and
+  SCTP ports (``pkt.show()``, ``sprintf("%TCP.dport%")``, ``TCP_SERVICES``), in layer
+  classes already built too (each port field holds its own copy of the service table,
+  made when its class was built); ``uninstall()`` puts scapy's own tables back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+
+import scapy.layers.inet6  # noqa: F401  (register Ethernet, IP and IPv6 link types with
+import scapy.layers.l2  # noqa: F401  scapy, so its readers dissect what portlabel decodes)
+from scapy.config import conf
+from scapy.packet import NoPayload, Packet
+from scapy.sessions import DefaultSession
+
+from portlabel.capture.frames import Frame
+from portlabel.labelling.stream import StreamLabeller
+
+UNKNOWN_LINKTYPE = 0xFFFF
+_LINKTYPES: dict[type, int] = {}
+# layers scapy maps to a DLT that is not the capture-file LINKTYPE portlabel reads
+_RAW_IP = {"IP": 228, "IPv6": 229}
+
+
+def _linktype(cls: type) -> int:
+    found = _LINKTYPES.get(cls)
+    if found is None:
+        found = _RAW_IP.get(cls.__name__)
+        if found is None:
+            found = conf.l2types.layer2num.get(cls, UNKNOWN_LINKTYPE)
+        _LINKTYPES[cls] = found
+    return found
+
+
+def _unchanged(pkt: Packet) -> bool:
+    """No layer of ``pkt`` was changed since it was dissected (its bytes are current)."""
+    layer = pkt
+    while not isinstance(layer, NoPayload):
+        if layer.raw_packet_cache is None:
+            return False
+        layer = layer.payload
+    return True
+
+
+def _ns(when) -> int:
+    """A scapy timestamp (an exact decimal when read from a file, else a float) in ns."""
+    if when is None:
+        return 0
+    if isinstance(when, Decimal):
+        return int(when.scaleb(9))
+    # a float (a packet built or sniffed live): to the microsecond, as wrpcap writes it
+    return int(round(float(when) * 1e6)) * 1000
+
+
+def frame(pkt: Packet) -> Frame:
+    """One scapy packet as a ``Frame``."""
+    data = pkt.original if pkt.original and _unchanged(pkt) else bytes(pkt)
+    ts_ns = _ns(pkt.time)
+    wirelen = pkt.wirelen or len(data)
+    return Frame(data, ts_ns, wirelen, _linktype(type(pkt)))
+
+
+def frames(packets: Iterable[Packet]) -> Iterator[Frame]:
+    """``frame`` of each packet."""
+    return map(frame, packets)
+
+
+class FlowLabeller(DefaultSession):
+    """Labelled flows of the packets scapy sniffs (``prn=`` or ``session=``).
+
+    ``on_flows(table)`` gets each pyarrow Table of flows as they end; ``registry``,
+    ``config`` and the flow options (``tcp_timeout=60``...) are those of
+    ``portlabel.label``.
+    """
+
+    def __init__(
+        self,
+        on_flows: Callable | None = None,
+        *,
+        registry=None,
+        config=None,
+        batch_packets: int = 1024,
+        max_delay: float = 1.0,
+        **flow_options,
+    ) -> None:
+        super().__init__()
+        from portlabel.flows.config import flow_config
+
+        self.stream = StreamLabeller(
+            registry, flow_config(config, **flow_options), on_flows, batch_packets, max_delay
+        )
+
+    # -- prn= -------------------------------------------------------------------------
+    def __call__(self, pkt: Packet) -> None:
+        self.stream.add(frame(pkt))  # returns None: scapy prints nothing per packet
+
+    # -- session= ---------------------------------------------------------------------
+    def process(self, pkt: Packet) -> Packet:
+        self.stream.add(frame(pkt))
+        return pkt
+
+    def recv(self, sock) -> Iterator[Packet]:
+        try:
+            yield from super().recv(sock)
+        except EOFError:  # an offline capture's end: its flows end with it
+            self.flush()
+            raise
+
+    # -- results ----------------------------------------------------------------------
+    def flush(self):
+        """End every active flow (the capture is over); the flows this ended."""
+        return self.stream.flush()
+
+    def label_packet(self, pkt: Packet) -> dict:
+        """``pkt``'s flow uid and labels, in the context of the packets seen so far."""
+        return self.stream.label_packet(frame(pkt))
+
+    @property
+    def flows(self):
+        return self.stream.flows
+
+    def to_pandas(self):
+        return self.stream.to_pandas()
+
+    def __enter__(self) -> FlowLabeller:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+
+def label_packet(pkt: Packet, labeller: FlowLabeller | None = None, registry=None) -> dict:
+    """The IANA labels of ``pkt``'s service port.
+
+    Alone, a packet's service port is its destination port, or its source port when the
+    destination's is unassigned or dynamic and the source's is assigned (a reply from a
+    server). With ``labeller`` the packet joins its flow and gets the flow's labels.
+    """
+    if labeller is not None:
+        return labeller.label_packet(pkt)
+    from portlabel.labelling.packet import label_frame
+
+    return label_frame(frame(pkt), registry)
+
+
+# -- scapy's own service names ----------------------------------------------------------
+
+_SAVED: dict = {}
+
+
+def _service_tables():
+    from scapy import data
+
+    return {"tcp": data.TCP_SERVICES, "udp": data.UDP_SERVICES, "sctp": data.SCTP_SERVICES}
+
+
+def _iana_names(registry, transport: str) -> dict[int, str]:
+    import numpy as np
+
+    ports = np.arange(65536)
+    entries = registry.lookup(np.full(65536, {"tcp": 6, "udp": 17, "sctp": 132}[transport]), ports)
+    names = registry.text("name")
+    out = {}
+    for port, entry in zip(ports.tolist(), entries.tolist(), strict=True):
+        name = names[entry] if entry > 0 else ""
+        if name:
+            out[port] = name
+    return out
+
+
+def _port_fields(tables: dict) -> Iterator[tuple[object, str]]:
+    """Every enum field of every layer class built so far whose names are a copy of one
+    of scapy's service tables, with the transport of that table."""
+    copies = {t: dict(table.d) for t, table in tables.items()}
+    sizes = {len(c): t for t, c in copies.items()}
+    seen: set[int] = set()
+    stack = [Packet]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        for field in getattr(cls, "fields_desc", None) or ():
+            i2s = getattr(field, "i2s", None)
+            if not isinstance(i2s, dict) or id(field) in seen:
+                continue
+            transport = sizes.get(len(i2s))
+            if transport is not None and i2s == copies[transport]:
+                seen.add(id(field))
+                yield field, transport
+
+
+def install(registry=None) -> int:
+    """Make scapy name TCP, UDP and SCTP ports from the IANA registry; the number of
+    port fields changed (classes already built included). ``uninstall()`` undoes it."""
+    from portlabel.registry.loading import resolve_registry
+
+    if _SAVED:
+        uninstall()
+    reg = resolve_registry(registry, ())
+    tables = _service_tables()
+    fields = list(_port_fields(tables))
+    names = {t: _iana_names(reg, t) for t in tables}
+    _SAVED["tables"] = {t: dict(table.d) for t, table in tables.items()}
+    _SAVED["fields"] = [(field, field.i2s, field.s2i) for field, _ in fields]
+    for transport, table in tables.items():
+        table.d.clear()
+        table.d.update(names[transport])
+    for field, transport in fields:
+        field.i2s = dict(names[transport])
+        field.s2i = {name: port for port, name in names[transport].items()}
+    return len(fields)
+
+
+def uninstall() -> None:
+    """Put scapy's own service tables back (in the tables and in every port field)."""
+    if not _SAVED:
+        return
+    for transport, table in _service_tables().items():
+        table.d.clear()
+        table.d.update(_SAVED["tables"][transport])
+    for field, i2s, s2i in _SAVED["fields"]:
+        field.i2s, field.s2i = i2s, s2i
+    _SAVED.clear()
