@@ -108,7 +108,7 @@ def test_export_services_and_zeek_and_json(capsys):
     assert main(["registry", "export", "--format", "services"]) == 0
     services = capsys.readouterr().out
     assert any(line.split()[:3] == ["http", "80/tcp", "www"] for line in services.splitlines())
-    assert main(["registry", "export", "--format", "zeek"]) == 0
+    assert main(["registry", "export", "--format", "zeek-table"]) == 0
     zeek = capsys.readouterr().out
     assert '[443/tcp] = "https",' in zeek and zeek.count("{") == zeek.count("}")
     assert main(["registry", "export", "--format", "json"]) == 0
