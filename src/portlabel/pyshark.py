@@ -17,11 +17,11 @@ are those ``portlabel label`` gives for the same capture).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from portlabel.capture.backends.tshark_backend import UNKNOWN_LINKTYPE, WTAP_TO_DLT, ts_ns
 from portlabel.capture.frames import Frame
-from portlabel.labelling.stream import StreamLabeller
+from portlabel.labelling.stream import PacketLabeller
 
 
 def frame(pkt) -> Frame:
@@ -54,46 +54,11 @@ def frames(packets: Iterable) -> Iterator[Frame]:
     return map(frame, packets)
 
 
-class FlowLabeller:
-    """Labelled flows of pyshark packets: ``capture.apply_on_packets(labeller)``."""
+class FlowLabeller(PacketLabeller):
+    """Labelled flows of pyshark packets: ``capture.apply_on_packets(labeller)`` (see
+    ``labelling.stream.PacketLabeller``)."""
 
-    def __init__(
-        self,
-        on_flows: Callable | None = None,
-        *,
-        registry=None,
-        config=None,
-        batch_packets: int = 1024,
-        max_delay: float = 1.0,
-        **flow_options,
-    ) -> None:
-        from portlabel.flows.config import flow_config
-
-        self.stream = StreamLabeller(
-            registry, flow_config(config, **flow_options), on_flows, batch_packets, max_delay
-        )
-
-    def __call__(self, pkt) -> None:
-        self.stream.add(frame(pkt))
-
-    def flush(self):
-        return self.stream.flush()
-
-    def label_packet(self, pkt) -> dict:
-        return self.stream.label_packet(frame(pkt))
-
-    @property
-    def flows(self):
-        return self.stream.flows
-
-    def to_pandas(self):
-        return self.stream.to_pandas()
-
-    def __enter__(self) -> FlowLabeller:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.flush()
+    frame = staticmethod(frame)
 
 
 def labelled_flows(capture, packet_count: int | None = None, **options) -> Iterator:

@@ -31,7 +31,7 @@ from scapy.packet import NoPayload, Packet
 from scapy.sessions import DefaultSession
 
 from portlabel.capture.frames import Frame
-from portlabel.labelling.stream import StreamLabeller
+from portlabel.labelling.stream import PacketLabeller
 
 UNKNOWN_LINKTYPE = 0xFFFF
 _LINKTYPES: dict[type, int] = {}
@@ -82,34 +82,15 @@ def frames(packets: Iterable[Packet]) -> Iterator[Frame]:
     return map(frame, packets)
 
 
-class FlowLabeller(DefaultSession):
-    """Labelled flows of the packets scapy sniffs (``prn=`` or ``session=``).
+class FlowLabeller(PacketLabeller, DefaultSession):
+    """Labelled flows of the packets scapy sniffs: ``sniff(prn=labeller)`` or
+    ``sniff(session=labeller)`` (see ``labelling.stream.PacketLabeller``)."""
 
-    ``on_flows(table)`` gets each pyarrow Table of flows as they end; ``registry``,
-    ``config`` and the flow options (``tcp_timeout=60``...) are those of
-    ``portlabel.label``.
-    """
+    def __init__(self, on_flows: Callable | None = None, **options) -> None:
+        PacketLabeller.__init__(self, on_flows, **options)
+        DefaultSession.__init__(self)
 
-    def __init__(
-        self,
-        on_flows: Callable | None = None,
-        *,
-        registry=None,
-        config=None,
-        batch_packets: int = 1024,
-        max_delay: float = 1.0,
-        **flow_options,
-    ) -> None:
-        super().__init__()
-        from portlabel.flows.config import flow_config
-
-        self.stream = StreamLabeller(
-            registry, flow_config(config, **flow_options), on_flows, batch_packets, max_delay
-        )
-
-    # -- prn= -------------------------------------------------------------------------
-    def __call__(self, pkt: Packet) -> None:
-        self.stream.add(frame(pkt))  # returns None: scapy prints nothing per packet
+    frame = staticmethod(frame)
 
     # -- session= ---------------------------------------------------------------------
     def process(self, pkt: Packet) -> Packet:
@@ -122,28 +103,6 @@ class FlowLabeller(DefaultSession):
         except EOFError:  # an offline capture's end: its flows end with it
             self.flush()
             raise
-
-    # -- results ----------------------------------------------------------------------
-    def flush(self):
-        """End every active flow (the capture is over); the flows this ended."""
-        return self.stream.flush()
-
-    def label_packet(self, pkt: Packet) -> dict:
-        """``pkt``'s flow uid and labels, in the context of the packets seen so far."""
-        return self.stream.label_packet(frame(pkt))
-
-    @property
-    def flows(self):
-        return self.stream.flows
-
-    def to_pandas(self):
-        return self.stream.to_pandas()
-
-    def __enter__(self) -> FlowLabeller:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.flush()
 
 
 def label_packet(pkt: Packet, labeller: FlowLabeller | None = None, registry=None) -> dict:

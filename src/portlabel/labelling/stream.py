@@ -10,6 +10,9 @@ one Table, ``to_pandas()`` the same as a DataFrame. ``label_packet(frame)`` give
 packet's labels in the context of the flows seen so far: its flow's uid, and the IANA
 entry of the flow's service port (the responder's, as for the flow).
 
+``PacketLabeller`` is what the scapy and pyshark callbacks share: a callable taking the
+library's packet object, turned into a ``Frame`` by the subclass's ``frame``.
+
 Pure: frames in, Arrow tables out; no sockets, no printing.
 """
 
@@ -107,6 +110,60 @@ class StreamLabeller:
         return self.flows.to_pandas()
 
     def __enter__(self) -> StreamLabeller:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
+
+
+class PacketLabeller:
+    """A callback labeller over some library's packet objects (``frame(pkt)``: its Frame).
+
+    ``on_flows(table)`` gets each pyarrow Table of flows as they end; ``registry``,
+    ``config`` and the flow options (``tcp_timeout=60``...) are those of
+    ``portlabel.label``. Call it with each packet; ``flush()`` (or the end of a ``with``
+    block) ends the flows still active; ``flows`` / ``to_pandas()`` hold what ended.
+    """
+
+    def __init__(
+        self,
+        on_flows: Callable | None = None,
+        *,
+        registry=None,
+        config=None,
+        batch_packets: int = 1024,
+        max_delay: float = 1.0,
+        **flow_options,
+    ) -> None:
+        from portlabel.flows.config import flow_config
+
+        self.stream = StreamLabeller(
+            registry, flow_config(config, **flow_options), on_flows, batch_packets, max_delay
+        )
+
+    @staticmethod
+    def frame(pkt) -> Frame:
+        raise NotImplementedError
+
+    def __call__(self, pkt) -> None:
+        self.stream.add(self.frame(pkt))  # returns None: a sniffer prints nothing
+
+    def flush(self) -> pa.Table:
+        """End every active flow (the capture is over); the flows this ended."""
+        return self.stream.flush()
+
+    def label_packet(self, pkt) -> dict:
+        """``pkt``'s flow uid and labels, in the context of the packets seen so far."""
+        return self.stream.label_packet(self.frame(pkt))
+
+    @property
+    def flows(self) -> pa.Table:
+        return self.stream.flows
+
+    def to_pandas(self):
+        return self.stream.to_pandas()
+
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
