@@ -1,5 +1,7 @@
 """Fill a seed directory for the fuzzers: small bundled captures (as they are and
-compressed four ways), Zeek logs cut to their first lines, and the regression inputs.
+compressed four ways), Zeek logs cut to their first lines, the regression inputs, and
+the corpus earlier sessions grew (``tests/data/fuzz_corpus``: inputs that reached new
+coverage, so a short CI session starts where the long ones ended).
 
     python3 fuzz/seeds.py SEED_DIR
 """
@@ -39,6 +41,9 @@ def seeds() -> dict[str, bytes]:
     for path in sorted(regressions.glob("*")) if regressions.is_dir() else []:
         if path.is_file() and not path.name.endswith(".txt"):
             out["regression-" + path.name] = path.read_bytes()
+    corpus = ROOT / "tests" / "data" / "fuzz_corpus"
+    for path in sorted(corpus.glob("*")) if corpus.is_dir() else []:
+        out["corpus-" + path.name] = path.read_bytes()
     return out
 
 

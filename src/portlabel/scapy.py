@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 
@@ -28,6 +29,7 @@ import scapy.layers.inet6  # noqa: F401  (register Ethernet, IP and IPv6 link ty
 import scapy.layers.l2  # noqa: F401  scapy, so its readers dissect what portlabel decodes)
 from scapy.config import conf
 from scapy.packet import NoPayload, Packet
+from scapy.utils import EDecimal
 from scapy.sessions import DefaultSession
 
 from portlabel.capture.frames import Frame
@@ -49,14 +51,15 @@ def _linktype(cls: type) -> int:
     return found
 
 
-def _unchanged(pkt: Packet) -> bool:
-    """No layer of ``pkt`` was changed since it was dissected (its bytes are current)."""
+def _unchanged(pkt: Packet, _end=NoPayload) -> bool:
+    """No layer of ``pkt`` was changed since it was dissected (its bytes are current):
+    a change clears the changed layer's ``raw_packet_cache``."""
     layer = pkt
-    while not isinstance(layer, NoPayload):
-        if layer.raw_packet_cache is None:
-            return False
+    while layer.raw_packet_cache is not None:
         layer = layer.payload
-    return True
+        if layer.__class__ is _end:
+            return True
+    return False
 
 
 def _ns(when) -> int:
@@ -80,6 +83,47 @@ def frame(pkt: Packet) -> Frame:
 def frames(packets: Iterable[Packet]) -> Iterator[Frame]:
     """``frame`` of each packet."""
     return map(frame, packets)
+
+
+_ORIGINAL = operator.attrgetter("original")
+_TIME = operator.attrgetter("time")
+_WIRELEN = operator.attrgetter("wirelen")
+
+
+def raw_batches(packets: Iterable[Packet], batch_size: int, first_frame: int = 0):
+    """Raw batches of scapy packets, ``batch_size`` at a time: ``frames`` done a chunk at
+    a time with C-level attribute getters (what ``portlabel.label(packets)`` uses)."""
+    import itertools
+
+    import numpy as np
+
+    from portlabel.capture.batch import RawBatch
+
+    items = iter(packets)
+    unchanged = _unchanged
+    while chunk := list(itertools.islice(items, batch_size)):
+        data = [
+            raw if raw and unchanged(pkt) else bytes(pkt)
+            for pkt, raw in zip(chunk, map(_ORIGINAL, chunk), strict=True)
+        ]
+        n = len(chunk)
+        caplen = np.fromiter(map(len, data), np.uint32, n)
+        offset = np.zeros(n, np.int64)
+        np.cumsum(caplen[:-1], out=offset[1:])
+        wirelen = np.array(list(map(_WIRELEN, chunk)), dtype=object)
+        wirelen = np.where(wirelen == None, 0, wirelen).astype(np.uint32)  # noqa: E711
+        times = list(map(_TIME, chunk))
+        if all(t.__class__ is EDecimal for t in times):  # read from a file: exact
+            ts = np.array([int(t.scaleb(9)) for t in times], np.int64)
+        else:
+            ts = np.fromiter(map(_ns, times), np.int64, n)
+        linktype = np.fromiter(map(_linktype, map(type, chunk)), np.uint16, n)
+        yield RawBatch(
+            np.frombuffer(b"".join(data), np.uint8), offset, caplen,
+            np.maximum(wirelen, caplen), ts, linktype, np.zeros(n, np.uint16),
+            np.arange(first_frame, first_frame + n, dtype=np.int64),
+        )  # fmt: skip
+        first_frame += n
 
 
 class FlowLabeller(PacketLabeller, DefaultSession):
