@@ -110,3 +110,19 @@ def test_event_loops_are_closed_after_each_file():
     finally:
         asyncio.new_event_loop = real
     assert loops and all(loop.is_closed() for loop in loops)
+
+
+def test_a_pyshark_capture_opened_on_the_main_thread_does_not_break_a_worker_read():
+    import pyshark
+
+    capture = pyshark.FileCapture(str(CAPTURES / "zeek_ssh.pcap"), use_json=True)
+    try:
+        capture[0]  # pyshark sets a SafeChildWatcher tied to this thread's loop
+    finally:
+        capture.close()
+    got: list = []
+    worker = threading.Thread(target=lambda: got.append(read(CAPTURES / "zeek_ssh.pcap")))
+    worker.start()
+    worker.join()
+    batch, notes = got[0]
+    assert len(batch) == 1797 and notes == []

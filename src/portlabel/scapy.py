@@ -29,8 +29,8 @@ import scapy.layers.inet6  # noqa: F401  (register Ethernet, IP and IPv6 link ty
 import scapy.layers.l2  # noqa: F401  scapy, so its readers dissect what portlabel decodes)
 from scapy.config import conf
 from scapy.packet import NoPayload, Packet
-from scapy.utils import EDecimal
 from scapy.sessions import DefaultSession
+from scapy.utils import EDecimal
 
 from portlabel.capture.frames import Frame
 from portlabel.labelling.stream import PacketLabeller

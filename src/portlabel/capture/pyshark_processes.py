@@ -10,12 +10,19 @@ tshark file backend and the pyshark live source:
   (non-zero status) is reported.
 - tshark's notice when run as root ("Running as user root...") becomes pyshark's "last
   error line", the text of any failure. It is not kept.
+
+And one of asyncio's (Python < 3.12): pyshark opened on the main thread installs a
+``SafeChildWatcher`` bound to that thread's loop, which is inactive for a capture run on
+any other thread ("asyncio.get_child_watcher() is not activated"). ``ensure_child_watcher``
+puts a ``ThreadedChildWatcher`` (it serves every loop) in its place when needed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import warnings
 
 ROOT_NOTICE = "Running as user"
 EXIT_WAIT = 30.0  # seconds a process that has closed its output gets to exit
@@ -44,3 +51,18 @@ def with_exact_exits(capture_class: type) -> type:
 
     Exact.__name__ = Exact.__qualname__ = f"Exact{capture_class.__name__}"
     return Exact
+
+
+def ensure_child_watcher(force: bool = False) -> None:
+    """Make asyncio's child watcher one that serves this thread's loop (see above)."""
+    if sys.platform == "win32" or sys.version_info >= (3, 12):
+        return  # no child watchers to mind there (3.12+ uses pidfds or threads itself)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if not force and asyncio.get_child_watcher().is_active():
+            return
+        watcher = asyncio.ThreadedChildWatcher()
+        try:
+            asyncio.set_child_watcher(watcher)
+        except ValueError:  # closing the old one needs the main thread (a signal handler)
+            asyncio.get_event_loop_policy()._watcher = watcher  # set it, old left unclosed

@@ -134,7 +134,9 @@ def in_memory_batches(source, batch_size: int = BATCH_SIZE):
     if isinstance(first, Frame):
         frames = chain
     elif kind == "scapy":
-        from portlabel.scapy import frames
+        from portlabel.scapy import raw_batches
+
+        return raw_batches(chain, batch_size), None
     elif kind == "pyshark":
         from portlabel.pyshark import frames
     else:

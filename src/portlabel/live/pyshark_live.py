@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from portlabel.capture.pyshark_processes import with_exact_exits
+from portlabel.capture.pyshark_processes import ensure_child_watcher, with_exact_exits
 from portlabel.errors import CaptureError
 from portlabel.live.afpacket import interface_dlt
 from portlabel.live.queued import FrameQueue
@@ -45,6 +45,7 @@ class PysharkSource:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        ensure_child_watcher()
         try:
             self._capture = _live_capture_class()(
                 interface=self.ifaces, bpf_filter=self._bpf, use_json=True,

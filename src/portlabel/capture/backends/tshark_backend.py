@@ -24,12 +24,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-import warnings as py_warnings
 from collections.abc import Iterator
 
 from portlabel.capture.backends.rows import Row, enter_tunnel, packed_address, rows_to_batch
 from portlabel.capture.batch import DecodeStatus, PacketBatch, TunnelType
-from portlabel.capture.pyshark_processes import with_exact_exits
+from portlabel.capture.pyshark_processes import ensure_child_watcher, with_exact_exits
 from portlabel.constants import ICMP, ICMP6, IP_PROTO_OF_TRANSPORT
 from portlabel.errors import CaptureError, UsageError
 
@@ -173,19 +172,17 @@ def _event_loop():
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    ensure_child_watcher()
     try:
         yield loop
     finally:
         loop.close()
         main = threading.current_thread() is threading.main_thread()
         asyncio.set_event_loop(asyncio.new_event_loop() if main else None)
-        if main and sys.platform != "win32":
+        if main:
             # pyshark attached a SafeChildWatcher (process-wide) to the loop just closed;
-            # a later read from another thread would find it inactive. A threaded watcher
-            # serves every thread (pyshark sets its own again for the next main-thread read).
-            with py_warnings.catch_warnings():
-                py_warnings.simplefilter("ignore", DeprecationWarning)
-                asyncio.set_child_watcher(asyncio.ThreadedChildWatcher())
+            # a later read from another thread would find it inactive
+            ensure_child_watcher(force=True)
 
 
 def _read(path: str, batch_size: int, first_frame: int, warnings: list[str], name=None):
