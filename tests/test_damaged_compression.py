@@ -213,3 +213,21 @@ def test_a_closed_stream_lets_its_decoder_go():
     assert stream.read(10) == b"x" * 10
     stream.close()
     assert stream._d is None
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESS))
+def test_long_zero_padding_is_ignored_and_garbage_after_it_is_reported(tmp_path, kind):
+    plain, _ = frames(CAPTURES / "zeek_ssh.pcap")
+    packed = COMPRESS[kind]((CAPTURES / "zeek_ssh.pcap").read_bytes())
+    padded = tmp_path / "padded.bin"
+    padded.write_bytes(packed + b"\0" * 40000)  # more than one 16 KiB piece of zeros
+    got, warnings = frames(padded)
+    assert got == plain and warnings == []
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(packed + b"\0" * 40000 + b"garbage!")
+    got, warnings = frames(garbage)
+    assert got == plain and len(warnings) == 1
+    assert (
+        f"not zero padding after the end of the stream, at compressed offset {len(packed) + 40000}"
+        in warnings[0]
+    )

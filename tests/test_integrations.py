@@ -272,3 +272,78 @@ def test_zeek_package_layout(tmp_path):
     assert '[443/tcp] = "https",' in table and '[53/udp] = "domain",' in table
     assert main_zeek.count("{") == main_zeek.count("}") and table.count("{") == table.count("}")
     assert main(["registry", "export", "-F", "zeek"]) == 2  # a directory needs -o
+
+
+def test_a_labeller_goes_on_after_a_flush_and_loses_nothing():
+    from scapy.utils import rdpcap
+
+    from portlabel.scapy import FlowLabeller
+
+    packets = rdpcap(str(CAPTURES / "zeek_ssh.pcap"))
+    labeller = FlowLabeller(batch_packets=100)
+    for p in packets[:900]:
+        labeller(p)
+    first = labeller.flush().num_rows
+    for p in packets[900:]:
+        labeller(p)
+    labeller.flush()
+    counted = sum(labeller.flows.column("orig_pkts").to_pylist()) + sum(
+        labeller.flows.column("resp_pkts").to_pylist()
+    )
+    assert first > 0 and counted == len(packets)
+
+
+def test_packets_of_a_users_own_scapy_layer_and_odd_first_items():
+    from scapy.fields import ByteField
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Packet
+    from scapy.utils import rdpcap
+
+    class MyLayer(Ether):
+        name = "mine"
+
+    class Unrelated(Packet):
+        fields_desc = [ByteField("x", 0)]
+
+    packets = rdpcap(str(CAPTURES / "zeek_ssh.pcap"))[:20]
+    mine = [MyLayer(bytes(p)) for p in packets]
+    for m, p in zip(mine, packets, strict=True):
+        m.time, m.wirelen = p.time, p.wirelen
+    assert portlabel.label(mine).num_rows == portlabel.label(packets).num_rows
+    assert portlabel.label(mine).num_rows >= 1
+    with pytest.raises(TypeError, match="cannot label NoneType"):
+        portlabel.label([None, packets[0]])
+    assert Unrelated  # a scapy class unknown to scapy's link types is still scapy's
+
+
+@needs_tshark
+def test_labelled_flows_counts_packets_of_a_file_capture():
+    import pyshark
+
+    from portlabel.pyshark import labelled_flows
+
+    capture = pyshark.FileCapture(str(CAPTURES / "zeek_ssh.pcap"), use_json=True, include_raw=True)
+    try:
+        tables = list(labelled_flows(capture, packet_count=5))
+    finally:
+        capture.close()
+    packets = sum(sum(t.column("orig_pkts").to_pylist()) + sum(t.column("resp_pkts").to_pylist())
+                  for t in tables)  # fmt: skip
+    assert packets == 5
+
+
+def test_the_lua_resets_its_conversations_for_each_file(tmp_path):
+    from portlabel.registry import default_registry
+    from portlabel.registry.export import export_wireshark_lua
+
+    script = export_wireshark_lua(default_registry())
+    assert "function iana.init()" in script and "first = { tcp = {}, udp = {} }" in script
+
+
+def test_zeek_package_export_onto_a_file_is_a_usage_error(tmp_path, capsys):
+    from portlabel.cli import main
+
+    existing = tmp_path / "old.zeek"
+    existing.write_text("x")
+    assert main(["registry", "export", "-F", "zeek", "-o", str(existing)]) == 2
+    assert "-F zeek-table" in capsys.readouterr().err and existing.read_text() == "x"

@@ -136,3 +136,37 @@ def test_without_the_plugin_the_names_are_unknown():
     plugins.refresh()
     with pytest.raises(UsageError):
         get_format("brief")
+
+
+def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    (tmp_path / "portlabel_broken_plugin.py").write_text("raise ImportError('needs libfoo')\n")
+    info = tmp_path / "portlabel_broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: portlabel-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[portlabel.writers]\nbroken = portlabel_broken_plugin:W\n\n"
+        "[portlabel.registry_sources]\nbroken = portlabel_broken_plugin:S\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.refresh()
+    try:
+        from portlabel.errors import RegistryFormatError, UsageError
+        from portlabel.registry.sources import read_source
+        from portlabel.writers import format_for_path, get_format
+
+        with pytest.warns(plugins.PluginWarning, match="needs libfoo"):
+            assert format_for_path("out.txt") is None
+        with pytest.raises(UsageError):
+            get_format("broken")
+        junk = tmp_path / "junk.txt"
+        junk.write_text("not a registry\n")
+        with pytest.raises(RegistryFormatError):
+            read_source(junk)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+        done = subprocess.run(
+            [sys.executable, "-m", "portlabel", "label", str(SSH), "-o", str(tmp_path / "x.csv")],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0 and "Traceback" not in done.stderr
+    finally:
+        plugins.refresh()

@@ -108,3 +108,10 @@ def test_long_addresses_lose_their_middle_never_the_port():
     assert len(short) == 20 and short.startswith("[fe80") and short.endswith("]:5353")
     assert fit_endpoint("10.0.0.1", None, 20) == "10.0.0.1"
     assert endpoint("2001:db8::1", 443) == "[2001:db8::1]:443"
+
+
+def test_a_very_narrow_terminal_crops_the_title_and_header_as_the_rows(flows):
+    text = render(flows.slice(0, 5), width=50, parts=1)
+    lines = text.split("\n\n")[0].splitlines()  # the rows part, before the summary
+    assert all(len(line) <= 50 for line in lines)
+    assert lines[2].startswith("time") and "secs" not in lines[3]

@@ -21,12 +21,15 @@ RegistrySource``; it is tried after the built-in formats, so ``--registry FILE``
 ``portlabel.registry.compile_registry`` read such a file.
 
 Entry points are listed without importing anything (``--help`` stays fast); a plugin is
-imported when it is used. ``refresh()`` forgets what was found (a test that installs a
-plugin at run time).
+imported when it is used (an unknown ``-o`` extension asks every writer plugin for its
+suffixes; an unrecognised registry file asks every source plugin). A plugin that fails
+to import is skipped with a ``PluginWarning``. ``refresh()`` forgets what was found (a
+test that installs a plugin at run time).
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
@@ -45,8 +48,23 @@ def found(group: str) -> dict[str, EntryPoint]:
 
 @cache
 def load(group: str, name: str):
-    """The object entry point ``name`` of ``group`` names (imported now)."""
-    return found(group)[name].load()
+    """The object entry point ``name`` of ``group`` names (imported now), or None when
+    the plugin cannot be imported: a broken plugin is warned about once and skipped,
+    never a reason for portlabel's own commands to fail."""
+    ep = found(group)[name]
+    try:
+        return ep.load()
+    except Exception as exc:  # noqa: BLE001 - whatever a third party's import raises
+        warnings.warn(
+            f"portlabel plugin {name!r} ({group}: {ep.value}) cannot be loaded: {exc}",
+            PluginWarning,
+            stacklevel=2,
+        )
+        return None
+
+
+class PluginWarning(UserWarning):
+    """An installed plugin could not be loaded (it is skipped)."""
 
 
 def refresh() -> None:

@@ -62,13 +62,20 @@ class FlowLabeller(PacketLabeller):
 
 
 def labelled_flows(capture, packet_count: int | None = None, **options) -> Iterator:
-    """Labelled flow tables from ``capture.sniff_continuously(packet_count)`` as flows
-    end; when the capture stops (count reached, or the caller stops iterating) the
-    active flows are ended and yielded too."""
+    """Labelled flow tables from ``capture.sniff_continuously(packet_count)`` (a
+    ``FileCapture``: its first ``packet_count`` packets) as flows end; when the capture
+    ends or the count is reached, the flows still active are ended and yielded too. (A
+    caller that stops iterating early gets no more tables: keep a ``FlowLabeller`` and
+    call its ``flush()`` to have those flows.)"""
+    import itertools
+
     ready: list = []
     labeller = FlowLabeller(ready.append, **options)
     live = getattr(capture, "sniff_continuously", None)
-    packets = live(packet_count=packet_count) if live is not None else iter(capture)
+    if live is not None:
+        packets = live(packet_count=packet_count)
+    else:
+        packets = itertools.islice(capture, packet_count)
     try:
         for pkt in packets:
             labeller(pkt)

@@ -44,9 +44,12 @@ _RAW_IP = {"IP": 228, "IPv6": 229}
 def _linktype(cls: type) -> int:
     found = _LINKTYPES.get(cls)
     if found is None:
-        found = _RAW_IP.get(cls.__name__)
-        if found is None:
-            found = conf.l2types.layer2num.get(cls, UNKNOWN_LINKTYPE)
+        found = UNKNOWN_LINKTYPE
+        for base in cls.__mro__:  # a user's subclass of Ether is Ethernet
+            known = _RAW_IP.get(base.__name__, conf.l2types.layer2num.get(base))
+            if known is not None:
+                found = known
+                break
         _LINKTYPES[cls] = found
     return found
 

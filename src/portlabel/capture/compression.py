@@ -87,7 +87,10 @@ class DecompressedStream(io.RawIOBase):
     before the damage, then raises ``TruncatedStream`` (the stream ends inside a member)
     or the decompressor's error, naming the compressed offset. Concatenated members
     (gzip), streams (bzip2, xz) and frames (zstd) are read one after the other; zero
-    padding after the last is ignored.
+    padding after the last is ignored, however long. For gzip only the bytes at the
+    damaged spot are lost (the zlib state is replayed); for xz, bzip2 and zstd, whose
+    decoders cannot be copied, the output of the compressed piece (16 KiB) holding the
+    damage is lost too.
     """
 
     def __init__(self, raw: BinaryIO, kind: str, piece: int = 1 << 14) -> None:
@@ -99,6 +102,7 @@ class DecompressedStream(io.RawIOBase):
         self._member_fed = False  # the current member has started
         self._error: Exception | None = None
         self._done = False
+        self._padding = False  # the last member has ended in zeros: only zeros may follow
 
     def readable(self) -> bool:
         return True
@@ -137,6 +141,11 @@ class DecompressedStream(io.RawIOBase):
 
     def _step(self) -> None:
         data = self._raw.read(self._piece)
+        if data and not self._member_fed and self._fed and data[:1] == b"\0":
+            self._padding = True  # a member ended with this piece's start: zeros follow
+        if data and self._padding:
+            self._skip_padding(data)
+            return
         if not data:
             self._done = True
             if self._member_fed and not self._d.eof:
@@ -172,15 +181,27 @@ class DecompressedStream(io.RawIOBase):
                 return
             rest = self._d.unused_data
             self._fed += len(data) - len(rest)
-            if rest.strip(b"\0") == b"":  # padding after the last member
-                self._member_fed = False
-                self._d = _decompressor(self._kind)
-                if rest:
-                    self._done = self._raw.read(self._piece) == b""  # padding at the end only
+            self._d = _decompressor(self._kind)
+            self._member_fed = False
+            if rest and rest.strip(b"\0") == b"":  # zero padding after the last member
+                self._padding = True
+                self._fed += len(rest)
                 return
-            self._d = _decompressor(self._kind)  # the next member, stream or frame
+            # the next member, stream or frame
             self._member_fed = False
             data = rest
+
+    def _skip_padding(self, data: bytes) -> None:
+        """Zero padding goes on to the end (as tape and block devices leave it); anything
+        else after it is not part of the stream: reported where it starts, not read."""
+        body = data.lstrip(b"\0")
+        self._fed += len(data) - len(body)
+        if body:
+            self._done = True
+            self._error = ValueError(
+                f"{self._kind}: {len(body)}+ bytes that are not zero padding after the "
+                f"end of the stream, at compressed offset {self._fed}; not read"
+            )
 
     def _replay(self, d, data: bytes, step: int = 64) -> int:
         """Decode ``data`` again with ``d`` in ``step``-byte pieces up to the failing

@@ -174,6 +174,11 @@ def run_export(args) -> int:
     if isinstance(text, dict):  # a directory of files (the Zeek package)
         if not args.output:
             raise UsageError(f"--format {args.format} writes a directory: give -o DIRECTORY")
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            raise UsageError(
+                f"--format {args.format} writes a package directory and {args.output} is a "
+                "file (-F zeek-table writes the single table script)"
+            )
         from portlabel.registry.build import write_artifact
 
         for name, body in text.items():

@@ -122,15 +122,16 @@ def in_memory_batches(source, batch_size: int = BATCH_SIZE):
     if isinstance(source, str | os.PathLike | bytes):
         return None, source
     items = iter(source)
-    first = next(items, None)
-    if first is None:
+    nothing = object()
+    first = next(items, nothing)
+    if first is nothing:
         return None, []
     chain = itertools.chain([first], items)
     if isinstance(first, str | os.PathLike):
         return None, list(chain)
     from portlabel.capture.frames import Frame, frame_batches
 
-    kind = type(first).__module__.split(".")[0]
+    kind = _packet_kind(first)
     if isinstance(first, Frame):
         frames = chain
     elif kind == "scapy":
@@ -147,6 +148,19 @@ def in_memory_batches(source, batch_size: int = BATCH_SIZE):
     if frames is not chain:
         frames = frames(chain)
     return frame_batches(frames, batch_size), None
+
+
+def _packet_kind(item) -> str | None:
+    """``"scapy"`` or ``"pyshark"`` for those libraries' packets (subclasses included: a
+    user's own scapy layer), by class when the library is loaded."""
+    import sys
+
+    for kind, module, name in (("scapy", "scapy.packet", "Packet"),
+                               ("pyshark", "pyshark.packet.packet", "Packet")):  # fmt: skip
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(item, getattr(loaded, name)):
+            return kind
+    return None
 
 
 def label(paths: Paths, **options: Any) -> pa.Table:

@@ -51,7 +51,6 @@ class StreamLabeller:
         self._buffer: list[Frame] = []
         self._since = 0.0
         self._done: list[pa.Table] = []
-        self.finished = False
 
     def add(self, frame: Frame) -> None:
         if not self._buffer:
@@ -81,11 +80,9 @@ class StreamLabeller:
 
     def flush(self) -> pa.Table:
         """End of capture: the buffer is processed and every active flow ended; the flows
-        this ended (also passed to ``on_flows``)."""
-        if self.finished:
-            return labelled_schema().empty_table()
+        this ended (also passed to ``on_flows``). Packets added afterwards start new
+        flows, as after a pause longer than any timeout."""
         self._process()
-        self.finished = True
         last = self.pipeline.finish()
         self._emit(last)
         return last

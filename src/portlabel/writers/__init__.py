@@ -72,6 +72,8 @@ def plugin_format(name: str) -> Format | None:
     if name not in plugins.found(plugins.WRITERS):
         return None
     cls = plugins.load(plugins.WRITERS, name)
+    if cls is None:
+        return None
     summary = getattr(cls, "summary", None) or (cls.__doc__ or name).strip().split("\n")[0]
     return Format(
         name,

@@ -122,7 +122,9 @@ class TableWriter:
         widths[3] = max(min(service, room - sum(natural)), min(service, LEAST_SERVICE))
         widths[1], widths[2] = _split(room - widths[3], *natural)
         self.console.print(
-            Text("flows, times in UTC; * = labelled by the originator's port", style="dim")
+            Text("flows, times in UTC; * = labelled by the originator's port", style="dim"),
+            no_wrap=True,
+            overflow="crop",
         )
         header = _line(HEADERS, widths, gap)
         day = None
@@ -134,7 +136,7 @@ class TableWriter:
                 lines = []
                 self.console.print(Text(today, style="bold"))
                 if day is None:
-                    self.console.print(Text(header, style="bold"))
+                    self.console.print(Text(header, style="bold"), no_wrap=True, overflow="crop")
                 day = today
             cells = list(row)
             cells[1] = fit_endpoint(*row[1], widths[1])

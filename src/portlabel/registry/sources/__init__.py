@@ -131,6 +131,6 @@ def _plugin_source(data: bytes):
 
     for name in plugins.found(plugins.REGISTRY_SOURCES):
         source = plugins.load(plugins.REGISTRY_SOURCES, name)
-        if source.sniff(data):
+        if source is not None and source.sniff(data):
             return source
     return None

@@ -31,6 +31,9 @@ for _, t in ipairs({ "tcp", "udp", "sctp", "dccp" }) do
 end
 local streams = { tcp = Field.new("tcp.stream"), udp = Field.new("udp.stream") }
 local first = { tcp = {}, udp = {} }  -- conversation -> {originator port, responder port}
+function iana.init()  -- a new file or a reload numbers conversations from 0 again
+    first = { tcp = {}, udp = {} }
+end
 
 local function last(field)
     local all = { field() }
