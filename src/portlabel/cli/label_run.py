@@ -100,6 +100,12 @@ class LabelJob:
         writer.close()
         for line in self.pipeline.stats.undecodable():
             _say(f"warning: {line}")
+        evicted = self.pipeline.stats.evicted
+        if evicted:
+            _say(
+                f"warning: {evicted:,} flows ended early (end_reason evicted) to keep at most "
+                f"{self.pipeline.flows.max_flows:,} active (--max-flows)"
+            )
 
     @contextlib.contextmanager
     def _progress_bar(self):

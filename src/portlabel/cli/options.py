@@ -180,4 +180,7 @@ def flow_config_from_args(args: argparse.Namespace, **defaults):
         if value is None and field.type.startswith("float") and not field.metadata["off"]:
             raise UsageError(f"{_flag(name)} needs a number of seconds")
         chosen[name] = value
-    return flow_config(**chosen)
+    try:
+        return flow_config(**chosen)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("_", "-")) from None

@@ -98,4 +98,4 @@ RESPONDER_BY: tuple[str, ...] = (
     "lower-port",
     "first-packet",
 )
-END_REASONS: tuple[str, ...] = ("closed", "idle", "active", "flush")
+END_REASONS: tuple[str, ...] = ("closed", "idle", "active", "flush", "evicted")

@@ -72,6 +72,12 @@ class FlowConfig:
         "one is not counted (a bad IPv4 header: no flow) and marks its flow's history "
         "with c/C; off by default, as checksum offloading makes senders' own bad",
     )
+    max_flows: int | None = _option(
+        None,
+        "most flows kept active at once; beyond, those idle the longest end with "
+        "end_reason evicted (default: a quarter of the available memory's worth, at "
+        "least 1,000,000)",
+    )
     uid_seed: int | None = _option(None, "reproducible flow uids from this seed")
     community_id_seed: int = _option(0, "Community ID seed (default 0)")
 
@@ -80,6 +86,8 @@ class FlowConfig:
             value = getattr(self, f.name)
             if f.type.startswith("float") and value is not None and not value >= 0:
                 raise ValueError(f"{f.name} must be 0 or more seconds, not {value!r}")
+        if self.max_flows is not None and self.max_flows < 1:
+            raise ValueError(f"max_flows must be at least 1, not {self.max_flows!r}")
 
     @property
     def key_by_tunnel_parent(self) -> bool:

@@ -45,7 +45,7 @@ from portlabel.flows.tcp_state import K_S, N_STATES, Endpoint, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
 
-CLOSED, IDLE, ACTIVE, FLUSH = range(len(END_REASONS))
+CLOSED, IDLE, ACTIVE, FLUSH, EVICTED = range(len(END_REASONS))
 _PROTO_AT = KEY_FIELDS["proto"][0]
 _SUMMED = ("pkts", "ip_bytes", "payload", "fins")
 _FROM_STATE = (
@@ -101,6 +101,21 @@ def _attempt_bits(rec: Records) -> np.ndarray:
     return np.where(open_, CS_ATTEMPT, 0).astype(np.uint8)
 
 
+FLOW_BYTES = 1024  # what one active flow costs, all told (its record, index, notes)
+
+
+def default_max_flows() -> int:
+    """Active flows allowed when ``max_flows`` is not set: a quarter of the memory
+    available now, at ``FLOW_BYTES`` a flow, and never under a million."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        available = int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        available = 4 << 30
+    return max(1_000_000, available // 4 // FLOW_BYTES)
+
+
 class FlowTable:
     """Active flows and the rules that finish them. Not thread-safe."""
 
@@ -118,6 +133,8 @@ class FlowTable:
         self._next_pos = 0
         self._now = np.iinfo(np.int64).min
         self.left_out = np.zeros(len(DecodeStatus), dtype=np.int64)  # packets not in flows
+        self.max_flows = self.config.max_flows or default_max_flows()
+        self.evicted = 0  # flows ended early to keep at most max_flows active
 
     def __len__(self) -> int:
         return len(self.store)
@@ -196,6 +213,8 @@ class FlowTable:
         if len(keyed.rows):
             done.append(self._fold(keyed, done, packets))
         done.append(self._expire(self._now))
+        if len(self.store) > self.max_flows:
+            done.append(self._evict(len(self.store) - self.max_flows))
         return self._finished(done)
 
     # ---- one batch -------------------------------------------------------------------
@@ -329,6 +348,16 @@ class FlowTable:
         rec, notes = self._release(slots)
         why = np.where(active[slots], ACTIVE, _end_reasons(rec)).astype(np.uint8)
         return rec, why, notes
+
+    def _evict(self, n: int) -> tuple[Records, np.ndarray, list]:
+        """End the ``n`` flows idle the longest (``end_reason`` evicted): the table is
+        over ``max_flows``, as under a flood of new connections."""
+        used = np.flatnonzero(self.store.used)
+        last = self.store.cols["last_ts"][used]
+        oldest = used[np.argpartition(last, n - 1)[:n]] if n < len(used) else used
+        self.evicted += len(oldest)
+        rec, notes = self._release(oldest)
+        return rec, np.full(len(oldest), EVICTED, dtype=np.uint8), notes
 
     def _release(self, slots: np.ndarray) -> tuple[Records, list]:
         return self.store.release(slots), self._notes.take(slots)

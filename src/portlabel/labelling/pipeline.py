@@ -58,6 +58,7 @@ class PipelineStats:
     not_in_flows: dict[str, int] = field(default_factory=dict)  # reason -> packets
     reassembled: int = 0  # IP fragments put back together into datagrams
     datagrams: int = 0  # the datagrams they made
+    evicted: int = 0  # flows ended early (end_reason evicted) to stay under max_flows
     # link type -> [packets decoded, {DecodeStatus name: packets not decoded}]
     by_linktype: dict[int, list] = field(default_factory=dict)
 
@@ -106,6 +107,7 @@ class PipelineStats:
             "not_in_flows": dict(self.not_in_flows),
             "reassembled_fragments": self.reassembled,
             "reassembled_datagrams": self.datagrams,
+            "evicted_flows": self.evicted,
             "undecodable": self.undecodable(),
         }
 
@@ -194,7 +196,9 @@ class LabelPipeline:
         return self._label(done.table())
 
     def count_left_out(self) -> None:
-        """Copy the flow table's count of packets in no flow into ``stats``."""
+        """Copy the flow table's count of packets in no flow (and of flows evicted) into
+        ``stats``."""
+        self.stats.evicted = self.flows.evicted
         left = self.flows.left_out
         counts = {s.name: int(left[s]) for s in DecodeStatus if s < len(left) and left[s]}
         if self.reassembler is not None:
