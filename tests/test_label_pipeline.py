@@ -261,3 +261,33 @@ def test_reader_warnings_point_at_the_code_iterating_the_flows(cut, tmp_path):
     ours = [w for w in caught if issubclass(w.category, api.CaptureWarning)]
     assert tables and len(ours) == 2
     assert {w.filename for w in ours} == {__file__}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ndpi_1kxun.pcap",
+        "zeek_ssh.pcap",
+        "zeek_ipv6-fragmented-dns.pcap",
+        "zeek_gre-sample.pcap",
+        "zeek_vxlan.pcap",
+        "zeekreal_infected.pcap",
+    ],  # fmt: skip
+)
+def test_seeded_uids_do_not_depend_on_how_packets_are_batched(name):
+    """With a seed a flow's uid is a function of the seed and its first packet's place
+    in the capture: batch sizes (and so live reads, callbacks, later: split files) give
+    each flow the same uid, tunnel parents included."""
+    import portlabel
+
+    path = Path(__file__).resolve().parent.parent / "captures" / name
+
+    def by_flow(**options):
+        rows = portlabel.label(path, uid_seed=11, tcp_timeout=5, **options).to_pylist()
+        return {(r["ts"], r["id.orig_h"], r["id.orig_p"], r["id.resp_p"], r["proto"]):
+                (r["uid"], tuple(r["tunnel_parents"])) for r in rows}  # fmt: skip
+
+    whole = by_flow()
+    for size in (1, 13, 500):
+        assert by_flow(batch_size=size) == whole
+    assert len({uid for uid, _ in whole.values()}) == len(whole)

@@ -306,7 +306,7 @@ class FlowTable:
         rec["orig_side"][new] = np.where(flip, 1 - first_dir, first_dir)
         rec["flipped"][new] = flip
         rec["by"][new] = by
-        rec["uid"][new] = self._uids.draw(len(new))
+        rec["uid"][new] = self._uids.draw(len(new), rows.pos[r0], rec["key"][new])
 
     def _segment_parents(self, rows: Rows, seg) -> dict[int, set[bytes]]:
         if rows.parent is None:

@@ -1,7 +1,10 @@
 """Zeek-style connection uids: "C" followed by the base62 digits of a random 96-bit value.
 
-Values come from a numpy generator, so a seed makes a run's uids reproducible (tests);
-without one they are fresh each run. Encoding is vectorised over many uids at once.
+Without a seed, values come from a fresh numpy generator each run. With one, a flow's
+uid is a keyed mix of the seed and the capture position of the flow's first packet
+(``draw(n, positions)``), so it is the same however the packets were cut into batches,
+read live or from a file, in one process or several: reproducible for a given seed and
+capture. Encoding is vectorised over many uids at once.
 """
 
 from __future__ import annotations
@@ -20,11 +23,29 @@ class UidSource:
     """Draws 96-bit values (as three uint32 limbs) and renders them as uid strings."""
 
     def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
+        # the seed as two 64-bit keys (any int: hashed down by its own generator)
+        self._keys = np.random.default_rng(seed).integers(0, 2**63, size=2, dtype=np.uint64)
 
-    def draw(self, n: int) -> np.ndarray:
-        """``(n, 3)`` uint32 limbs, most significant first."""
-        return self._rng.integers(0, 2**32, size=(n, 3), dtype=np.uint64).astype(np.uint32)
+    def draw(
+        self, n: int, positions: np.ndarray | None = None, keys: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(n, 3)`` uint32 limbs, most significant first: random, or with a seed, the
+        flows' first-packet ``positions`` and their packed ``keys`` (a tunnelled packet
+        starts two flows at one position: its own and its tunnel's), a function of
+        (seed, position, key)."""
+        if self.seed is None or positions is None:
+            return self._rng.integers(0, 2**32, size=(n, 3), dtype=np.uint64).astype(np.uint32)
+        pos = np.asarray(positions, dtype=np.uint64)
+        if keys is not None:
+            pos = pos ^ _key_hash(keys)
+        hi, lo = _mix(pos ^ self._keys[0]), _mix(_mix(pos) ^ self._keys[1])
+        limbs = np.empty((len(pos), 3), dtype=np.uint32)
+        limbs[:, 0] = (hi >> np.uint64(32)).astype(np.uint32)
+        limbs[:, 1] = (hi & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        limbs[:, 2] = (lo >> np.uint64(32)).astype(np.uint32)
+        return limbs
 
     @staticmethod
     def render(limbs: np.ndarray) -> list[str]:
@@ -64,6 +85,28 @@ class UidSource:
         chars[:, 0] = ord("C")
         chars.ravel()[dest[kept]] = UID_ALPHABET[digits[kept]]
         return chars
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele, Lea and Flood): 64 well-mixed bits of ``x``."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _key_hash(keys: np.ndarray) -> np.ndarray:
+    """64 mixed bits of each row of ``keys`` ((n, width) uint8)."""
+    keys = np.ascontiguousarray(keys, dtype=np.uint8)
+    pad = (-keys.shape[1]) % 8
+    if pad:
+        keys = np.concatenate([keys, np.zeros((len(keys), pad), np.uint8)], axis=1)
+    words = keys.view(np.uint64)
+    h = np.zeros(len(keys), dtype=np.uint64)
+    for column in range(words.shape[1]):
+        h = _mix(h ^ words[:, column])
+    return h
 
 
 def uid_to_int(uid: str) -> int:
