@@ -29,6 +29,9 @@ SKIP_SUFFIXES = (".txt", ".out", ".csv", ".json", ".tsv", ".md")
 
 
 def runtime(name: str) -> str | None:
+    """The path of gcc's sanitizer runtime ``name`` (libasan.so...), None without it."""
+    if shutil.which("gcc") is None:
+        return None
     found = subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True)
     path = found.stdout.strip()
     return path if found.returncode == 0 and os.path.isabs(path) and os.path.exists(path) else None

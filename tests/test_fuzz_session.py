@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = ROOT / "fuzz"
+sys.path.insert(0, str(FUZZ))
 REQUIRED = os.environ.get("PORTLABEL_REQUIRE_KERNELS") == "1"
 SECONDS = int(os.environ.get("PORTLABEL_FUZZ_SECONDS", "120"))
 
@@ -39,13 +39,9 @@ def _need(what: str, present: bool) -> None:
 
 
 def _has_sanitizers() -> bool:
-    if shutil.which("gcc") is None:
-        return False
-    for lib in ("libasan.so", "libubsan.so"):
-        out = subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True, text=True)
-        if not os.path.isabs(out.stdout.strip()):
-            return False
-    return True
+    from sanitized_corpus import runtime
+
+    return runtime("libasan.so") is not None and runtime("libubsan.so") is not None
 
 
 @pytest.fixture(scope="module")

@@ -370,10 +370,16 @@ class PrefixedStream(io.RawIOBase):
 
 def read_upto(stream: BinaryIO, size: int) -> bytes:
     """Up to ``size`` bytes from ``stream``: fewer only at its end (pipes give bytes in
-    whatever pieces the writer wrote them)."""
+    whatever pieces the writer wrote them) or before damage further in, which the record
+    walk then reports where it is; damage before any byte is raised."""
     parts, got = [], 0
     while got < size:
-        part = stream.read(min(size - got, 1 << 16))
+        try:
+            part = stream.read(min(size - got, 1 << 16))
+        except Exception:  # noqa: BLE001 - a decompressor's error: corrupt input
+            if parts:
+                break
+            raise
         if not part:
             break
         parts.append(part)
@@ -405,16 +411,4 @@ def read_head(path: str | os.PathLike[str], compression: str | None, size: int) 
         if compression is None:
             return raw.read(size)
         with open_decompressed(raw, compression) as stream:
-            parts, got = [], 0
-            while got < size:
-                try:
-                    part = stream.read(min(size - got, 16384))
-                except Exception:
-                    if parts:  # damage further in: the walk reports it where it is
-                        break
-                    raise
-                if not part:
-                    break
-                parts.append(part)
-                got += len(part)
-            return b"".join(parts)
+            return read_upto(stream, size)

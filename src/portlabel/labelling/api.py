@@ -131,23 +131,21 @@ def in_memory_batches(source, batch_size: int = BATCH_SIZE):
         return None, list(chain)
     from portlabel.capture.frames import Frame, frame_batches
 
-    kind = _packet_kind(first)
     if isinstance(first, Frame):
-        frames = chain
-    elif kind == "scapy":
+        return frame_batches(chain, batch_size), None
+    kind = _packet_kind(first)
+    if kind == "scapy":
         from portlabel.scapy import raw_batches
 
         return raw_batches(chain, batch_size), None
-    elif kind == "pyshark":
+    if kind == "pyshark":
         from portlabel.pyshark import frames
-    else:
-        raise TypeError(
-            f"cannot label {type(first).__name__} objects: give capture file names, scapy "
-            "or pyshark packets, or portlabel.capture.frames.Frame tuples"
-        )
-    if frames is not chain:
-        frames = frames(chain)
-    return frame_batches(frames, batch_size), None
+
+        return frame_batches(frames(chain), batch_size), None
+    raise TypeError(
+        f"cannot label {type(first).__name__} objects: give capture file names, scapy "
+        "or pyshark packets, or portlabel.capture.frames.Frame tuples"
+    )
 
 
 def _packet_kind(item) -> str | None:

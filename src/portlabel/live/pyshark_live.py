@@ -11,6 +11,7 @@ logger, not to us: kernel counters are reported as unknown.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -122,6 +123,7 @@ class PysharkSource:
                 pass
 
 
+@functools.cache  # built once: pyshark's classes and ours do not change
 def _live_capture_class():
     """pyshark's ``LiveCapture``, with the pipe from dumpcap to tshark owned by them alone.
 

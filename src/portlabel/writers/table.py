@@ -112,15 +112,16 @@ class TableWriter:
         wide = width >= WIDE
         gap = GAP if wide else 1
         fixed = [self._cells(c, ts, i, wide) for i in range(table.num_rows)]
-        widths = [max(len(h), *(len(row[k]) for row in fixed)) for k, h in enumerate(HEADERS)]
-        natural = [max(len(endpoint(*row[k])) for row in fixed) for k in (1, 2)]
-        natural = [max(n, len(HEADERS[k + 1])) for k, n in enumerate(natural)]
-        service = widths[3]
-        widths[1] = widths[2] = widths[3] = 0
+        natural = [
+            max(len(h), *(len(endpoint(*row[k]) if k in (1, 2) else row[k]) for row in fixed))
+            for k, h in enumerate(HEADERS)
+        ]
+        widths = [0 if k in (1, 2, 3) else n for k, n in enumerate(natural)]
         room = width - sum(widths) - gap * (len(HEADERS) - 1)
         # the service column gives way first (to LEAST_SERVICE), then the endpoints share
-        widths[3] = max(min(service, room - sum(natural)), min(service, LEAST_SERVICE))
-        widths[1], widths[2] = _split(room - widths[3], *natural)
+        service, orig, resp = natural[3], natural[1], natural[2]
+        widths[3] = max(min(service, room - orig - resp), min(service, LEAST_SERVICE))
+        widths[1], widths[2] = _split(room - widths[3], orig, resp)
         self.console.print(
             Text("flows, times in UTC; * = labelled by the originator's port", style="dim"),
             no_wrap=True,

@@ -22,6 +22,7 @@ the one for volume. pyshark stays the documented way to drive tshark here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import sys
 from collections.abc import Iterator
@@ -87,6 +88,7 @@ def ts_ns(epoch: str) -> int:
     return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
 
 
+@functools.cache  # built once: pyshark's classes and ours do not change
 def _capture_class():
     """pyshark's ``FileCapture``, made exact about what tshark says and when it ends.
 
