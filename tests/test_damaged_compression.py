@@ -132,16 +132,16 @@ def test_members_frames_and_zero_padding_are_read_through():
         assert stream.read() == b""
 
 
-def test_the_stream_hands_out_the_data_then_raises_once():
+def test_the_stream_hands_out_the_data_then_keeps_raising():
     import io
 
     packed = gzip.compress(bytes(range(256)) * 4000)
     stream = DecompressedStream(io.BytesIO(packed[:-100]), "gzip")
     data = stream.read(1 << 30)
     assert len(data) > 900000 and (bytes(range(256)) * 4000).startswith(data)
-    with pytest.raises(TruncatedStream, match="gzip stream ends early"):
-        stream.read(10)
-    assert stream.read(10) == b""
+    for _ in range(2):  # the damage stays reported to whoever reads next
+        with pytest.raises(TruncatedStream, match="gzip stream ends early"):
+            stream.read(10)
 
 
 # --- logs ------------------------------------------------------------------------------
@@ -231,3 +231,23 @@ def test_long_zero_padding_is_ignored_and_garbage_after_it_is_reported(tmp_path,
         f"not zero padding after the end of the stream, at compressed offset {len(packed) + 40000}"
         in warnings[0]
     )
+
+
+def test_a_cut_compressed_capture_on_a_pipe_keeps_its_flows(tmp_path):
+    import subprocess
+    import sys
+
+    cut = gzip.compress(SITES.read_bytes())[:3000]  # damage inside the first bytes read
+    done = subprocess.run(
+        [sys.executable, "-m", "portlabel", "label", "-", "-F", "jsonl"],
+        input=cut, capture_output=True,
+    )  # fmt: skip
+    visible = tmp_path / "visible.pcap"
+    visible.write_bytes(prefix_decoded("gzip", cut))
+    plain = subprocess.run(
+        [sys.executable, "-m", "portlabel", "label", str(visible), "-F", "jsonl"],
+        capture_output=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(b"\n") == plain.stdout.count(b"\n") >= 3
+    assert b"gzip stream ends early" in done.stderr

@@ -85,7 +85,8 @@ class DecompressedStream(io.RawIOBase):
     Unlike the standard library's file wrappers, which drop what they decompressed when
     a stream turns out to be truncated or damaged, this hands out every byte decoded
     before the damage, then raises ``TruncatedStream`` (the stream ends inside a member)
-    or the decompressor's error, naming the compressed offset. Concatenated members
+    or the decompressor's error, naming the compressed offset, on that read and every
+    later one. Concatenated members
     (gzip), streams (bzip2, xz) and frames (zstd) are read one after the other; zero
     padding after the last is ignored, however long. For gzip only the bytes at the
     damaged spot are lost (the zlib state is replayed); for xz, bzip2 and zstd, whose
@@ -114,8 +115,8 @@ class DecompressedStream(io.RawIOBase):
         while len(self._out) < limit and not self._done:
             self._step()
         if not self._out and self._error is not None:
-            error, self._error = self._error, None
-            raise error
+            raise self._error  # every later read too: a reader that caught it once
+            # (the head read of a pipe) leaves the rest to see the damage
         if limit >= len(self._out):
             data, self._out = bytes(self._out), bytearray()
             return data
@@ -131,8 +132,7 @@ class DecompressedStream(io.RawIOBase):
             self._step()
         if not self._out:
             if self._error is not None:
-                error, self._error = self._error, None
-                raise error
+                raise self._error
             return 0
         n = min(len(view), len(self._out))
         view[:n] = self._out[:n]
