@@ -154,7 +154,7 @@ class CaptureInputs:
         latest: tuple[str, int] | None = None  # the file before and its last timestamp
         for path in self.paths:
             size = _size(path)
-            identity = _identity(path)
+            identity = file_identity(path)
             if identity in seen:
                 self._warn(f"{path}: the same file as {seen[identity]}, given again: read once")
                 done += size
@@ -174,7 +174,7 @@ class CaptureInputs:
                     self.delivered += len(batch)
                     if len(batch):
                         if first and latest is not None and batch.ts_ns[0] < latest[1]:
-                            self._warn(_backwards(path, int(batch.ts_ns[0]), *latest))
+                            self._warn(backwards_warning(path, int(batch.ts_ns[0]), *latest))
                         first = False
                         latest = (path, int(batch.ts_ns[-1]))
                     yield batch
@@ -223,7 +223,7 @@ def packet_batches(
     return inputs.packet_batches()
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def file_identity(path: str) -> tuple[int, int] | None:
     """The file behind ``path`` (device, inode), so a link to it is the same file."""
     if path == "-":
         return None
@@ -236,7 +236,7 @@ def _identity(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _backwards(path: str, start: int, before: str, end: int) -> str:
+def backwards_warning(path: str, start: int, before: str, end: int) -> str:
     return (
         f"{path}: starts at {_utc(start)}, before the last packet of {before} "
         f"({_utc(end)}): read after it, in the order given; if the files are one "

@@ -110,6 +110,16 @@ class Reassembler:
             getattr(out, name)[where] = column
         return out
 
+    def hand_over(self) -> dict:
+        """The datagrams still waiting for fragments, taken out (for ``take_over`` by the
+        reassembler of the capture's next part, which may complete them)."""
+        pending, self._pending = self._pending, {}
+        return pending
+
+    def take_over(self, pending: dict) -> None:
+        """Wait for the rest of datagrams another reassembler handed over."""
+        self._pending.update(pending)
+
     def finish(self) -> int:
         """End of input: what is still pending is incomplete; how many fragments."""
         left = sum(d.count for d in self._pending.values())

@@ -13,12 +13,34 @@ from typing import BinaryIO
 
 from portlabel.atomicfile import atomic_output
 from portlabel.capture.inputs import CaptureInputs
-from portlabel.errors import InputError
+from portlabel.errors import InputError, UsageError
 from portlabel.labelling.flows import labelled_schema
 from portlabel.labelling.pipeline import LabelPipeline, label_batches
 from portlabel.terminal import console
 from portlabel.writers import writer_class
 from portlabel.writers.summary import Summary
+
+# below this much input, starting workers costs more than they save
+PARALLEL_MIN_BYTES = 64 << 20
+
+
+def parallel_workers(paths, jobs, backend, count, independent) -> int:
+    """How many worker processes ``portlabel label`` uses: ``jobs`` (default: the CPUs
+    this process may use, for 64 MB of files or more), but one for a single file, for
+    stdin, for another backend than the native one, and under ``-c`` (a count of the
+    whole capture)."""
+    from portlabel.parallel.jobs import usable_cpus
+
+    if len(paths) < 2 or "-" in paths or backend != "native" or count is not None:
+        return 1
+    if jobs is None:
+        import os
+
+        total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
+        if total < PARALLEL_MIN_BYTES and not independent:
+            return 1
+        jobs = usable_cpus()
+    return min(jobs, len(paths))
 
 
 class _AllInputsFailed(Exception):
@@ -42,6 +64,8 @@ class LabelJob:
         backend="native",
         packet_filter: str | None = None,
         count: int | None = None,
+        jobs: int | None = None,
+        independent: bool = False,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -59,13 +83,44 @@ class LabelJob:
             count=count,
         )
         self.pipeline = LabelPipeline(registry, config)
+        self.parallel = None
+        workers = parallel_workers(paths, jobs, backend, count, independent)
+        if independent and ("-" in paths or backend != "native" or count is not None):
+            raise UsageError("--independent reads capture files with the native backend, "
+                             "without -c")  # fmt: skip
+        if workers > 1 or (independent and len(paths) > 1):
+            from portlabel.parallel.jobs import ParallelLabelling
+
+            self.parallel = ParallelLabelling(
+                paths, registry, config, workers, batch_size=batch_size,
+                packet_filter=packet_filter, independent=independent,
+                on_problem=_say, on_warning=_say,
+            )  # fmt: skip
+
+    @property
+    def stats(self):
+        """The run's counts (``PipelineStats``)."""
+        return self.parallel.stats if self.parallel is not None else self.pipeline.stats
+
+    @property
+    def failures(self) -> list:
+        return self.parallel.failures if self.parallel is not None else self.inputs.failures
+
+    @property
+    def all_failed(self) -> bool:
+        return self.parallel.all_failed if self.parallel is not None else self.inputs.all_failed
+
+    def _tables(self):
+        if self.parallel is not None:
+            return iter(self.parallel)
+        return label_batches(self.inputs, self.registry, pipeline=self.pipeline)
 
     def to_file(self, path: str, fmt: str, summary: bool = True) -> bool:
         """Write the output to ``path`` atomically; False (no file) if every input failed."""
         try:
             with atomic_output(path) as out:
                 self._run(out, fmt, summary)
-                if self.inputs.all_failed:
+                if self.all_failed:
                     raise _AllInputsFailed
         except _AllInputsFailed:
             return False
@@ -76,7 +131,7 @@ class LabelJob:
     def to_stream(self, out: BinaryIO, fmt: str, summary: bool = True) -> bool:
         self._run(out, fmt, summary)
         out.flush()
-        return not self.inputs.all_failed
+        return not self.all_failed
 
     def _run(self, out: BinaryIO, fmt: str, summary: bool) -> None:
         options = {"summary": summary} if fmt == "table" else {}
@@ -84,7 +139,9 @@ class LabelJob:
         try:
             with self._progress_bar() as advance:
                 self.inputs.on_progress = advance
-                for table in label_batches(self.inputs, self.registry, pipeline=self.pipeline):
+                if self.parallel is not None:
+                    self.parallel.on_progress = advance
+                for table in self._tables():
                     writer.write(table)
                     if fmt != "table" and self.summarise:
                         self.summary.add(table)
@@ -96,15 +153,16 @@ class LabelJob:
             raise
         if fmt == "table":
             self.summary = writer.summary
-        self.summary.not_in_flows = self.pipeline.stats.not_in_flows
+        self.summary.not_in_flows = self.stats.not_in_flows
         writer.close()
-        for line in self.pipeline.stats.undecodable():
+        for line in self.stats.undecodable():
             _say(f"warning: {line}")
-        evicted = self.pipeline.stats.evicted
+        evicted = self.stats.evicted
         if evicted:
+            each = " per worker" if self.parallel is not None else ""
             _say(
                 f"warning: {evicted:,} flows ended early (end_reason evicted) to keep at most "
-                f"{self.pipeline.flows.max_flows:,} active (--max-flows)"
+                f"{self.pipeline.flows.max_flows:,} active{each} (--max-flows)"
             )
 
     @contextlib.contextmanager

@@ -130,6 +130,7 @@ def _whole_number(least: int):
 
 
 _count = _whole_number(0)
+jobs_count = _whole_number(1)
 _batch_size = _whole_number(1)
 
 

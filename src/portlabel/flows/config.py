@@ -90,6 +90,14 @@ class FlowConfig:
             raise ValueError(f"max_flows must be at least 1, not {self.max_flows!r}")
 
     @property
+    def longest_wait(self) -> float:
+        """Seconds past which a flow's next packet always starts a new flow: the longest
+        inactivity timeout, close delay or attempt timeout."""
+        waits = [self.tcp_timeout, self.udp_timeout, self.icmp_timeout, self.other_timeout,
+                 self.dns_timeout, self.close_delay, self.attempt_timeout]  # fmt: skip
+        return max(w for w in waits if w is not None)
+
+    @property
     def key_by_tunnel_parent(self) -> bool:
         """The keying the engine applies: a tunnelled flow's key includes its parent."""
         return not self.zeek_keys

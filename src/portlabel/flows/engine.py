@@ -50,6 +50,7 @@ _PROTO_AT = KEY_FIELDS["proto"][0]
 _SUMMED = ("pkts", "ip_bytes", "payload", "fins")
 _FROM_STATE = (
     "uid",
+    "pos0",
     "orig_side",
     "flipped",
     "by",
@@ -135,6 +136,8 @@ class FlowTable:
         self.left_out = np.zeros(len(DecodeStatus), dtype=np.int64)  # packets not in flows
         self.max_flows = self.config.max_flows or default_max_flows()
         self.evicted = 0  # flows ended early to keep at most max_flows active
+        # the group (of the last folded batch) of each flow that batch started
+        self.new_flow_groups = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -184,6 +187,31 @@ class FlowTable:
         rec, notes = self._release(slots)
         return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), notes)])
 
+    def take_active(self, slots: np.ndarray | None = None) -> tuple[Records, list | None]:
+        """Remove active flows (all of them, or those in ``slots``) without finishing
+        them: their records and notes, for ``adopt`` by another table (flows handed from
+        one part of a capture to the next)."""
+        if slots is None:
+            slots = np.flatnonzero(self.store.used)
+        return self._release(np.asarray(slots, dtype=np.int64))
+
+    def end(self, slots: np.ndarray) -> FinishedFlows | None:
+        """Finish the active flows in ``slots`` now, unrendered (``fold``'s result)."""
+        rec, notes = self._release(np.asarray(slots, dtype=np.int64))
+        return self._finished([(rec, _end_reasons(rec), notes)])
+
+    def adopt(self, rec: Records, notes: list | None) -> None:
+        """Make flows taken from another table (``take_active``) active here. Their keys
+        must not be active here already."""
+        if not len(rec):
+            return
+        slots = self.store.put(np.full(len(rec), -1, dtype=np.int64), rec)
+        if notes is not None and any(n is not None for n in notes):
+            kept = {i: n for i, n in enumerate(notes) if n is not None}
+            self._notes.keep(np.arange(len(rec)), slots, kept)
+            if any(n.parents for n in kept.values()):
+                self._tunnels_seen = True
+
     def key(self, batch: PacketBatch) -> KeyedBatch:
         """The first step of ``fold``, which reads no flow: ``batch``'s rows keyed and
         grouped. ``fold_keyed`` does the rest. The two steps may run in two threads (one
@@ -210,6 +238,7 @@ class FlowTable:
         if keyed.last_ts is not None:
             self._now = max(self._now, keyed.last_ts)
         done: list[tuple[Records, np.ndarray, list]] = []
+        self.new_flow_groups = np.zeros(0, dtype=np.int64)
         if len(keyed.rows):
             done.append(self._fold(keyed, done, packets))
         done.append(self._expire(self._now))
@@ -238,6 +267,7 @@ class FlowTable:
 
         seg_slot = self._continue(rec, first_seg, slots, cuts.cont, done)
         self._orient_new(rows, rec, seg_slot, seg_starts)
+        self.new_flow_groups = seg_group[seg_slot < 0]
         if packets is not None:  # uids and orientation are final from here on
             packets.fill(rows, seg, rec, first_pos)
         marks = track(rows, seg, rec)
@@ -306,6 +336,7 @@ class FlowTable:
         rec["orig_side"][new] = np.where(flip, 1 - first_dir, first_dir)
         rec["flipped"][new] = flip
         rec["by"][new] = by
+        rec["pos0"][new] = rows.pos[r0]
         rec["uid"][new] = self._uids.draw(len(new), rows.pos[r0], rec["key"][new])
 
     def _segment_parents(self, rows: Rows, seg) -> dict[int, set[bytes]]:

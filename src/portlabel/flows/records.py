@@ -55,6 +55,7 @@ RECORD_FIELDS: dict[str, tuple[str, tuple[int, ...], int]] = {
     "joint": ("uint8", (), 0),  # TCP joint endpoint state (tcp_state)
     "first_pos": ("int64", (N_LETTERS,), NO_POS),  # first packet position of each letter
     "uid": ("uint32", (3,), 0),
+    "pos0": ("int64", (), 0),  # capture position of the flow's first packet (its uid's)
     "cut_state": ("uint8", (), 0),  # segments.CS_* bits: what the cutting rules look back at
 }
 

@@ -1,0 +1,150 @@
+"""Labelling in worker processes gives the flows of one sequential run.
+
+Real captures are cut into rotated parts with Wireshark's editcap (a few packets per
+part, so that many flows cross the cuts), labelled by ``parallel.ParallelLabelling``
+(with and without the heads going through a file, and with the merge step reading a
+part again) and compared flow for flow, uids included, with ``portlabel.label`` over the
+same parts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from concurrent.futures import Future
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import portlabel
+from portlabel.flows.config import FlowConfig
+from portlabel.labelling.api import run_metadata
+from portlabel.parallel.jobs import ParallelLabelling
+from portlabel.registry.loading import resolve_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+EDITCAP = shutil.which("editcap")
+needs_editcap = pytest.mark.skipif(EDITCAP is None, reason="editcap (Wireshark) not installed")
+
+# TCP, UDP, tunnels (Teredo, GTP, VXLAN in the parity set), fragments, VLANs
+SPLIT = [
+    "zeekreal_infected.pcap",
+    "zeek_ssh.pcap",
+    "zeek_Teredo.pcap",
+    "zeek_gtp1_gn_normal_incl_fragmentation.pcap",
+    "ndpi_1kxun.pcap",
+    "nfs_instagram.pcap",
+    "zeek_pppoe-over-qinq.pcap",
+    "ndpi_dns_fragmented.pcap",
+    "zeek_wikipedia.pcap",
+]
+# parts the merge step joins without reading any again (in the others, a datagram's
+# fragments or a connection's close fall on both sides of a cut, and the part after the
+# cut is read again by the merge step: the flows must be the same either way)
+JOINED = {"zeekreal_infected.pcap", "zeek_ssh.pcap", "ndpi_1kxun.pcap", "nfs_instagram.pcap",
+          "zeek_wikipedia.pcap", "zeek_Teredo.pcap"}  # fmt: skip
+
+
+def _split(capture: Path, tmp: Path, parts: int) -> list[str]:
+    packets = int(
+        subprocess.run(["capinfos", "-M", "-c", "-r", "-T", str(capture)], capture_output=True,
+                       text=True, check=True).stdout.split()[-1]
+    )  # fmt: skip
+    each = max(1, -(-packets // parts))
+    out = tmp / (capture.name + ".part.pcap")
+    subprocess.run([EDITCAP, "-F", "pcap", "-c", str(each), str(capture), str(out)], check=True)
+    return sorted(str(p) for p in tmp.glob(capture.name + ".part_*"))
+
+
+def _rows(table: pa.Table, columns: list[str]) -> list[dict]:
+    return table.select(columns).sort_by([("uid", "ascending")]).to_pylist()
+
+
+class _InProcess:
+    """An executor that runs each job at once, here (heads travel in the result)."""
+
+    def submit(self, fn, *args):
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return resolve_registry(None, ())
+
+
+@needs_editcap
+@pytest.mark.parametrize("name", SPLIT)
+def test_rotated_parts_give_the_sequential_flows(name, tmp_path, registry):
+    parts = _split(CAPTURES / name, tmp_path, 5)
+    assert len(parts) >= 2
+    config = FlowConfig(uid_seed=11)
+    sequential = portlabel.label(parts, uid_seed=11)
+    run = ParallelLabelling(parts, registry, config, jobs=2)
+    together = pa.concat_tables(list(run))
+    assert _rows(together, sequential.column_names) == _rows(sequential, sequential.column_names)
+    if name in JOINED:  # the replay of heads met the worker's flows at every cut
+        assert run.stitcher.reread == []
+    assert run.stats.flows == sequential.num_rows
+    assert run.stats.metadata() | {"undecodable": []} == (
+        run_metadata(sequential) | {"undecodable": []}
+    )
+
+
+@needs_editcap
+def test_heads_in_the_results_and_the_fallback_agree(tmp_path, registry):
+    parts = _split(CAPTURES / "zeekreal_infected.pcap", tmp_path, 4)
+    config = FlowConfig(uid_seed=3)
+    sequential = portlabel.label(parts, uid_seed=3)
+    cols = sequential.column_names
+    inline = ParallelLabelling(parts, registry, config, jobs=1, submit=_InProcess().submit)
+    assert _rows(pa.concat_tables(list(inline)), cols) == _rows(sequential, cols)
+    # a part older than the one before it is read again by the merge step, in order
+    backwards = [parts[0], parts[2], parts[1], parts[3]]
+    expect = portlabel.label(backwards, uid_seed=3)
+    warned: list[str] = []
+    run = ParallelLabelling(backwards, registry, config, jobs=2, on_warning=warned.append)
+    got = pa.concat_tables(list(run))
+    assert run.stitcher.reread == [parts[1]]
+    assert any("before the last packet of" in w for w in warned)
+    assert _rows(got, cols) == _rows(expect, cols)
+
+
+@needs_editcap
+def test_independent_files_are_labelled_alone(tmp_path, registry):
+    a = _split(CAPTURES / "zeek_ssh.pcap", tmp_path, 2)[0]
+    b = str(CAPTURES / "zeek_wikipedia.pcap")
+    run = ParallelLabelling([a, b], registry, FlowConfig(uid_seed=5), jobs=2, independent=True)
+    got = pa.concat_tables(list(run))
+    expect = pa.concat_tables([portlabel.label(a, uid_seed=5), portlabel.label(b, uid_seed=5)])
+    assert _rows(got, expect.column_names) == _rows(expect, expect.column_names)
+
+
+def test_unreadable_part_is_reported_and_the_rest_labelled(tmp_path, registry):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all, not even close")
+    good = str(CAPTURES / "zeek_ssh.pcap")
+    problems: list[str] = []
+    run = ParallelLabelling([good, str(bad), good.replace("ssh", "wikipedia")], registry,
+                            FlowConfig(), jobs=2, on_problem=problems.append)  # fmt: skip
+    got = pa.concat_tables(list(run))
+    assert len(problems) == 1 and str(bad) in problems[0]
+    expect = portlabel.label([good, good.replace("ssh", "wikipedia")])
+    assert got.num_rows == expect.num_rows
+    assert not run.all_failed
+
+
+@needs_editcap
+def test_cli_jobs_gives_the_one_process_output(tmp_path):
+    import pyarrow.parquet as pq
+
+    parts = _split(CAPTURES / "nfs_instagram.pcap", tmp_path, 4)
+    out1, out2 = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    for out, jobs in ((out1, "1"), (out2, "2")):
+        subprocess.run(["portlabel", "label", "-q", "-j", jobs, "--uid-seed", "9", *parts,
+                        "-o", str(out)], check=True)  # fmt: skip
+    one, two = pq.read_table(out1), pq.read_table(out2)
+    assert _rows(one, one.column_names) == _rows(two, one.column_names)
