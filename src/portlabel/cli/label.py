@@ -50,7 +50,8 @@ def add_parser(subparsers, parents) -> None:
         metavar="N",
         help="worker processes, one file at a time each; flows that cross files are "
         "joined as one run would have them (default: the CPUs this process may use, "
-        "when there are several files and 64 MB or more of them; 1: in this process)",
+        "when there are 3 or more and several files of 64 MB or more in all; else 1: "
+        "in this process)",
     )
     p.add_argument(
         "--dask",

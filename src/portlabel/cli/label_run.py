@@ -25,10 +25,11 @@ PARALLEL_MIN_BYTES = 64 << 20
 
 
 def parallel_workers(paths, jobs, backend, count, independent) -> int:
-    """How many worker processes ``portlabel label`` uses: ``jobs`` (default: the CPUs
-    this process may use, for 64 MB of files or more), but one for a single file, for
-    stdin, for another backend than the native one, and under ``-c`` (a count of the
-    whole capture)."""
+    """How many worker processes ``portlabel label`` uses: ``jobs``, by default the CPUs
+    this process may use when there are three or more and 64 MB of files or more (on two,
+    the in-process pipeline's three threads already keep both busy and run faster: see
+    benchmarks/scale.py); one for a single file, for stdin, for another backend than the
+    native one, and under ``-c`` (a count of the whole capture)."""
     from portlabel.parallel.jobs import usable_cpus
 
     if len(paths) < 2 or "-" in paths or backend != "native" or count is not None:
@@ -37,9 +38,10 @@ def parallel_workers(paths, jobs, backend, count, independent) -> int:
         import os
 
         total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
-        if total < PARALLEL_MIN_BYTES and not independent:
+        cpus = usable_cpus()
+        if (total < PARALLEL_MIN_BYTES or cpus <= 2) and not independent:
             return 1
-        jobs = usable_cpus()
+        jobs = cpus
     return min(jobs, len(paths))
 
 

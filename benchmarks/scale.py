@@ -1,0 +1,171 @@
+"""Scale-out figures: ``label --jobs``, a Dask LocalCluster, and memory under a flood.
+
+    python benchmarks/scale.py [--workdir /tmp/scale] [--runs 3] [--flood 2000000]
+
+Prepares (once, under ``--workdir``): a 2 M packet capture from ``gen_capture.py`` cut
+into 8 rotated files of 250 k packets by Wireshark's editcap, and flood captures in
+which every packet opens a new flow (``--flood`` packets, and twice that). Then, each
+as its own child process, ``--runs`` times, median wall time and the child's peak RSS
+(``os.wait4``):
+
+- ``portlabel label FILES -o out.parquet`` with ``-j 1`` (in this process: three
+  threads), ``-j 1`` pinned to one CPU (``taskset -c 0``: one core's worth), ``-j 2``;
+- the same files through ``portlabel.dask.label_files`` on a ``LocalCluster`` of two
+  single-threaded worker processes (cluster start-up not counted; run in this process);
+- the flood captures with ``--max-flows 1000000``.
+
+Every parallel result is compared with the ``-j 1`` output, flow for flow (uids with
+``--uid-seed``). Ratios are to ``-j 1``, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def child(cmd: list[str]) -> tuple[float, int]:
+    """Run ``cmd``; (wall seconds, peak RSS bytes of that child)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return took, usage.ru_maxrss * 1024
+
+
+def prepare(workdir: Path, flood: int) -> tuple[list[str], list[Path]]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    whole = workdir / "two_million.pcap"
+    if not whole.exists():
+        subprocess.run([sys.executable, HERE / "gen_capture.py", whole, "--packets", "2000000"],
+                       check=True)  # fmt: skip
+    parts = sorted(str(p) for p in workdir.glob("part_*.pcap"))
+    if len(parts) != 8:
+        for p in parts:
+            os.unlink(p)
+        subprocess.run(["editcap", "-F", "pcap", "-c", "250000", whole, workdir / "part.pcap"],
+                       check=True)  # fmt: skip
+        parts = sorted(str(p) for p in workdir.glob("part_*.pcap"))
+    floods = []
+    for n in (flood, 2 * flood):
+        path = workdir / f"flood_{n}.pcap"
+        if not path.exists():
+            subprocess.run([sys.executable, HERE / "gen_capture.py", path, "--packets", str(n),
+                            "--flows", str(n)], check=True)  # fmt: skip
+        floods.append(path)
+    return parts, floods
+
+
+def same_flows(a: str, b: str) -> bool:
+    import pyarrow.parquet as pq
+
+    x, y = pq.read_table(a), pq.read_table(b)
+    return x.sort_by("uid").equals(y.select(x.column_names).sort_by("uid"))
+
+
+def on_dask(parts: list[str], runs: int, expect: str) -> tuple[float, bool]:
+    from distributed import Client, LocalCluster
+
+    import portlabel.dask
+
+    times = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        client.run(lambda: __import__("portlabel.parallel.part"))  # warm the workers
+        for i in range(runs):
+            out = Path(expect).with_name(f"dask_{i}")
+            shutil.rmtree(out, ignore_errors=True)
+            started = time.perf_counter()
+            portlabel.dask.label_files(parts, client=client, uid_seed=1, output=out)
+            times.append(time.perf_counter() - started)
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    got = ds.dataset(out, format="parquet", partitioning="hive").to_table().drop(["hour"])
+    want = pq.read_table(expect)
+    same = got.select(want.column_names).sort_by("uid").equals(want.sort_by("uid"))
+    return statistics.median(times), same
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/portlabel-scale"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--flood", type=int, default=2_000_000)
+    ap.add_argument("--no-dask", action="store_true")
+    args = ap.parse_args()
+    parts, floods = prepare(args.workdir, args.flood)
+    out = args.workdir / "out"
+    out.mkdir(exist_ok=True)
+    label = ["portlabel", "label", "-q", "--uid-seed", "1", *parts]
+    runs = {
+        "-j 1 (in process, 3 threads)": [*label, "-j", "1", "-o", str(out / "j1.parquet")],
+        "-j 1, one CPU (taskset -c 0)": [
+            "taskset",
+            "-c",
+            "0",
+            *label,
+            "-j",
+            "1",
+            "-o",
+            str(out / "one.parquet"),
+        ],  # fmt: skip
+        "-j 2 (2 worker processes)": [*label, "-j", "2", "-o", str(out / "j2.parquet")],
+    }
+    if shutil.which("taskset") is None:
+        del runs["-j 1, one CPU (taskset -c 0)"]
+    results = {}
+    for name, cmd in runs.items():
+        got = [child(cmd) for _ in range(args.runs)]
+        results[name] = (statistics.median(t for t, _ in got), max(r for _, r in got))
+    base = results["-j 1 (in process, 3 threads)"][0]
+    print(f"8 rotated files x 250k packets (2 M packets), {os.cpu_count()} CPUs, "
+          f"median of {args.runs}")  # fmt: skip
+    print(f"{'run':34} {'wall s':>8} {'peak RSS MB':>12} {'vs -j 1':>8}")
+    for name, (t, rss) in results.items():
+        print(f"{name:34} {t:8.2f} {rss / 2**20:12.0f} {base / t:7.2f}x")
+    print("-j 2 flows identical to -j 1:", same_flows(out / "j1.parquet", out / "j2.parquet"))
+    one = results.get("-j 1, one CPU (taskset -c 0)")
+    if one:
+        print(f"-j 2 vs one CPU: {one[0] / results['-j 2 (2 worker processes)'][0]:.2f}x")
+
+    # per-worker peak memory, from the workers themselves
+    from portlabel.flows.config import FlowConfig
+    from portlabel.parallel.jobs import ParallelLabelling
+    from portlabel.registry.loading import resolve_registry
+
+    run = ParallelLabelling(parts, resolve_registry(), FlowConfig(uid_seed=1), 2)
+    for _ in run:
+        pass
+    print(
+        f"peak RSS per worker: {max(p['peak_rss'] for p in run.parts) / 2**20:.0f} MB; "
+        f"merge step re-read {len(run.stitcher.reread)} of {len(parts)} parts"
+    )
+
+    if not args.no_dask:
+        t, same = on_dask(parts, args.runs, str(out / "j1.parquet"))
+        print(f"{'Dask LocalCluster, 2 workers':34} {t:8.2f} {'':>12} {base / t:7.2f}x "
+              f"(identical flows: {same})")  # fmt: skip
+
+    print(f"flood (every packet a new flow), --max-flows 1000000, median of {args.runs}")
+    for path in floods:
+        cmd = ["portlabel", "label", "-q", "--max-flows", "1000000", str(path), "-o",
+               str(out / "flood.parquet")]  # fmt: skip
+        got = [child(cmd) for _ in range(args.runs)]
+        t = statistics.median(x for x, _ in got)
+        rss = max(r for _, r in got)
+        print(f"  {path.name:30} {t:8.2f} s {rss / 2**20:8.0f} MB peak RSS")
+
+
+if __name__ == "__main__":
+    main()
