@@ -60,10 +60,46 @@ def prepare(workdir: Path, flood: int) -> tuple[list[str], list[Path]]:
     for n in (flood, 2 * flood):
         path = workdir / f"flood_{n}.pcap"
         if not path.exists():
-            subprocess.run([sys.executable, HERE / "gen_capture.py", path, "--packets", str(n),
-                            "--flows", str(n)], check=True)  # fmt: skip
+            write_flood(path, n)
         floods.append(path)
     return parts, floods
+
+
+def write_flood(path: Path, n: int) -> None:
+    """``n`` UDP packets, each from its own address and port: each a new flow (a
+    spoofed-source flood), one microsecond apart."""
+    import numpy as np
+
+    frame = 14 + 20 + 8 + 18  # Ethernet, IPv4, UDP, 18 bytes of payload: 60 bytes
+    rec = np.zeros((n, 16 + frame), dtype=np.uint8)
+    ts = 1_700_000_000_000_000 + np.arange(n, dtype=np.int64)  # microseconds
+    head = np.zeros((n, 4), dtype="<u4")
+    head[:, 0], head[:, 1] = ts // 10**6, ts % 10**6
+    head[:, 2] = head[:, 3] = frame
+    rec[:, :16] = head.view(np.uint8).reshape(n, 16)
+    f = rec[:, 16:]
+    f[:, 12:14] = (8, 0)  # IPv4
+    ip = f[:, 14:34]
+    ip[:, 0], ip[:, 3], ip[:, 8], ip[:, 9] = 0x45, 20 + 8 + 18, 64, 17
+    i = np.arange(n, dtype=np.uint32)
+    ip[:, 12] = 10
+    ip[:, 13], ip[:, 14], ip[:, 15] = (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF
+    ip[:, 16:20] = (192, 0, 2, 1)
+    words = ip.reshape(n, 10, 2).astype(np.uint32)
+    total = (words[:, :, 0] << 8 | words[:, :, 1]).sum(axis=1)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    check = ~total & 0xFFFF
+    ip[:, 10], ip[:, 11] = check >> 8, check & 0xFF
+    udp = f[:, 34:42]
+    sport = 1024 + (i >> 24) + (i % 60000)
+    udp[:, 0], udp[:, 1] = sport >> 8 & 0xFF, sport & 0xFF
+    udp[:, 2], udp[:, 3] = 0x1F, 0x90  # port 8080
+    udp[:, 5] = 8 + 18
+    with open(path, "wb") as out:
+        out.write(np.array([0xA1B2C3D4, 0x00040002, 0, 0, 262144, 1], dtype="<u4")
+                  .view(np.uint8)[:24].tobytes())  # fmt: skip
+        out.write(rec.tobytes())
 
 
 def same_flows(a: str, b: str) -> bool:
