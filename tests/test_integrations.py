@@ -3,6 +3,7 @@ library: the user's own objects go in, the user's own tools show the labels."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -157,7 +158,10 @@ def test_pyshark_sniff_continuously_wrapper_yields_flows_as_they_end():
     try:
         tables = list(labelled_flows(capture, uid_seed=4, tcp_timeout=5))
     finally:
-        capture.close()
+        # pyshark's close() reads tshark's exit status after stopping it, and now and then
+        # (1 run in ~40 here) reports that stop as a crash: the flows are already checked
+        with contextlib.suppress(pyshark.capture.capture.TSharkCrashException):
+            capture.close()
     assert len(tables) > 1  # some flows ended before the capture did
     want = portlabel.label(path, uid_seed=4, tcp_timeout=5)
     assert rows(pa.concat_tables(tables), uids=False) == rows(want, uids=False)
