@@ -54,7 +54,7 @@ def main() -> None:
     dicts = {
         t: {
             p: names[e]
-            for p, e in zip(ports.tolist(), reg.lookup(np.full(65536, code), ports).tolist())
+            for p, e in zip(ports.tolist(), reg.lookup(np.full(65536, code), ports).tolist(), strict=True)
             if e
         }
         for t, code in (("tcp", 6), ("udp", 17))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -148,3 +149,100 @@ def test_cli_jobs_gives_the_one_process_output(tmp_path):
                         "-o", str(out)], check=True)  # fmt: skip
     one, two = pq.read_table(out1), pq.read_table(out2)
     assert _rows(one, one.column_names) == _rows(two, one.column_names)
+
+
+# ---- one file cut into byte ranges ---------------------------------------------------
+
+
+def _record_starts(path: Path) -> list[int]:
+    import struct
+
+    data = path.read_bytes()
+    starts, pos = [], 24
+    while pos + 16 <= len(data):
+        starts.append(pos)
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    return starts
+
+
+@pytest.mark.parametrize("name", ["zeekreal_infected.pcap", "nfs_instagram.pcap",
+                                  "ndpi_1kxun.pcap", "zeek_Teredo.pcap"])  # fmt: skip
+def test_cut_points_are_record_starts(name):
+    from portlabel.parallel.split import record_ranges
+
+    path = CAPTURES / name
+    ranges = record_ranges(str(path), 7)
+    assert ranges is not None and len(ranges) >= 2
+    assert ranges[0][0] == 24 and ranges[-1][1] == path.stat().st_size
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    starts = set(_record_starts(path))
+    assert all(a in starts for a, _ in ranges)
+
+
+def test_files_that_are_not_cut(tmp_path):
+    from portlabel.parallel.split import record_ranges
+
+    assert record_ranges(str(CAPTURES / "ndpi_sites.pcapng"), 4) is None  # pcapng
+    assert record_ranges(str(CAPTURES / "scapy_http_chunk.pcap.gz"), 4) is None  # gzip
+    tiny = tmp_path / "tiny.pcap"
+    tiny.write_bytes((CAPTURES / "zeek_ssh.pcap").read_bytes()[:30])
+    assert record_ranges(str(tiny), 4) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "zeekreal_infected.pcap",
+        "nfs_instagram.pcap",
+        "ndpi_1kxun.pcap",
+        "zeek_Teredo.pcap",
+        "zeek_ssh.pcap",
+        "nfs_alexa-app.pcapng",
+    ],
+)  # fmt: skip  (the last: big-endian pcap)
+def test_one_file_in_ranges_gives_the_sequential_flows(name, registry):
+    path = str(CAPTURES / name)
+    size = Path(path).stat().st_size
+    run = ParallelLabelling([path], registry, FlowConfig(uid_seed=8), jobs=2,
+                            split_bytes=max(size // 6, 1))  # fmt: skip
+    got = pa.concat_tables(list(run))
+    assert len(run.parts) >= 3 and all(p["range"] is not None for p in run.parts)
+    expect = portlabel.label(path, uid_seed=8)
+    assert _rows(got, expect.column_names) == _rows(expect, expect.column_names)
+    assert run.stats.frames == run_metadata(expect)["frames"]
+
+
+def test_a_wrong_cut_is_found_and_the_range_read_from_the_true_start(monkeypatch, registry):
+    from portlabel.parallel import jobs
+
+    path = CAPTURES / "zeekreal_infected.pcap"
+    starts = _record_starts(path)
+    size = path.stat().st_size
+    good = starts[len(starts) // 3]
+    wrong = starts[2 * len(starts) // 3] + 7  # inside a record: what a fake header gives
+    monkeypatch.setattr(jobs, "record_ranges",
+                        lambda p, n: [(24, good), (good, wrong), (wrong, size)])  # fmt: skip
+    run = ParallelLabelling([str(path)], registry, FlowConfig(uid_seed=8), jobs=2,
+                            split_bytes=size // 3)  # fmt: skip
+    got = pa.concat_tables(list(run))
+    expect = portlabel.label(str(path), uid_seed=8)
+    assert run.stitcher.reread == [str(path)]
+    assert _rows(got, expect.column_names) == _rows(expect, expect.column_names)
+
+
+def test_cli_one_big_file_with_jobs(tmp_path):
+    import pyarrow.parquet as pq
+
+    capture = tmp_path / "big.pcap"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gen_capture.py"), str(capture),
+                    "--packets", "30000", "--flows", "1500"], check=True,
+                   capture_output=True)  # fmt: skip
+    assert capture.stat().st_size >= 16 << 20  # big enough to be cut
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}.parquet"
+        subprocess.run(["portlabel", "label", "-q", "-j", jobs, "--uid-seed", "2",
+                        str(capture), "-o", str(out)], check=True)  # fmt: skip
+        outs.append(pq.read_table(out))
+    assert outs[0].num_rows > 1000
+    assert _rows(outs[0], outs[0].column_names) == _rows(outs[1], outs[0].column_names)

@@ -72,6 +72,7 @@ class CaptureInputs:
         on_progress: Callable[[int], None] | None = None,
         packet_filter: str | None = None,
         count: int | None = None,
+        byte_range: tuple[int, int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -79,6 +80,10 @@ class CaptureInputs:
             raise ValueError("count must be 0 or more")
         self.paths = as_paths(paths)
         self.batch_size = batch_size
+        # one plain pcap file's records in (start, end) only (``CaptureReader.batches``)
+        self.byte_range = byte_range
+        if byte_range is not None and len(self.paths) != 1:
+            raise ValueError("a byte range is for one file")
         self.backend = get_backend(backend)
         self.on_problem = on_problem
         self.on_warning = on_warning
@@ -124,7 +129,7 @@ class CaptureInputs:
         self.reader = reader = open_capture(path)
         first = self.frames
         try:
-            for batch in reader.batches(self.batch_size, first_frame=first):
+            for batch in reader.batches(self.batch_size, first, self.byte_range):
                 self.frames = first + reader.frames_read
                 if self.filter is not None:
                     try:

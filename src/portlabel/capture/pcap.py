@@ -192,10 +192,13 @@ def make_batch(
 class _Records:
     """Record starts found and not yet handed out, with the walk's position."""
 
-    def __init__(self, window: ByteWindow, header: PcapHeader, first_frame: int) -> None:
+    def __init__(
+        self, window: ByteWindow, header: PcapHeader, first_frame: int, begin: int | None = None
+    ) -> None:
         self.window, self.header = window, header
         self.frame = first_frame
-        self.pos = self.start = FILE_HEADER_LEN - window.base  # start: next batch's bytes
+        begin = FILE_HEADER_LEN if begin is None else begin
+        self.pos = self.start = begin - window.base  # start: next batch's bytes
         self.pending: list[np.ndarray] = []
         # the header fields of the pending records when the walk read them (else None)
         self.pending_fields: list[np.ndarray | None] = []
@@ -290,20 +293,70 @@ def iter_pcap(
     batch_size: int,
     first_frame: int,
     warnings: list[str],
+    byte_range: tuple[int, int] | None = None,
+    ends: list[int] | None = None,
 ) -> Iterator[RawBatch]:
-    """Batches of the records after the file header; problems end up in ``warnings``."""
-    records = _Records(window, header, first_frame)
+    """Batches of the records after the file header; problems end up in ``warnings``.
+
+    With ``byte_range`` (start, end): the records whose headers start at or after
+    ``start`` (which must be a record's start) and before ``end``; ``ends`` then gets
+    where the record chain crossed ``end`` (the next range's true start).
+    """
+    records = _iter_records(window, header, batch_size, first_frame, warnings, byte_range)
+    if byte_range is None:
+        for batch, _ in records:
+            yield batch
+        return
+    start, end = byte_range
+    hdr = header.record_header_len
+    chain = start
+    try:
+        for batch, base in records:
+            heads = base + batch.offset - hdr  # where each record's header starts
+            inside = heads < end
+            if len(batch):
+                chain = int(heads[-1]) + hdr + int(batch.caplen[-1])
+            if not inside.all():
+                kept = int(np.argmin(inside))
+                chain = int(heads[kept])
+                if kept:
+                    yield batch.take(np.arange(kept))
+                return
+            yield batch
+    finally:
+        records.close()
+        if ends is not None:
+            ends.append(chain)
+
+
+def _iter_records(
+    window: ByteWindow,
+    header: PcapHeader,
+    batch_size: int,
+    first_frame: int,
+    warnings: list[str],
+    byte_range: tuple[int, int] | None = None,
+) -> Iterator[tuple[RawBatch, int]]:
+    """``iter_pcap``'s walk: each batch with the file offset its ``buf`` starts at."""
+    records = _Records(window, header, first_frame, None if byte_range is None else byte_range[0])
     while True:
         status = records.find(batch_size - records.count)
         while records.count >= batch_size:
-            yield records.batch(batch_size)
+            base = window.base + records.start
+            yield records.batch(batch_size), base
         if status is None:
+            if byte_range is not None and window.base + records.pos >= byte_range[1]:
+                if records.count:  # the range is walked: what was found goes out
+                    base = window.base + records.start
+                    yield records.batch(records.count), base
+                return
             continue
         if status == NEED_MORE and not window.eof:
             records.refill()
             continue
         if records.count:
-            yield records.batch(records.count)
+            base = window.base + records.start
+            yield records.batch(records.count), base
         buf, pos = window.buf, records.pos
         if status == BAD_LENGTH:
             warnings.append(_bad_record(buf, pos, window.base, header))

@@ -59,15 +59,27 @@ class CaptureReader:
         self.snaplens: dict[int, int] = {}  # interface number -> snaplen (0: no limit)
         self.frames_read = 0
         self.pipe: BinaryIO | None = None  # a pipe's stream, until its batches are read
+        self.range_end: int | None = None  # after reading a byte range: the chain's end
 
     def __repr__(self) -> str:
         return f"CaptureReader({self.path!r}, format={self.format!r})"
 
-    def batches(self, batch_size: int = BATCH_SIZE, first_frame: int = 0) -> Iterator[RawBatch]:
+    def batches(
+        self,
+        batch_size: int = BATCH_SIZE,
+        first_frame: int = 0,
+        byte_range: tuple[int, int] | None = None,
+    ) -> Iterator[RawBatch]:
         """``RawBatch``es of at most ``batch_size`` records, frames numbered from
-        ``first_frame``. Damage after the start ends the walk with a warning."""
+        ``first_frame``. Damage after the start ends the walk with a warning.
+
+        ``byte_range`` (start, end), for a plain pcap file only: the records whose
+        headers lie in it, ``start`` being one's; ``range_end`` is then where the record
+        chain crossed ``end``, the next range's true start."""
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
+        if byte_range is not None and self.format != "pcap":
+            raise ValueError(f"byte ranges need a plain pcap file, not {self.format}")
         self.warnings = list(self._header_warnings)
         self.comments = {}
         self.snaplens = {0: self.pcap_header.snaplen} if self.pcap_header is not None else {}
@@ -78,16 +90,23 @@ class CaptureReader:
             raise CaptureError(self.path, f"cannot read: {exc.strerror or exc}") from exc
         try:
             if self.pcap_header is not None:
+                ends: list[int] = []
                 records = pcap.iter_pcap(
-                    window, self.pcap_header, batch_size, first_frame, self.warnings
-                )
+                    window, self.pcap_header, batch_size, first_frame, self.warnings,
+                    byte_range, ends,
+                )  # fmt: skip
             else:
                 records = pcapng.iter_pcapng(
                     window, batch_size, first_frame, self.warnings, self.comments, self.snaplens
                 )
-            for batch in records:
-                self.frames_read += len(batch)
-                yield batch
+            try:
+                for batch in records:
+                    self.frames_read += len(batch)
+                    yield batch
+            finally:
+                records.close()
+                if byte_range is not None:
+                    self.range_end = ends[0] if ends else byte_range[0]
         finally:
             window.close()
 

@@ -48,10 +48,10 @@ def add_parser(subparsers, parents) -> None:
         "--jobs",
         type=jobs_count,
         metavar="N",
-        help="worker processes, one file at a time each; flows that cross files are "
-        "joined as one run would have them (default: the CPUs this process may use, "
-        "when there are 3 or more and several files of 64 MB or more in all; else 1: "
-        "in this process)",
+        help="worker processes, one file (or 256 MB range of a plain pcap file) at a time "
+        "each; flows that cross files are joined as one run would have them (default: "
+        "the CPUs this process may use, when there are 3 or more and 64 MB of input or "
+        "more; else 1: in this process)",
     )
     p.add_argument(
         "--dask",

@@ -28,11 +28,14 @@ def parallel_workers(paths, jobs, backend, count, independent) -> int:
     """How many worker processes ``portlabel label`` uses: ``jobs``, by default the CPUs
     this process may use when there are three or more and 64 MB of files or more (on two,
     the in-process pipeline's three threads already keep both busy and run faster: see
-    benchmarks/scale.py); one for a single file, for stdin, for another backend than the
-    native one, and under ``-c`` (a count of the whole capture)."""
+    benchmarks/scale.py); one for a single file that cannot be cut into byte ranges (not
+    a plain pcap, under 16 MB), for stdin, for another backend than the native one, and
+    under ``-c`` (a count of the whole capture)."""
     from portlabel.parallel.jobs import usable_cpus
 
-    if len(paths) < 2 or "-" in paths or backend != "native" or count is not None:
+    if "-" in paths or backend != "native" or count is not None:
+        return 1
+    if len(paths) < 2 and not _splittable(paths):
         return 1
     if jobs is None:
         import os
@@ -42,7 +45,19 @@ def parallel_workers(paths, jobs, backend, count, independent) -> int:
         if (total < PARALLEL_MIN_BYTES or cpus <= 2) and not independent:
             return 1
         jobs = cpus
-    return min(jobs, len(paths))
+    return jobs if len(paths) == 1 else min(jobs, len(paths))
+
+
+def _splittable(paths) -> bool:
+    """One plain pcap file big enough to be labelled in byte ranges."""
+    import os
+
+    from portlabel.parallel.jobs import MIN_SPLIT
+    from portlabel.parallel.split import record_ranges
+
+    return (len(paths) == 1 and os.path.isfile(paths[0])
+            and os.path.getsize(paths[0]) >= MIN_SPLIT
+            and record_ranges(paths[0], 2) is not None)  # fmt: skip
 
 
 class _AllInputsFailed(Exception):

@@ -17,6 +17,7 @@ per-flow work happens in Python (dict lookups by key bytes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,7 @@ def _attempt_bits(rec: Records) -> np.ndarray:
 
 
 FLOW_BYTES = 1024  # what one active flow costs, all told (its record, index, notes)
+DRAIN_CHUNK = 1 << 16  # flows ended (and rendered) at a time at the end of input
 
 
 def default_max_flows() -> int:
@@ -186,6 +188,20 @@ class FlowTable:
         slots = np.flatnonzero(self.store.used)
         rec, notes = self._release(slots)
         return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), notes)])
+
+    def drain_chunks(self, size: int = DRAIN_CHUNK) -> Iterator[FinishedFlows]:
+        """``drain`` a piece at a time: at most ``size`` flows each, in the order ``drain``
+        gives them (start time), so that ending a million flows does not hold them all,
+        rendered, at once. Tunnel parents ended in an earlier piece are still named."""
+        slots = np.flatnonzero(self.store.used)
+        cols = self.store.cols
+        slots = slots[np.lexsort((cols["uid"][slots, 2], cols["first_ts"][slots]))]
+        for start in range(0, len(slots), size):
+            part = slots[start : start + size]
+            rec, notes = self._release(part)
+            done = self._finished([(rec, np.full(len(part), FLUSH, dtype=np.uint8), notes)])
+            if done is not None:
+                yield done
 
     def take_active(self, slots: np.ndarray | None = None) -> tuple[Records, list | None]:
         """Remove active flows (all of them, or those in ``slots``) without finishing

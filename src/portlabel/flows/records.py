@@ -119,7 +119,9 @@ class FlowStore:
     def _grow(self, need: int) -> None:
         cap = len(self.used)
         new_cap = max(cap * 2, cap + need)
-        self.cols = np.concatenate([self.cols, empty_records(new_cap - cap)])
+        grown = empty_records(new_cap)  # then one copy: the old slots and the new array
+        grown[:cap] = self.cols  # are all that is held at once (not a third, concatenated)
+        self.cols = grown
         self.used = np.concatenate([self.used, np.zeros(new_cap - cap, dtype=bool)])
         self._free.extend(range(new_cap - 1, cap - 1, -1))
 

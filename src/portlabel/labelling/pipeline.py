@@ -261,7 +261,5 @@ def _folded(pipe: LabelPipeline, batches: Iterable[KeyedBatch]) -> Iterator[Fini
         done = pipe.flows.fold_keyed(batch)
         if done is not None:
             yield done
-    done = pipe.flows.drain()
     pipe.count_left_out()
-    if done is not None:
-        yield done
+    yield from pipe.flows.drain_chunks()  # a piece at a time: a million flows may end here

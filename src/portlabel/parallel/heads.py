@@ -23,16 +23,28 @@ _COLLECTING, _DONE = 1, 2
 
 @dataclass(slots=True)
 class Heads:
-    """What ``HeadCollector`` kept: rows grouped by key (in capture order within a key),
-    and the keys whose second flow was seen (their heads end there)."""
+    """What ``HeadCollector`` kept: rows batch by batch (so in capture order within each
+    key), each row's key number, the keys by number, and the keys whose second flow was
+    seen (their heads end there)."""
 
-    rows: Rows | None  # without per-row keys; None: no row kept
-    starts: np.ndarray  # where each key's rows start
-    keys: np.ndarray  # (groups, KEY_WIDTH) uint8
+    parts: list[Rows]  # without per-row keys
+    numbers: np.ndarray  # int32 per row: its key's number
+    keys: np.ndarray  # (keys, KEY_WIDTH) uint8, by number
     complete: np.ndarray  # (n, KEY_WIDTH) uint8: keys with a second flow in the part
 
     def __len__(self) -> int:
-        return 0 if self.rows is None else len(self.rows)
+        return len(self.numbers)
+
+    def select(self, wanted: np.ndarray) -> tuple[Rows, np.ndarray, np.ndarray]:
+        """The rows of the keys ``wanted`` (bool per key number), grouped by key in
+        capture order: (rows, where each key's rows start, the keys' numbers)."""
+        index = np.flatnonzero(wanted[self.numbers])
+        numbers = self.numbers[index]
+        order = np.argsort(numbers, kind="stable")
+        rows = _concat_rows(self.parts).take(index[order])
+        picked = numbers[order]
+        starts = np.flatnonzero(np.r_[True, picked[1:] != picked[:-1]]) if len(picked) else picked
+        return rows, starts.astype(np.int64), picked[starts] if len(picked) else picked
 
 
 class HeadCollector:
@@ -92,21 +104,13 @@ class HeadCollector:
             self._state[raw[g]] = _DONE
 
     def heads(self) -> Heads:
-        """The kept rows grouped by key, and the keys whose heads ended."""
-        complete = [k for k, s in self._state.items() if s == _DONE]
+        """The kept rows, their key numbers, and the keys whose heads ended."""
+        complete = [k for k, st in self._state.items() if st == _DONE]
         done = np.frombuffer(b"".join(complete), dtype=np.uint8).reshape(-1, KEY_WIDTH)
-        if not self._kept:
-            none = np.zeros(0, dtype=np.int64)
-            return Heads(None, none, np.zeros((0, KEY_WIDTH), np.uint8), done)
-        rows = _concat_rows([r for r, _ in self._kept])
-        numbers = np.concatenate([k for _, k in self._kept])
-        # batches in order, rows in order within a key in each: a stable sort by key
-        # number keeps each key's rows in capture order
-        order = np.argsort(numbers, kind="stable")
-        counts = np.bincount(numbers, minlength=len(self._id))
-        starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
         keys = np.frombuffer(b"".join(self._id), dtype=np.uint8).reshape(-1, KEY_WIDTH)
-        return Heads(rows.take(order, drop_keys=True), starts, keys, done)
+        numbers = [k for _, k in self._kept]
+        numbers = np.concatenate(numbers).astype(np.int32) if numbers else np.zeros(0, np.int32)
+        return Heads([r for r, _ in self._kept], numbers, keys, done)
 
 
 def _concat_rows(parts: list[Rows]) -> Rows:
@@ -139,8 +143,8 @@ def _filled(value, rows: Rows, name: str) -> np.ndarray:
 @dataclass(slots=True)
 class SpilledHeads:
     """``Heads`` written to a file (``spill``) for a process on the same machine, which
-    maps it (``load``) instead of receiving it through a pipe: it reads only the keys it
-    replays. ``layout`` is (field, dtype, shape, offset) per array."""
+    maps it (``load``) instead of receiving it through a pipe: it reads only the rows of
+    the keys it replays. ``layout`` is (field, dtype, shape, offset) per array."""
 
     path: str
     layout: list[tuple[str, str, tuple, int]]
@@ -158,33 +162,42 @@ class SpilledHeads:
             buf = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) if size else b""
         arrays = {}
         for name, dtype, shape, offset in self.layout:
-            count = int(np.prod(shape)) if shape else 1
+            count = int(np.prod(shape))
             arrays[name] = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(
                 shape
             )
         fields = {n: arrays.get("rows." + n) for n in Rows.__slots__}
-        rows = Rows(**fields) if self.rows else None
-        return Heads(rows, arrays["starts"], arrays["keys"], arrays["complete"])
+        parts = [Rows(**fields)] if self.rows else []
+        return Heads(parts, arrays["numbers"], arrays["keys"], arrays["complete"])
 
 
 def spill(heads: Heads, directory: str) -> SpilledHeads:
-    """Write ``heads`` into a new file under ``directory`` (see ``SpilledHeads``)."""
+    """Write ``heads`` into a new file under ``directory`` (see ``SpilledHeads``), each
+    row field written part after part (no concatenated copy)."""
     import tempfile
 
-    arrays = [("starts", heads.starts), ("keys", heads.keys), ("complete", heads.complete)]
-    if heads.rows is not None:
+    columns: list[tuple[str, list[np.ndarray]]] = [
+        ("numbers", [heads.numbers]), ("keys", [heads.keys]), ("complete", [heads.complete]),
+    ]  # fmt: skip
+    if heads.parts:
         for name in Rows.__slots__:
-            value = getattr(heads.rows, name)
-            if value is not None:
-                arrays.append(("rows." + name, value))
+            got = [getattr(p, name) for p in heads.parts]
+            if all(g is None for g in got):
+                continue
+            columns.append(("rows." + name, [_filled(g, p, name) for g, p in
+                                             zip(got, heads.parts, strict=True)]))  # fmt: skip
     layout, offset = [], 0
     fd, path = tempfile.mkstemp(prefix="heads-", dir=directory)
     with open(fd, "wb") as f:
-        for name, value in arrays:
-            value = np.ascontiguousarray(value)
-            layout.append((name, value.dtype.str, value.shape, offset))
-            f.write(value.tobytes() if value.size == 0 else memoryview(value.reshape(-1)).cast("B"))
-            offset += value.nbytes
+        for name, pieces in columns:
+            first = pieces[0]
+            rows = sum(len(p) for p in pieces)
+            layout.append((name, first.dtype.str, (rows, *first.shape[1:]), offset))
+            for piece in pieces:
+                piece = np.ascontiguousarray(piece)
+                if piece.size:
+                    f.write(memoryview(piece.reshape(-1)).cast("B"))
+                offset += piece.nbytes
             pad = -offset % 64
             f.write(b"\0" * pad)
             offset += pad

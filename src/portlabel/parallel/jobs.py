@@ -1,5 +1,6 @@
 """Many files on many cores: ``ParallelLabelling`` runs ``label_part`` in a pool of
-worker processes and joins the parts in order (``stitch``).
+worker processes and joins the parts in order (``stitch``). A part is a file, or a byte
+range of a big plain pcap file (``split``): one big file uses every worker too.
 
 Files are handed out in capture order, a few more than there are workers at a time (so
 memory holds only the parts waiting to be joined); the parts are joined in order as they
@@ -26,7 +27,11 @@ from portlabel.labelling.pipeline import PipelineStats
 from portlabel.parallel import part as part_module
 from portlabel.parallel.heads import SpilledHeads
 from portlabel.parallel.part import INHERITED, PartJob, PartResult, label_part
+from portlabel.parallel.split import record_ranges
 from portlabel.parallel.stitch import Stitcher, add_stats
+
+SPLIT_BYTES = 256 << 20  # a plain pcap file bigger than this is labelled in ranges
+MIN_SPLIT = 16 << 20  # a single file is cut into one range per worker from this size
 
 
 def usable_cpus() -> int:
@@ -76,11 +81,13 @@ class ParallelLabelling:
         on_progress: Callable[[int], None] | None = None,
         submit=None,
         worker_registry: tuple | None = None,
+        split_bytes: int | None = SPLIT_BYTES,
     ) -> None:
         self.registry = registry
         self.config = config
         self.jobs = max(1, jobs)
         self.batch_size = batch_size
+        self.split_bytes = split_bytes  # plain pcap files bigger than this are cut
         self.packet_filter = packet_filter
         self.independent = independent
         self.problems: list[str] = []
@@ -114,12 +121,29 @@ class ParallelLabelling:
         registry, overlays = INHERITED, ()
         if self._worker_registry is not None:
             registry, overlays = self._worker_registry
-        for index, path in enumerate(self.paths):
-            yield PartJob(
-                index, path, self.config, registry, tuple(overlays), batch_size=self.batch_size,
-                packet_filter=self.packet_filter, alone=self.independent,
-                spill_dir=self._spill_dir,
-            )  # fmt: skip
+        index = 0
+        for path in self.paths:
+            for byte_range in self._ranges(path):
+                yield PartJob(
+                    index, path, self.config, registry, tuple(overlays),
+                    batch_size=self.batch_size, packet_filter=self.packet_filter,
+                    alone=self.independent, spill_dir=self._spill_dir, byte_range=byte_range,
+                )  # fmt: skip
+                index += 1
+
+    def _ranges(self, path: str) -> list[tuple[int, int] | None]:
+        """The byte ranges ``path`` is labelled in: [None] (whole) unless it is a plain
+        pcap of more than ``split_bytes``, or the only file and ``MIN_SPLIT`` or more
+        (then at least one range per worker)."""
+        if self.independent or not self.split_bytes:
+            return [None]
+        size = _size(path)
+        pieces = -(-size // self.split_bytes)
+        if len(self.paths) == 1 and size >= MIN_SPLIT:
+            pieces = max(pieces, self.jobs)
+        if pieces < 2:
+            return [None]
+        return record_ranges(path, pieces) or [None]
 
     def __iter__(self) -> Iterator[pa.Table]:
         from portlabel.labelling.iana import prepare_labels
@@ -154,10 +178,14 @@ class ParallelLabelling:
     def _joined(self, results: Iterator[PartResult]) -> Iterator[pa.Table]:
         from portlabel.capture.inputs import CaptureInputs
 
-        def read_again(path: str):
-            return CaptureInputs([path], self.batch_size, packet_filter=self.packet_filter,
-                                 on_problem=lambda exc: None,
-                                 on_warning=lambda line: None)  # fmt: skip
+        def read_again(path: str, byte_range=None, report: bool = False):
+            quiet = not report
+            return CaptureInputs(
+                [path], self.batch_size, packet_filter=self.packet_filter,
+                byte_range=byte_range,
+                on_problem=(lambda exc: None) if quiet else (lambda exc: self._problem(str(exc))),
+                on_warning=(lambda line: None) if quiet else self.on_warning,
+            )  # fmt: skip
 
         stitcher = None
         if not self.independent:
@@ -167,7 +195,8 @@ class ParallelLabelling:
         done_bytes = 0
         latest = None
         for result in results:
-            self.parts.append({"path": result.path, "seconds": result.seconds,
+            self.parts.append({"path": result.path, "range": result.byte_range,
+                               "seconds": result.seconds,
                                "peak_rss": result.peak_rss, "frames": result.frames,
                                "failed": result.failed})  # fmt: skip
             if (not self.independent and latest is not None and result.first_packet_ts is not None

@@ -37,6 +37,7 @@ class PartJob:
     packet_filter: str | None = None
     alone: bool = False  # an independent capture: finish its flows here, keep no heads
     spill_dir: str | None = None  # write the heads into a file here (same machine only)
+    byte_range: tuple[int, int] | None = None  # a plain pcap's records in (start, end) only
 
 
 @dataclass
@@ -63,6 +64,8 @@ class PartResult:
     problems: list[str] = field(default_factory=list)  # the file could not be read (on)
     warnings: list[str] = field(default_factory=list)
     failed: bool = False  # nothing could be read
+    byte_range: tuple[int, int] | None = None  # the part's bytes, when a range of its file
+    range_end: int | None = None  # where its record chain crossed the range's end
     seconds: float = 0.0  # the worker's own time on this part
     peak_rss: int = 0  # the worker process's peak resident memory so far (bytes)
 
@@ -133,7 +136,7 @@ def label_part(job: PartJob) -> PartResult:
     from portlabel.labelling.pipeline import LabelPipeline
 
     started = time.perf_counter()
-    out = PartResult(job.index, job.path)
+    out = PartResult(job.index, job.path, byte_range=job.byte_range)
     pipe = LabelPipeline(_registry(job), job.config)
     flows = pipe.flows
     collector = HeadCollector(math.ceil(job.config.longest_wait * 1e9))
@@ -143,7 +146,7 @@ def label_part(job: PartJob) -> PartResult:
 
     inputs = CaptureInputs(
         [job.path], job.batch_size, on_problem=problem, on_warning=out.warnings.append,
-        packet_filter=job.packet_filter,
+        packet_filter=job.packet_filter, byte_range=job.byte_range,
     )  # fmt: skip
     for raw in inputs:
         keyed = flows.key(pipe.decoded(raw))
@@ -163,8 +166,7 @@ def label_part(job: PartJob) -> PartResult:
             out.pos0.append(done.records["pos0"].copy())
             out.keys.append(done.records["key"].copy())
     if job.alone:
-        done = flows.drain()
-        if done is not None:
+        for done in flows.drain_chunks():
             out.tables.append(pipe.render(done))
             out.pos0.append(done.records["pos0"].copy())
             out.keys.append(done.records["key"].copy())
@@ -179,6 +181,8 @@ def label_part(job: PartJob) -> PartResult:
     out.frames = flows._next_pos
     out.stats = pipe.stats
     out.failed = inputs.all_failed
+    if job.byte_range is not None and inputs.reader is not None:
+        out.range_end = inputs.reader.range_end
     out.seconds = time.perf_counter() - started
     out.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out

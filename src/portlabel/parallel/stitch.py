@@ -72,7 +72,7 @@ class Stitcher:
         self,
         registry,
         config: FlowConfig,
-        reprocess: Callable[[str], Iterable] | None = None,
+        reprocess: Callable[[str, tuple | None, bool], Iterable] | None = None,
         on_problem: Callable[[str], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
@@ -90,6 +90,7 @@ class Stitcher:
         self.unjoined: list[str] = []  # parts joined without an exact replay
         self._uids = None if config.uid_seed is None else UidSource(config.uid_seed)
         self._fragments: dict | None = None  # datagrams the last part ended in the middle of
+        self._range_end: dict[str, int] = {}  # path -> where its last range's chain ended
 
     # ---- public ----------------------------------------------------------------------
 
@@ -98,21 +99,35 @@ class Stitcher:
         if part.index != self.next_index:
             raise ValueError(f"part {part.index} given where part {self.next_index} is next")
         self.next_index += 1
-        for line in part.problems:
-            self.on_problem(line)
-        for line in part.warnings:
-            self.on_warning(line)
+        # a range of a file must start where the chain of the range before it ended: the
+        # cut was guessed (``split``), the chain is the truth
+        start = part.byte_range[0] if part.byte_range is not None else None
+        truth = self._range_end.get(part.path) if start is not None else None
+        misplaced = truth is not None and truth != start
+        if not misplaced:
+            for line in part.problems:
+                self.on_problem(line)
+            for line in part.warnings:
+                self.on_warning(line)
         out: list[pa.Table] = []
         in_order = self.last_ts is None or part.first_ts is None or part.first_ts >= self.last_ts
         # a datagram cut by the file end completes in this part: only a reading that
         # holds its first fragments can put it together
         fragments = self._fragments
         self._fragments = part.pending_fragments or None
-        joined = self._join(part, out) if in_order and fragments is None else None
-        if joined is None:
+        joined = None
+        if in_order and fragments is None and not misplaced:
+            joined = self._join(part, out)
+        consumed = part.frames
+        if joined is not None:
+            if part.byte_range is not None:
+                self._range_end[part.path] = part.range_end
+        else:
             out = []
             if self.reprocess is not None:
-                self._read_again(part, out, fragments)
+                where = None if start is None else (truth if misplaced else start,
+                                                    part.byte_range[1])  # fmt: skip
+                consumed = self._read_again(part, out, fragments, where, report=misplaced)
             else:
                 if fragments:  # nobody here can complete them
                     left = sum(d.count for d in fragments.values())
@@ -123,7 +138,7 @@ class Stitcher:
                                 "joined exactly (it overlaps the one before it in "
                                 "time)")  # fmt: skip
                 self._join(part, out, force=True)
-        self.offset += part.frames
+        self.offset += consumed
         if part.last_ts is not None:
             self.last_ts = part.last_ts if self.last_ts is None else max(self.last_ts, part.last_ts)
         for table in out:
@@ -221,18 +236,13 @@ class Stitcher:
             heads = heads.load()
         if heads is None or not len(heads):
             return _Replay.nothing()
-        gstarts, group_keys = heads.starts, heads.keys
-        slots = self.table.store.lookup(group_keys)
-        carried = np.flatnonzero(slots >= 0)
-        if not len(carried):
+        slots = self.table.store.lookup(heads.keys)
+        if not (slots >= 0).any():
             return _Replay.nothing()
-        ends = np.r_[gstarts[1:], len(heads.rows)]
-        lengths = ends[carried] - gstarts[carried]
-        first = np.repeat(gstarts[carried] - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-        rows = heads.rows.take(first + np.arange(int(lengths.sum())))
+        rows, c_starts, numbers = heads.select(slots >= 0)
         rows.pos = rows.pos + off
-        c_keys = group_keys[carried]
-        c_starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+        c_keys = heads.keys[numbers]
+        carried = numbers
         keyed = KeyedBatch(rows, c_starts, c_keys, off, int(rows.ts.max()))
 
         scratch = FlowTable(dataclasses.replace(self.config, max_flows=1 << 62))
@@ -293,20 +303,32 @@ class Stitcher:
             rec,
         )
 
-    def _read_again(self, part: PartResult, out: list, fragments: dict | None) -> None:
+    def _read_again(
+        self,
+        part: PartResult,
+        out: list,
+        fragments: dict | None,
+        byte_range: tuple[int, int] | None = None,
+        report: bool = False,
+    ) -> int:
         """The sequential run's way: the part's packets after the carried flows (and
-        after the fragments the part before ended with)."""
+        after the fragments the part before ended with); ``byte_range`` for a range of
+        a file, ``report``: its problems are reported here. Returns the packets read."""
         self.reread.append(part.path)
         self.table._next_pos = self.offset
         reassembler = self.pipe.reassembler
         if fragments and reassembler is not None:
             reassembler.take_over(fragments)
-        for batch in self.reprocess(part.path):
+        inputs = self.reprocess(part.path, byte_range, report)
+        for batch in inputs:
             table = self.pipe.feed(batch)
             if table is not None:
                 out.append(table)
         if reassembler is not None:
             self._fragments = reassembler.hand_over() or None
+        if byte_range is not None and getattr(inputs, "reader", None) is not None:
+            self._range_end[part.path] = inputs.reader.range_end
+        return self.table._next_pos - self.offset
 
 
 @dataclasses.dataclass
