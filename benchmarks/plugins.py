@@ -54,7 +54,9 @@ def main() -> None:
     dicts = {
         t: {
             p: names[e]
-            for p, e in zip(ports.tolist(), reg.lookup(np.full(65536, code), ports).tolist(), strict=True)
+            for p, e in zip(
+                ports.tolist(), reg.lookup(np.full(65536, code), ports).tolist(), strict=True
+            )
             if e
         }
         for t, code in (("tcp", 6), ("udp", 17))
