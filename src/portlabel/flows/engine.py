@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from portlabel.capture.batch import DecodeStatus, PacketBatch
+from portlabel.constants import BATCH_SIZE
 from portlabel.flows.attempts import CS_ATTEMPT
 from portlabel.flows.columns import END_REASONS, FLOW_SCHEMA, empty_table
 from portlabel.flows.config import FlowConfig
@@ -137,6 +138,7 @@ class FlowTable:
         self._now = np.iinfo(np.int64).min
         self.left_out = np.zeros(len(DecodeStatus), dtype=np.int64)  # packets not in flows
         self.max_flows = self.config.max_flows or default_max_flows()
+        self.store.limit = self.max_flows + BATCH_SIZE  # a batch may add this many first
         self.evicted = 0  # flows ended early to keep at most max_flows active
         # the group (of the last folded batch) of each flow that batch started
         self.new_flow_groups = np.zeros(0, dtype=np.int64)

@@ -103,6 +103,9 @@ class FlowStore:
         use_c = compiled and _slotindex is not None
         self.index = CompiledIndex() if use_c else DictIndex()
         self._free: list[int] = list(range(capacity - 1, -1, -1))
+        # slots past which the array grows only by what is needed (the table's cap on
+        # active flows plus a batch of new ones: doubling there would double its memory)
+        self.limit: int | None = None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -119,6 +122,8 @@ class FlowStore:
     def _grow(self, need: int) -> None:
         cap = len(self.used)
         new_cap = max(cap * 2, cap + need)
+        if self.limit is not None and new_cap * 2 > self.limit:
+            new_cap = max(self.limit, cap + need)  # the last growth: straight to the limit
         grown = empty_records(new_cap)  # then one copy: the old slots and the new array
         grown[:cap] = self.cols  # are all that is held at once (not a third, concatenated)
         self.cols = grown
