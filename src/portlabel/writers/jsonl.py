@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,11 +22,38 @@ from portlabel.writers.text import epoch_seconds, fix_rows, join_rows, list_join
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
 
+# the bytes a JSON string cannot hold as they are: controls, the quote, the backslash
+_QUOTE, _BACKSLASH = np.uint8(ord('"')), np.uint8(ord("\\"))
+
+
 def _escaped(values: pa.Array) -> pa.Array:
+    """Strings as JSON strings. A column of few distinct values (services, states) is
+    rendered once per value and gathered; one without a byte to escape skips the regex."""
     if not pa.types.is_string(values.type):
         values = values.cast(pa.string())
-    inner = fix_rows(values, _NEEDS_ESCAPE, lambda s: json.dumps(s, ensure_ascii=False)[1:-1])
+    # few distinct values among the first 256 (a sample, not to encode a uid column)
+    if len(values) >= 256 and len(pc.unique(values.slice(0, 256))) <= 32:
+        encoded = pc.dictionary_encode(values)
+        if 4 * len(encoded.dictionary) <= len(values):
+            return _quoted(encoded.dictionary).take(encoded.indices)
+    return _quoted(values)
+
+
+def _quoted(values: pa.Array) -> pa.Array:
+    inner = values
+    if _may_need_escapes(values):
+        inner = fix_rows(values, _NEEDS_ESCAPE, lambda s: json.dumps(s, ensure_ascii=False)[1:-1])
     return pc.binary_join_element_wise(scalar('"'), inner, scalar('"'), scalar(""))
+
+
+def _may_need_escapes(values: pa.Array) -> bool:
+    """Whether any byte of a string array's values needs escaping (read from its data)."""
+    _, offsets, data = values.buffers()
+    if data is None or not len(values):
+        return False
+    bounds = np.frombuffer(offsets, dtype=np.int32)[[values.offset, values.offset + len(values)]]
+    raw = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[1]]
+    return bool((raw < 0x20).any() or (raw == _QUOTE).any() or (raw == _BACKSLASH).any())
 
 
 def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
