@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import portlabel.labelling.api as api
@@ -122,6 +122,18 @@ def test_empty_outputs_are_valid(table):
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=10)), max_size=20))
 def test_json_strings_round_trip(values):
+    rendered = json_values(pa.array(values, type=pa.string())).to_pylist()
+    assert [None if r is None else json.loads(r) for r in rendered] == values
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=6)), min_size=1, max_size=8),
+    st.lists(st.integers(0, 7), min_size=256, max_size=600),
+)
+def test_json_strings_of_few_distinct_values_round_trip(pool, picks):
+    # long columns of few values are rendered once per value and gathered
+    values = [pool[i % len(pool)] for i in picks]
     rendered = json_values(pa.array(values, type=pa.string())).to_pylist()
     assert [None if r is None else json.loads(r) for r in rendered] == values
 
