@@ -21,6 +21,7 @@ KERNELS = (
     "portlabel.flows._aggregate",
     "portlabel.flows._slotindex",
     "portlabel.flows._flowtext",
+    "portlabel.packet_writers._spancopy",
 )
 
 

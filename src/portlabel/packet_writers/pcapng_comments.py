@@ -20,6 +20,11 @@ from typing import BinaryIO
 
 import numpy as np
 
+try:
+    from portlabel.packet_writers import _spancopy
+except ImportError:  # built without a C compiler: word-wise numpy copies
+    _spancopy = None
+
 SHB_TYPE, IDB_TYPE, EPB_TYPE = 0x0A0D0D0A, 1, 6
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 OPT_ENDOFOPT, OPT_COMMENT, IF_TSRESOL = 0, 1, 9
@@ -58,13 +63,17 @@ def _block(kind: int, body: bytes) -> bytes:
 def _copy_spans(out, dst, src_buf, src, lengths) -> None:
     """``out[dst[i]:dst[i]+lengths[i]] = src_buf[src[i]:src[i]+lengths[i]]`` for all i.
 
-    Copies ``WORD``-byte words (one fancy index per word, not per byte), so up to
+    In C (``_spancopy``) when built: exactly the spans. Without it: copies ``WORD``-byte
+    words (one fancy index per word, not per byte), so up to
     ``WORD - 1`` bytes *after* each span are overwritten with whatever followed it in the
     source: the caller writes those bytes afterwards and gives ``out`` ``WORD`` bytes of
     slack at the end. Spans whose last word would read past ``src_buf`` go byte-wise.
     """
     src, dst = src.astype(np.int64), dst.astype(np.int64)
     lengths = lengths.astype(np.int64)
+    if _spancopy is not None:
+        _spancopy.copy_spans(out, dst, src_buf, src, lengths)
+        return
     words = (lengths + WORD - 1) // WORD
     near_end = src + words * WORD > len(src_buf)
     for i in np.flatnonzero(near_end & (lengths > 0)).tolist():
