@@ -277,3 +277,27 @@ def test_every_bundled_capture_cut_in_four_gives_the_sequential_flows(capture, t
     tables = list(run)
     got = pa.concat_tables(tables) if tables else expect.schema.empty_table()
     assert _rows(got, expect.column_names) == _rows(expect, expect.column_names)
+
+
+@needs_editcap
+def test_a_part_that_cannot_be_read_again_here_is_joined_with_a_warning(tmp_path, registry):
+    from portlabel.parallel.part import PartJob, label_part
+    from portlabel.parallel.stitch import Stitcher
+
+    parts = _split(CAPTURES / "zeekreal_infected.pcap", tmp_path, 4)
+    backwards = [parts[0], parts[2], parts[1], parts[3]]
+    config = FlowConfig(uid_seed=3)
+    warned: list[str] = []
+    stitcher = Stitcher(registry, config, reprocess=lambda *args: None,
+                        on_warning=warned.append)  # fmt: skip
+    tables = []
+    for i, path in enumerate(backwards):
+        tables += stitcher.add(label_part(PartJob(i, path, config, registry)))
+    tables += stitcher.finish()
+    got = pa.concat_tables(tables)
+    assert stitcher.unjoined == [parts[1]]
+    assert any("could not be joined exactly" in w for w in warned)
+    expect = portlabel.label(backwards, uid_seed=3)
+    packets = ["orig_pkts", "resp_pkts"]
+    total = sum(sum(got.column(c).to_pylist()) for c in packets)
+    assert total == sum(sum(expect.column(c).to_pylist()) for c in packets)  # none lost

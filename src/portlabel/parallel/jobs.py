@@ -179,6 +179,8 @@ class ParallelLabelling:
         from portlabel.capture.inputs import CaptureInputs
 
         def read_again(path: str, byte_range=None, report: bool = False):
+            if not os.access(path, os.R_OK):
+                return None  # a path of the cluster's workers, not of this machine
             quiet = not report
             return CaptureInputs(
                 [path], self.batch_size, packet_filter=self.packet_filter,

@@ -15,10 +15,12 @@ For a new part:
    are dropped, and the worker's flows before it (its view of the carried connection's
    rest) are replaced by the replay's;
 4. if the replay never meets the worker's flows again (an active timeout counted from a
-   start the worker did not see), or the part's first packet is older than the parts
-   before it, the part is read again here, after the carried flows, as the sequential
-   run reads it (``reprocess``); without ``reprocess`` the part is joined as well as it
-   can be and a warning says so.
+   start the worker did not see), if an IP datagram's fragments straddle the cut, if the
+   part's first packet is older than the parts before it, or if a range's guessed start
+   is not where the record chain before it ended, the part is read again here, after the carried flows, as the sequential
+   run reads it (``reprocess``); where it cannot be read here (``reprocess`` gives
+   None: a path only the Dask workers see) the part is joined as well as it can be and
+   a warning says so.
 
 The flows still open after the part (the replay's and the worker's) go into the table;
 flows that timed out in the part's time finish as the clock moves to its last packet.
@@ -124,19 +126,27 @@ class Stitcher:
                 self._range_end[part.path] = part.range_end
         else:
             out = []
+            where = None if start is None else (truth if misplaced else start,
+                                                part.byte_range[1])  # fmt: skip
+            inputs = None
             if self.reprocess is not None:
-                where = None if start is None else (truth if misplaced else start,
-                                                    part.byte_range[1])  # fmt: skip
-                consumed = self._read_again(part, out, fragments, where, report=misplaced)
-            else:
+                inputs = self.reprocess(part.path, where, misplaced)
+            if inputs is not None:
+                consumed = self._read_again(part, out, fragments, inputs, where)
+            else:  # the file is not readable here (a Dask worker's path)
                 if fragments:  # nobody here can complete them
                     left = sum(d.count for d in fragments.values())
                     bad = self.stats.not_in_flows
                     bad["FRAGMENT_INCOMPLETE"] = bad.get("FRAGMENT_INCOMPLETE", 0) + left
                 self.unjoined.append(part.path)
-                self.on_warning(f"{part.path}: flows crossing into this file could not be "
-                                "joined exactly (it overlaps the one before it in "
-                                "time)")  # fmt: skip
+                why = (
+                    "a guessed cut fell inside a record"
+                    if misplaced
+                    else "a flow's close, a datagram's fragments or the file's time order"
+                )
+                self.on_warning(f"{part.path}: flows crossing into this part could not be "
+                                f"joined exactly ({why}; the file cannot be read here to "
+                                "do it as one run would)")  # fmt: skip
                 self._join(part, out, force=True)
         self.offset += consumed
         if part.last_ts is not None:
@@ -308,18 +318,17 @@ class Stitcher:
         part: PartResult,
         out: list,
         fragments: dict | None,
+        inputs: Iterable,
         byte_range: tuple[int, int] | None = None,
-        report: bool = False,
     ) -> int:
-        """The sequential run's way: the part's packets after the carried flows (and
-        after the fragments the part before ended with); ``byte_range`` for a range of
-        a file, ``report``: its problems are reported here. Returns the packets read."""
+        """The sequential run's way: the part's packets (``inputs``, the batches of the
+        file or of its ``byte_range``) after the carried flows and after the fragments
+        the part before ended with. Returns the packets read."""
         self.reread.append(part.path)
         self.table._next_pos = self.offset
         reassembler = self.pipe.reassembler
         if fragments and reassembler is not None:
             reassembler.take_over(fragments)
-        inputs = self.reprocess(part.path, byte_range, report)
         for batch in inputs:
             table = self.pipe.feed(batch)
             if table is not None:
