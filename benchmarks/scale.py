@@ -194,17 +194,22 @@ def main() -> None:
         print(f"{name:34} {t:8.2f} {rss / 2**20:12.0f} {ratio:7.2f}x")
     print("ranges flows identical to -j 1:", same_flows(out / "w1.parquet", out / "w2.parquet"))
 
-    # per-worker peak memory, from the workers themselves
-    from portlabel.flows.config import FlowConfig
-    from portlabel.parallel.jobs import ParallelLabelling
-    from portlabel.registry.loading import resolve_registry
-
-    run = ParallelLabelling(parts, resolve_registry(), FlowConfig(uid_seed=1), 2)
-    for _ in run:
-        pass
+    # per-worker peak memory, from the workers themselves (in a child: a worker forked
+    # from this process would start with this process's memory)
+    code = (
+        "import sys\n"
+        "from portlabel.flows.config import FlowConfig\n"
+        "from portlabel.parallel.jobs import ParallelLabelling\n"
+        "from portlabel.registry.loading import resolve_registry\n"
+        "run = ParallelLabelling(sys.argv[1:], resolve_registry(), FlowConfig(uid_seed=1), 2)\n"
+        "for _ in run: pass\n"
+        "print(max(p['peak_rss'] for p in run.parts), len(run.stitcher.reread))\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code, *parts], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
     print(
-        f"peak RSS per worker: {max(p['peak_rss'] for p in run.parts) / 2**20:.0f} MB; "
-        f"merge step re-read {len(run.stitcher.reread)} of {len(parts)} parts"
+        f"peak RSS per worker: {int(got[0]) / 2**20:.0f} MB; "
+        f"merge step re-read {got[1]} of {len(parts)} parts"
     )
 
     if not args.no_dask:
