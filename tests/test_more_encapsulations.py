@@ -140,3 +140,25 @@ def test_encapsulations_agree_with_tshark(tmp_path, name):
         pytest.skip(f"tshark 4.0 does not dissect {name} to IP ({row['frame.protocols']})")
     batch = decode(raw_batch([bytes(frame)], linktype))
     assert compare(view, batch, 0) is None, (row["frame.protocols"], view)
+
+
+def test_a_capwap_port_datagram_without_a_capwap_header_stays_udp():
+    # zeros from port 5247: a header length of 0 is no CAPWAP header (was: malformed,
+    # and the packet in no flow at all)
+    row = one(ETH / OUTER / UDP(sport=5247, dport=8080) / (b"\0" * 18))
+    assert row["status"] == DecodeStatus.OK and row["tunnel"] == TunnelType.NONE
+    assert (row["sport"], row["dport"]) == (5247, 8080)
+
+
+@pytest.mark.parametrize("port", [6081, 4754])  # Geneve, GRE in UDP: entered, no IP inside
+def test_a_udp_tunnel_packet_with_no_ip_inside_counts_in_its_tunnel_flow(port, tmp_path):
+    import portlabel
+    from portlabel.labelling.api import run_metadata
+
+    path = tmp_path / "t.pcap"
+    with PcapWriter(str(path)) as out:
+        out.write(ETH / OUTER / UDP(sport=port, dport=8080) / (b"\0" * 18))
+    flows = portlabel.label(str(path))
+    assert flows.num_rows == 1 and flows.column("orig_pkts").to_pylist() == [1]
+    assert flows.column("id.orig_p").to_pylist() == [port]
+    assert run_metadata(flows)["not_in_flows"] == {}  # in the tunnel's flow, not left out

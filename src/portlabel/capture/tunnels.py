@@ -284,7 +284,9 @@ def capwap(st: DecodeState, idx: np.ndarray) -> None:
     idx, pos = idx[ok], pos[ok]
     length = read(st.buf, pos, L.hlen) * 4
     wlan = (read(st.buf, pos, L.native) == 1) & (read(st.buf, pos, L.wbid) == 1)
-    idx, pos, length, wlan = st.malformed(idx, length < L.min_len, pos, length, wlan)
+    # a header shorter than CAPWAP's own is not CAPWAP: the datagram stays plain UDP
+    ok = _plain_udp(st, idx, length >= L.min_len)
+    idx, pos, length, wlan = idx[ok], pos[ok], length[ok], wlan[ok]
     enter_tunnel(st, idx, TunnelType.CAPWAP)
     st.goto(idx, np.where(wlan, Layer.IEEE80211, Layer.ETHER), pos + length)
 

@@ -178,6 +178,10 @@ def batch_rows(
     )
     if len(outer) or len(mid):
         rows = _with_tunnel_rows(rows, b, outer, mid, first_pos, key_by_parent)
+        # a packet whose inner frame is no flow is still a packet of its tunnel's flow
+        counted = outer[~flowable[outer]]
+        if len(counted):
+            left_out -= np.bincount(status[counted], minlength=len(DecodeStatus))
     return rows, left_out
 
 

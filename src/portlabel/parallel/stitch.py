@@ -17,10 +17,10 @@ For a new part:
 4. if the replay never meets the worker's flows again (an active timeout counted from a
    start the worker did not see), if an IP datagram's fragments straddle the cut, if the
    part's first packet is older than the parts before it, or if a range's guessed start
-   is not where the record chain before it ended, the part is read again here, after the carried flows, as the sequential
-   run reads it (``reprocess``); where it cannot be read here (``reprocess`` gives
-   None: a path only the Dask workers see) the part is joined as well as it can be and
-   a warning says so.
+   is not where the record chain before it ended, the part is read again here, after
+   the carried flows, as the sequential run reads it (``reprocess``); where it cannot be
+   read here (``reprocess`` gives None: a path only the Dask workers see) the part is
+   joined as well as it can be and a warning says so.
 
 The flows still open after the part (the replay's and the worker's) go into the table;
 flows that timed out in the part's time finish as the clock moves to its last packet.
