@@ -1,11 +1,14 @@
 """Time ``portlabel label CAPTURE -o out.parquet`` as a whole process, next to peers.
 
     python benchmarks/gen_capture.py /tmp/big.pcap          # ~1 M packets, once
-    python benchmarks/label.py /tmp/big.pcap [--runs 3] [--no-peers] [--scapy-slice N]
+    python benchmarks/label.py /tmp/big.pcap [--runs 3] [--no-peers] [--no-formats]
+        [--scapy-slice N]
 
 Every tool runs as its own child process, ``--runs`` times; the script prints the median
 wall time, the peak RSS of the child (``os.wait4``'s rusage, per process) and the ratio to
-portlabel, all from the same run. Peers: NFStream (flows, no dissection, no statistics;
+portlabel's Parquet run, all from the same run. The other outputs are timed too (JSON
+lines, CSV, a Zeek conn.log, and ``portlabel packets -o`` writing a commented pcapng),
+each with its cost over Parquet. Peers: NFStream (flows, no dissection, no statistics;
 skipped if it is not installed), ``tshark -q -z conv,tcp -z conv,udp`` (conversations),
 and a scapy ``PcapReader`` loop grouping packets by 5-tuple, run on the first N packets
 and scaled to the whole file (marked "scaled"). Then portlabel's CPU time by stage, the
@@ -172,6 +175,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--scapy-slice", type=int, default=20_000, metavar="N")
+    ap.add_argument("--no-formats", action="store_true", help="only Parquet output")
     args = ap.parse_args()
     if not os.path.exists(args.capture):
         sys.exit(f"{args.capture}: missing; run python benchmarks/gen_capture.py {args.capture}")
@@ -187,10 +191,24 @@ def main() -> None:
     if got is None:
         sys.exit("portlabel failed")
     rows.append(("portlabel label -o out.parquet", *got, ""))
+    if not args.no_formats:
+        formats = [
+            (
+                f"portlabel label -o out.{ext}",
+                ["label", args.capture, "-o", os.path.join(tmp, f"out.{ext}"), "-q"],
+            )
+            for ext in ("jsonl", "csv", "log")
+        ]
+        formats.append(("portlabel packets -o out.pcapng", ["packets", args.capture, "-o",
+                        os.path.join(tmp, "out.pcapng"), "-q"]))  # fmt: skip
+        for name, argv in formats:
+            got = measure([portlabel, *argv], args.runs)
+            if got:
+                rows.append((name, *got, f"{got[0] / rows[0][1] - 1:+.1%} over Parquet"))
     if not args.no_peers:
         rows += peers(args, packets)
     base = rows[0][1]
-    print(f"\n{'tool':40} {'median s':>9} {'CPU s':>7} {'peak RSS MiB':>13} {'x portlabel':>12}")
+    print(f"\n{'tool':40} {'median s':>9} {'CPU s':>7} {'peak RSS MiB':>13} {'x Parquet':>12}")
     for name, wall, rss, cpu, note in rows:
         print(f"{name:40} {wall:9.2f} {cpu:7.2f} {rss:13.0f} {wall / base:12.2f}  {note}")
     print("\nportlabel's CPU by stage (the stages in sequence in this process, one run):")
