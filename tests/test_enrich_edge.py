@@ -164,9 +164,11 @@ def test_in_place_failure_keeps_original(tmp_path: Path, monkeypatch, gz: bool) 
     )
 )
 def test_arbitrary_body_lines_preserved(lines: list[bytes]) -> None:
-    # "#separator" may be invalid (an error, tested below) and "#fields" changes the
-    # schema the checks below assume (a second header block: test_cli_outputs).
-    lines = [line for line in lines if not line.startswith((b"#separator", b"#fields"))]
+    # "#separator" and "#set_separator" may be invalid (an error, tested below) and
+    # "#fields" changes the schema the checks below assume (a second header block:
+    # test_cli_outputs).
+    lines = [line for line in lines
+             if not line.startswith((b"#separator", b"#set_separator", b"#fields"))]  # fmt: skip
     body = b"\n".join(line.replace(b"\n", b" ") for line in lines)
     data = HEADER + body
     out, stats = enrich_bytes(data)
@@ -181,6 +183,14 @@ def test_arbitrary_body_lines_preserved(lines: list[bytes]) -> None:
             assert b.startswith(a + b"\t") and a.count(b"\t") == n_fields - 1
             assert b.count(b"\t") == n_fields - 1 + len(IANA_COLUMNS)
     assert stats.records + stats.malformed == sum(1 for a in want if a and a[:1] != b"#")
+
+
+@pytest.mark.parametrize("value", [b"", b"\t", b"\t,,", b"\t\\x2c\\x2c"])
+def test_bad_set_separator_is_an_error_naming_the_line(value: bytes) -> None:
+    data = HEADER + BODY[0] + b"\n#set_separator" + value + b"\n" + BODY[0] + b"\n"
+    line = data.count(b"\n") - 1
+    with pytest.raises(LogFormatError, match=f"line {line}: set separator"):
+        enrich_bytes(data)
 
 
 @pytest.mark.parametrize("value", [b"", b" \\x09\\x09", b" ab"])

@@ -115,6 +115,11 @@ class TsvEnricher(sp.BlockFeeder):
             return raw + newline
         sep = self.meta["separator"]
         key, _, value = raw.partition(sep) if sep in raw else raw.partition(b" ")
+        if key == b"#set_separator" and len(unescape(value)) != 1:
+            # the iana.aliases set is written with it: there must be one byte to write
+            raise LogFormatError(
+                self.name, f"set separator {unescape(value)!r} is not one byte", where
+            )
         if key in _META:
             self.meta[_META[key]] = unescape(value)
         elif key == b"#path":
