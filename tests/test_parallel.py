@@ -301,3 +301,22 @@ def test_a_part_that_cannot_be_read_again_here_is_joined_with_a_warning(tmp_path
     packets = ["orig_pkts", "resp_pkts"]
     total = sum(sum(got.column(c).to_pylist()) for c in packets)
     assert total == sum(sum(expect.column(c).to_pylist()) for c in packets)  # none lost
+
+
+def _dies(job):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+
+
+def test_a_worker_that_dies_is_one_line_naming_its_file(monkeypatch, registry):
+    from portlabel.errors import PortlabelError
+    from portlabel.parallel import jobs
+
+    monkeypatch.setattr(jobs, "label_part", _dies)
+    path = str(CAPTURES / "zeek_ssh.pcap")
+    run = ParallelLabelling([path, path.replace("ssh", "wikipedia")], registry, FlowConfig(),
+                            jobs=2)  # fmt: skip
+    with pytest.raises(PortlabelError, match="worker process labelling it died"):
+        list(run)

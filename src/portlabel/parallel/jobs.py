@@ -18,10 +18,12 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
 
 from portlabel.capture.inputs import backwards_warning, file_identity
+from portlabel.errors import PortlabelError
 from portlabel.flows.config import FlowConfig
 from portlabel.labelling.pipeline import PipelineStats
 from portlabel.parallel import part as part_module
@@ -169,11 +171,11 @@ class ParallelLabelling:
         ahead = 2 * self.jobs
         waiting: deque = deque()
         for job in self._jobs():
-            waiting.append(submit(label_part, job))
+            waiting.append((job, submit(label_part, job)))
             if len(waiting) >= ahead:
-                yield waiting.popleft().result()
+                yield _result(*waiting.popleft())
         while waiting:
-            yield waiting.popleft().result()
+            yield _result(*waiting.popleft())
 
     def _joined(self, results: Iterator[PartResult]) -> Iterator[pa.Table]:
         from portlabel.capture.inputs import CaptureInputs
@@ -226,6 +228,18 @@ class ParallelLabelling:
         if stitcher is not None:
             yield from stitcher.finish()
             self.stats = stitcher.stats
+
+
+def _result(job: PartJob, future) -> PartResult:
+    """A part's result; a worker that died (killed, out of memory) is one line naming the
+    file it was labelling, not a traceback."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise PortlabelError(
+            f"{job.path}: the worker process labelling it died (killed, or out of memory? "
+            "try fewer --jobs or --max-flows)"
+        ) from None
 
 
 def _size(path: str) -> int:
