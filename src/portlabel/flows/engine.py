@@ -17,6 +17,7 @@ per-flow work happens in Python (dict lookups by key bytes).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -204,6 +205,26 @@ class FlowTable:
             done = self._finished([(rec, np.full(len(part), FLUSH, dtype=np.uint8), notes)])
             if done is not None:
                 yield done
+
+    @property
+    def position(self) -> int:
+        """The capture position the next keyed packet gets (packets keyed so far)."""
+        return self._next_pos
+
+    @position.setter
+    def position(self, value: int) -> None:
+        """Go on from another capture position: the table reads a later part of a
+        capture whose earlier part another table read."""
+        self._next_pos = int(value)
+
+    def scratch(self) -> FlowTable:
+        """An empty table with this one's options (no flow cap), clock and memory of
+        finished tunnel parents: for replaying some flows' packets on the side."""
+        other = FlowTable(dataclasses.replace(self.config, max_flows=1 << 62))
+        other._now = self._now
+        other._recent_uid = self._recent_uid
+        other._tunnels_seen = self._tunnels_seen
+        return other
 
     def take_active(self, slots: np.ndarray | None = None) -> tuple[Records, list | None]:
         """Remove active flows (all of them, or those in ``slots``) without finishing

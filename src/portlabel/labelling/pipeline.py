@@ -234,7 +234,7 @@ def label_batches(
     """
     pipe = pipeline or LabelPipeline(registry, config)
     if background is None:
-        background = _usable_cpus() > 1
+        background = usable_cpus() > 1
     # keying and grouping a batch's rows reads no flow: it runs with reading and decoding
     decoded = (pipe.flows.key(pipe.decoded(raw)) for raw in raw_batches)
     if background:
@@ -248,7 +248,8 @@ def label_batches(
             yield table
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -36,14 +36,6 @@ SPLIT_BYTES = 256 << 20  # a plain pcap file bigger than this is labelled in ran
 MIN_SPLIT = 16 << 20  # a single file is cut into one range per worker from this size
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def distinct_paths(paths: list[str], on_warning: Callable[[str], None]) -> list[str]:
     """``paths`` without a file given a second time (warned about, as a sequential run
     does: its packets would double every flow)."""

@@ -178,7 +178,7 @@ def label_part(job: PartJob) -> PartResult:
     if out.heads is not None and job.spill_dir is not None:
         out.heads = spill(out.heads, job.spill_dir)
     out.first_ts = collector.start_ts if not job.alone else out.first_packet_ts
-    out.frames = flows._next_pos
+    out.frames = flows.position
     out.stats = pipe.stats
     out.failed = inputs.all_failed
     if job.byte_range is not None and inputs.reader is not None:

@@ -255,10 +255,7 @@ class Stitcher:
         carried = numbers
         keyed = KeyedBatch(rows, c_starts, c_keys, off, int(rows.ts.max()))
 
-        scratch = FlowTable(dataclasses.replace(self.config, max_flows=1 << 62))
-        scratch._now = self.table._now
-        scratch._recent_uid = self.table._recent_uid
-        scratch._tunnels_seen = self.table._tunnels_seen
+        scratch = self.table.scratch()
         rec, notes = self.table.take_active(slots[carried])
         scratch.adopt(rec.copy(), copy.deepcopy(notes))
         done = scratch.fold_keyed(keyed)
@@ -325,7 +322,7 @@ class Stitcher:
         file or of its ``byte_range``) after the carried flows and after the fragments
         the part before ended with. Returns the packets read."""
         self.reread.append(part.path)
-        self.table._next_pos = self.offset
+        self.table.position = self.offset
         reassembler = self.pipe.reassembler
         if fragments and reassembler is not None:
             reassembler.take_over(fragments)
@@ -337,7 +334,7 @@ class Stitcher:
             self._fragments = reassembler.hand_over() or None
         if byte_range is not None and getattr(inputs, "reader", None) is not None:
             self._range_end[part.path] = inputs.reader.range_end
-        return self.table._next_pos - self.offset
+        return self.table.position - self.offset
 
 
 @dataclasses.dataclass
