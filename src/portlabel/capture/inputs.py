@@ -155,17 +155,13 @@ class CaptureInputs:
 
     def _chain(self, read_one) -> Iterator:
         done = 0
-        seen: dict[tuple[int, int], str] = {}
         latest: tuple[str, int] | None = None  # the file before and its last timestamp
-        for path in self.paths:
+        for path, first in with_repeats(self.paths):
             size = _size(path)
-            identity = file_identity(path)
-            if identity in seen:
-                self._warn(f"{path}: the same file as {seen[identity]}, given again: read once")
+            if first is not None:
+                self._warn(repeat_warning(path, first))
                 done += size
                 continue
-            if identity is not None:
-                seen[identity] = path
             notes: list[str] = []
             read = 0
             first = True
@@ -226,6 +222,22 @@ def packet_batches(
         paths, batch_size, backend=backend, on_problem=on_problem, on_warning=on_warning
     )
     return inputs.packet_batches()
+
+
+def with_repeats(paths: list[str]) -> Iterator[tuple[str, str | None]]:
+    """Each path with the earlier path naming the same file (by name or through a link),
+    or None: a file given twice is read once, as its packets would double every flow."""
+    seen: dict[tuple[int, int], str] = {}
+    for path in paths:
+        identity = file_identity(path)
+        first = seen.get(identity) if identity is not None else None
+        if identity is not None and first is None:
+            seen[identity] = path
+        yield path, first
+
+
+def repeat_warning(path: str, first: str) -> str:
+    return f"{path}: the same file as {first}, given again: read once"
 
 
 def file_identity(path: str) -> tuple[int, int] | None:

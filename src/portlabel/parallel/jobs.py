@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
 
-from portlabel.capture.inputs import backwards_warning, file_identity
+from portlabel.capture.inputs import backwards_warning, repeat_warning, with_repeats
 from portlabel.errors import PortlabelError
 from portlabel.flows.config import FlowConfig
 from portlabel.labelling.pipeline import PipelineStats
@@ -39,16 +39,12 @@ MIN_SPLIT = 16 << 20  # a single file is cut into one range per worker from this
 def distinct_paths(paths: list[str], on_warning: Callable[[str], None]) -> list[str]:
     """``paths`` without a file given a second time (warned about, as a sequential run
     does: its packets would double every flow)."""
-    seen: dict[tuple[int, int], str] = {}
     out = []
-    for path in paths:
-        identity = file_identity(path)
-        if identity in seen:
-            on_warning(f"{path}: the same file as {seen[identity]}, given again: read once")
-            continue
-        if identity is not None:
-            seen[identity] = path
-        out.append(path)
+    for path, first in with_repeats(paths):
+        if first is not None:
+            on_warning(repeat_warning(path, first))
+        else:
+            out.append(path)
     return out
 
 
