@@ -53,11 +53,10 @@ def _splittable(paths) -> bool:
     import os
 
     from portlabel.parallel.jobs import MIN_SPLIT
-    from portlabel.parallel.split import record_ranges
+    from portlabel.parallel.split import cuttable
 
     return (len(paths) == 1 and os.path.isfile(paths[0])
-            and os.path.getsize(paths[0]) >= MIN_SPLIT
-            and record_ranges(paths[0], 2) is not None)  # fmt: skip
+            and os.path.getsize(paths[0]) >= MIN_SPLIT and cuttable(paths[0]))  # fmt: skip
 
 
 class _AllInputsFailed(Exception):

@@ -188,9 +188,7 @@ class FlowTable:
 
     def drain(self) -> FinishedFlows | None:
         """``flush`` without rendering (None when no flow was active)."""
-        slots = np.flatnonzero(self.store.used)
-        rec, notes = self._release(slots)
-        return self._finished([(rec, np.full(len(slots), FLUSH, dtype=np.uint8), notes)])
+        return next(self.drain_chunks(max(len(self.store), 1)), None)
 
     def drain_chunks(self, size: int = DRAIN_CHUNK) -> Iterator[FinishedFlows]:
         """``drain`` a piece at a time: at most ``size`` flows each, in the order ``drain``

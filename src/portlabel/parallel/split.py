@@ -26,18 +26,37 @@ CHAIN = 32  # headers a guess must lead to
 _SPAN = 20 * 366 * 86_400  # seconds from the first record's time a record may lie
 
 
+def _cuttable_head(head: bytes) -> tuple[str, bool] | None:
+    """(byte order, nanosecond?) of a plain pcap file with 16-byte record headers and a
+    first record, from its first bytes; None for anything else."""
+    if len(head) < FILE_HEADER_LEN + 16:
+        return None
+    magic = struct.unpack_from("<I", head)[0]
+    if magic not in PCAP_MAGICS or PCAP_MAGICS[magic][2] != 16:
+        return None
+    order, nano, _ = PCAP_MAGICS[magic]
+    return order, nano
+
+
+def cuttable(path: str) -> bool:
+    """Whether ``record_ranges`` can cut ``path`` (it reads the file's first bytes)."""
+    try:
+        with open(path, "rb") as f:
+            return _cuttable_head(f.read(FILE_HEADER_LEN + 16)) is not None
+    except OSError:
+        return False
+
+
 def record_ranges(path: str, pieces: int) -> list[tuple[int, int]] | None:
     """``pieces`` (or fewer) byte ranges covering the records of ``path``, each starting
     at a record; None when the file cannot be cut (not a plain pcap, too small)."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(FILE_HEADER_LEN + 16)
-        if len(head) < FILE_HEADER_LEN + 16 or pieces < 2:
+        kind = _cuttable_head(head)
+        if kind is None or pieces < 2:
             return None
-        magic = struct.unpack_from("<I", head)[0]
-        if magic not in PCAP_MAGICS or PCAP_MAGICS[magic][2] != 16:
-            return None
-        order, nano, _ = PCAP_MAGICS[magic]
+        order, nano = kind
         sec0 = struct.unpack_from(order + "I", head, FILE_HEADER_LEN)[0]
         cuts = [FILE_HEADER_LEN]
         for k in range(1, pieces):
