@@ -302,7 +302,8 @@ def iter_pcap(
     ``start`` (which must be a record's start) and before ``end``; ``ends`` then gets
     where the record chain crossed ``end`` (the next range's true start).
     """
-    records = _iter_records(window, header, batch_size, first_frame, warnings, byte_range)
+    begin, end = byte_range if byte_range is not None else (None, None)
+    records = _walked(_Records(window, header, first_frame, begin), batch_size, warnings, end)
     if byte_range is None:
         for batch, _ in records:
             yield batch
@@ -329,23 +330,19 @@ def iter_pcap(
             ends.append(chain)
 
 
-def _iter_records(
-    window: ByteWindow,
-    header: PcapHeader,
-    batch_size: int,
-    first_frame: int,
-    warnings: list[str],
-    byte_range: tuple[int, int] | None = None,
+def _walked(
+    records: _Records, batch_size: int, warnings: list[str], end: int | None
 ) -> Iterator[tuple[RawBatch, int]]:
-    """``iter_pcap``'s walk: each batch with the file offset its ``buf`` starts at."""
-    records = _Records(window, header, first_frame, None if byte_range is None else byte_range[0])
+    """``iter_pcap``'s walk: each batch with the file offset its ``buf`` starts at; with
+    ``end``, the walk stops once it has passed that offset."""
+    window, header = records.window, records.header
     while True:
         status = records.find(batch_size - records.count)
         while records.count >= batch_size:
             base = window.base + records.start
             yield records.batch(batch_size), base
         if status is None:
-            if byte_range is not None and window.base + records.pos >= byte_range[1]:
+            if end is not None and window.base + records.pos >= end:
                 if records.count:  # the range is walked: what was found goes out
                     base = window.base + records.start
                     yield records.batch(records.count), base
