@@ -308,9 +308,8 @@ def iter_pcap(
         for batch, _ in records:
             yield batch
         return
-    start, end = byte_range
     hdr = header.record_header_len
-    chain = start
+    chain = begin
     try:
         for batch, base in records:
             heads = base + batch.offset - hdr  # where each record's header starts

@@ -39,7 +39,7 @@ from portlabel.arrowutil import numeric, string_lists
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable
 from portlabel.flows.engine import KeyedBatch
 from portlabel.flows.keys import KEY_WIDTH
-from portlabel.flows.records import NO_POS, Records
+from portlabel.flows.records import NO_POS, Records, empty_records
 from portlabel.flows.render import uid_strings
 from portlabel.flows.uid import UidSource
 from portlabel.labelling.pipeline import LabelPipeline, PipelineStats
@@ -348,8 +348,6 @@ class _Replay:
 
     @classmethod
     def nothing(cls) -> _Replay:
-        from portlabel.flows.records import empty_records
-
         return cls(None, empty_records(0), None, {}, [], empty_records(0))
 
     def kept(self, keys: np.ndarray, pos0: np.ndarray) -> np.ndarray:
