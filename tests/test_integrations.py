@@ -351,3 +351,18 @@ def test_zeek_package_export_onto_a_file_is_a_usage_error(tmp_path, capsys):
     existing.write_text("x")
     assert main(["registry", "export", "-F", "zeek", "-o", str(existing)]) == 2
     assert "-F zeek-table" in capsys.readouterr().err and existing.read_text() == "x"
+
+
+def test_pyshark_classes_with_exact_exits_are_pyshark_classes():
+    import pyshark
+
+    from portlabel.pyshark import FileCapture, LiveCapture
+
+    for ours, theirs in ((FileCapture, pyshark.FileCapture), (LiveCapture, pyshark.LiveCapture)):
+        assert issubclass(ours, theirs) and ours.__name__ == theirs.__name__
+        assert ours._cleanup_subprocess is not theirs._cleanup_subprocess
+    capture = FileCapture(str(CAPTURES / "zeek_ssh.pcap"), use_json=True, include_raw=True)
+    try:
+        assert sum(1 for _ in capture) > 0
+    finally:
+        capture.close()

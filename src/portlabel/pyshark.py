@@ -13,6 +13,9 @@ are those ``portlabel label`` gives for the same capture).
   a ``FileCapture`` is iterated), yielding labelled flow tables as flows end, and the
   last ones when the capture stops.
 - ``label_packet(pkt)``: the IANA entry of one packet's service port.
+- ``FileCapture`` / ``LiveCapture``: pyshark's own classes with its exit-status defect
+  fixed (``capture.pyshark_processes``): pyshark 0.6 now and then reports tshark's normal
+  exit at ``close()`` as a crash (``TSharkCrashException``).
 """
 
 from __future__ import annotations
@@ -94,3 +97,19 @@ def label_packet(pkt, labeller: FlowLabeller | None = None, registry=None) -> di
     from portlabel.labelling.packet import label_frame
 
     return label_frame(frame(pkt), registry)
+
+
+def __getattr__(name: str):
+    """``FileCapture`` and ``LiveCapture``: pyshark's, with exact exits (made on first use,
+    so that importing this module does not import pyshark)."""
+    if name in ("FileCapture", "LiveCapture"):
+        import pyshark
+
+        from portlabel.capture.pyshark_processes import with_exact_exits
+
+        cls = with_exact_exits(getattr(pyshark, name))
+        cls.__name__ = cls.__qualname__ = name
+        cls.__module__ = __name__
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
