@@ -22,6 +22,7 @@ KERNELS = (
     "portlabel.flows._slotindex",
     "portlabel.flows._flowtext",
     "portlabel.packet_writers._spancopy",
+    "portlabel._rowjoin",
 )
 
 

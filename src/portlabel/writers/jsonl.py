@@ -16,8 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from portlabel.arrowutil import scalar
-from portlabel.writers.text import epoch_seconds, fix_rows, join_rows, list_join, to_text
+from portlabel.arrowutil import plain_values, scalar
+from portlabel.writers.text import (
+    all_empty_lists,
+    epoch_seconds,
+    fix_rows,
+    join_rows,
+    list_join,
+    to_text,
+)
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
@@ -35,15 +42,15 @@ def _escaped(values: pa.Array) -> pa.Array:
     if len(values) >= 256 and len(pc.unique(values.slice(0, 256))) <= 32:
         encoded = pc.dictionary_encode(values)
         if 4 * len(encoded.dictionary) <= len(values):
-            return _quoted(encoded.dictionary).take(encoded.indices)
-    return _quoted(values)
+            return _escaped(encoded.dictionary).take(encoded.indices)
+    return pc.binary_join_element_wise(scalar('"'), _inner(values), scalar('"'), scalar(""))
 
 
-def _quoted(values: pa.Array) -> pa.Array:
-    inner = values
+def _inner(values: pa.Array) -> pa.Array:
+    """Strings as the text between a JSON string's quotes."""
     if _may_need_escapes(values):
-        inner = fix_rows(values, _NEEDS_ESCAPE, lambda s: json.dumps(s, ensure_ascii=False)[1:-1])
-    return pc.binary_join_element_wise(scalar('"'), inner, scalar('"'), scalar(""))
+        return fix_rows(values, _NEEDS_ESCAPE, lambda s: json.dumps(s, ensure_ascii=False)[1:-1])
+    return values
 
 
 def _may_need_escapes(values: pa.Array) -> bool:
@@ -64,8 +71,9 @@ def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
     if pa.types.is_floating(kind):
         if time_digits is not None:
             values = pc.round(values, time_digits)
-        finite = pc.is_finite(values)
-        return pc.if_else(finite, to_text(values), scalar(None))
+        if not values.null_count and np.isfinite(plain_values(values)).all():
+            return to_text(values)
+        return pc.if_else(pc.is_finite(values), to_text(values), scalar(None))
     if pa.types.is_integer(kind):
         return to_text(values)
     if pa.types.is_boolean(kind):
@@ -74,6 +82,9 @@ def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
         joined = list_join(values, json_values, ",")
         return pc.binary_join_element_wise(scalar("["), joined, scalar("]"), scalar(""))
     return _escaped(values)
+
+
+EMPTY_LIST = object()  # a column of empty lists only: "[]" in every row
 
 
 class JsonWriter:
@@ -100,19 +111,41 @@ class JsonWriter:
                 self.out.write(self._lines(batch))
 
     def _lines(self, batch: pa.RecordBatch) -> memoryview:
-        texts = []
-        for name in self.names:
+        columns = [batch.column(name) for name in self.names]
+        texts = []  # each column's JSON text; None: a string column with no null
+        for name, column in zip(self.names, columns, strict=True):
+            if all_empty_lists(column):
+                texts.append(EMPTY_LIST)
+                continue
+            if not self.omit_nulls and pa.types.is_string(column.type) and not column.null_count:
+                texts.append(None)
+                continue
             digits = self.time_digits if name in self.time_columns else None
-            texts.append(json_values(batch.column(name), digits))
+            texts.append(json_values(column, digits))
         if self.omit_nulls:
-            pairs = zip(self.keys, texts, strict=True)
-            items = [pc.binary_join_element_wise(scalar(k), t, scalar("")) for k, t in pairs]
+            items = [
+                scalar(key + "[]") if text is EMPTY_LIST
+                else pc.binary_join_element_wise(scalar(key), text, scalar(""))
+                for key, text in zip(self.keys, texts, strict=True)
+            ]  # fmt: skip
             return join_rows(items, ",", prefix="{", suffix="}\n", skip_nulls=True)
-        # one kernel call: "{" key0 value0 "," key1 value1 ... "}\n"
+        # one row-joining call: "{" key0 value0 "," key1 value1 ... "}\n", a string
+        # column with no null as '"' text '"' with its quotes in the constant pieces
         parts: list = []
-        for i, (key, text) in enumerate(zip(self.keys, texts, strict=True)):
-            parts += [scalar(("{" if i == 0 else ",") + key), text.fill_null(scalar("null"))]
-        return join_rows(parts, "", suffix="}\n")
+        constant = "{"
+        for i, (key, column, text) in enumerate(zip(self.keys, columns, texts, strict=True)):
+            constant += ("," if i else "") + key
+            if text is None:
+                parts += [scalar(constant + '"'), _inner(column)]
+                constant = '"'
+            elif text is EMPTY_LIST:
+                constant += "[]"
+            else:
+                if text.null_count:
+                    text = text.fill_null(scalar("null"))
+                parts += [scalar(constant), text]
+                constant = ""
+        return join_rows(parts, "", suffix=constant + "}\n")
 
     def close(self) -> None:
         pass

@@ -1,10 +1,9 @@
 """Vectorised text rendering of Arrow columns, shared by the text writers.
 
 Every value of a batch is rendered with pyarrow compute kernels, column by column; rows
-are then joined with ``binary_join_element_wise`` and the joined array's data buffer is
-written as is. Python only touches the rare values that need escaping a kernel cannot
-express (control characters): those rows are found with one regex kernel and rendered
-one by one.
+are then joined into one buffer (``textrows.join_columns``), which is written as is.
+Python only touches the rare values that need escaping a kernel cannot express (control
+characters): those rows are found with one regex kernel and rendered one by one.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from portlabel.arrowutil import numeric, plain_values, scalar, strings
+from portlabel.textrows import join_columns
 
 Renderer = Callable[[str], str]
 
@@ -103,13 +103,22 @@ def list_join(values: pa.Array, render: Callable[[pa.Array], pa.Array], sep: str
     return _restore_nulls(joined, values)
 
 
+def all_empty_lists(values: pa.Array) -> bool:
+    """A list column whose every row is an empty list, none null (the common
+    ``tunnel_parents`` and ``iana.aliases``): the writers write it as a constant."""
+    if not pa.types.is_list(values.type) or values.null_count or not len(values):
+        return False
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
+    return bool(offsets[values.offset] == offsets[values.offset + len(values)])
+
+
 def to_text(values: pa.Array) -> pa.Array:
     """Numbers and booleans cast to text (Arrow's shortest round-trip form for doubles)."""
     return pc.cast(values, pa.string())
 
 
 def join_rows(
-    columns: list[pa.Array],
+    columns: list[pa.Array | pa.Scalar],
     separator: str,
     prefix: str = "",
     suffix: str = "\n",
@@ -117,21 +126,6 @@ def join_rows(
 ) -> memoryview:
     """One buffer holding ``prefix + separator.join(row) + suffix`` for every row.
 
-    A null value makes its row null unless ``skip_nulls`` (then it is left out).
+    A null value drops its row unless ``skip_nulls`` (then it is left out).
     """
-    handling = "skip" if skip_nulls else "emit_null"
-    joined = pc.binary_join_element_wise(*columns, scalar(separator), null_handling=handling)
-    if prefix or suffix:
-        joined = pc.binary_join_element_wise(scalar(prefix), joined, scalar(suffix), scalar(""))
-    return blob(joined)
-
-
-def blob(values: pa.Array) -> memoryview:
-    """The concatenated bytes of a null-free string array, without copying."""
-    values = values.cast(pa.string()) if values.type != pa.string() else values
-    if len(values) == 0:
-        return memoryview(b"")
-    _, offsets_buf, data = values.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[values.offset :]
-    start, end = int(offsets[0]), int(offsets[len(values)])
-    return memoryview(data)[start:end]
+    return join_columns(columns, separator, prefix, suffix, skip_nulls)

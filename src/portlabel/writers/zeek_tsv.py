@@ -18,11 +18,19 @@ from __future__ import annotations
 import time
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from portlabel.arrowutil import scalar
-from portlabel.writers.text import fix_rows, fixed_decimals, join_rows, list_join, to_text
+from portlabel.writers.text import (
+    all_empty_lists,
+    fix_rows,
+    fixed_decimals,
+    join_rows,
+    list_join,
+    to_text,
+)
 from portlabel.writers.zeek_fields import ALWAYS_UNSET, conn_log_fields
 
 SEPARATOR = "\t"
@@ -53,11 +61,38 @@ def escape(text: str, in_set: bool = False) -> str:
 def _strings(values: pa.Array, in_set: bool = False) -> pa.Array:
     if not pa.types.is_string(values.type):
         values = values.cast(pa.string())
+    if not _may_need_escapes(values, in_set):
+        return values
     pattern = _SPECIAL_IN_SET if in_set else _SPECIAL
     return fix_rows(values, pattern, lambda s: escape(s, in_set))
 
 
+_SPECIAL_BYTES = np.zeros(256, dtype=bool)
+_SPECIAL_BYTES[[*range(0x20), 0x7F, ord("\\")]] = True
+_SPECIAL_IN_SET_BYTES = _SPECIAL_BYTES.copy()
+_SPECIAL_IN_SET_BYTES[ord(SET_SEPARATOR)] = True
+# the lengths of the values escaped whole: "", "-" and "(empty)"
+_SPECIAL_LENGTHS = np.array(sorted({0, len(UNSET), len(EMPTY)}))
+
+
+def _may_need_escapes(values: pa.Array, in_set: bool) -> bool:
+    """Whether a string array may hold a value ``escape`` changes: a byte it escapes,
+    or a value as short as the ones escaped whole (read from the array's buffers; the
+    regex kernel is the exact test)."""
+    _, offsets, data = values.buffers()
+    if not len(values):
+        return False
+    bounds = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+    if np.isin(np.diff(bounds), _SPECIAL_LENGTHS).any():
+        return True
+    raw = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]] if data is not None else []
+    table = _SPECIAL_IN_SET_BYTES if in_set else _SPECIAL_BYTES
+    return bool(len(raw) and table[raw].any())
+
+
 def _set(values: pa.Array) -> pa.Array:
+    if all_empty_lists(values):
+        return pa.repeat(scalar(EMPTY), len(values))
     joined = list_join(values, lambda items: _strings(items, in_set=True), SET_SEPARATOR)
     empty = pc.equal(pc.list_value_length(values), scalar(0, "int32"))
     return pc.if_else(empty, scalar(EMPTY), joined)
@@ -75,7 +110,7 @@ def render_column(values: pa.Array, zeek_type: str) -> pa.Array:
         text = _set(values)
     else:
         text = _strings(values)
-    return text.fill_null(scalar(UNSET))
+    return text.fill_null(scalar(UNSET)) if text.null_count else text
 
 
 def header_lines(fields: list[tuple[str, str]], path: str, opened: float) -> str:
