@@ -33,7 +33,10 @@ def seeds() -> dict[str, bytes]:
         out[name + ".xz"] = lzma.compress(data)
         out[name + ".bz2"] = bz2.compress(data)
         out[name + ".zst"] = zstandard.ZstdCompressor().compress(data)
-    for path in sorted((ROOT / "captures" / "zeek_logs").glob("*.log"))[:8]:
+    logs = sorted((ROOT / "captures" / "zeek_logs").glob("*.log"))
+    # TSV logs, and JSON ones (the JSON-lines scan kernel reads those)
+    json_logs = [p for p in logs if p.read_bytes()[:1] == b"{"][:4]
+    for path in logs[:8] + [p for p in json_logs if p not in logs[:8]]:
         lines = path.read_bytes().splitlines(keepends=True)[:40]
         out[path.name] = b"".join(lines)
         out[path.name + ".gz"] = gzip.compress(b"".join(lines))

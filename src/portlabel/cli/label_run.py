@@ -31,7 +31,7 @@ def parallel_workers(paths, jobs, backend, count, independent) -> int:
     benchmarks/scale.py); one for a single file that cannot be cut into byte ranges (not
     a plain pcap, under 16 MB), for stdin, for another backend than the native one, and
     under ``-c`` (a count of the whole capture)."""
-    from portlabel.labelling.pipeline import usable_cpus
+    from portlabel.labelling.stages import usable_cpus
 
     if "-" in paths or backend != "native" or count is not None:
         return 1

@@ -24,6 +24,7 @@ from portlabel.capture.compression import DecompressedStream, TruncatedStream
 from portlabel.enrich.report import Report
 from portlabel.enrich.transport import path_from_filename
 from portlabel.errors import LogFormatError
+from portlabel.labelling.stages import prefetched, usable_cpus
 
 BLOCK_SIZE = 4 << 20
 MAX_LINE = 16 << 20  # no Zeek log line is this long; a longer one is not a log
@@ -138,17 +139,24 @@ def enrich_stream(
 
         registry = default_registry()
     hint = path_from_filename(name)
-    enricher = None
-    lines = 0
     damage: list[str] = []
-    for block in blocks(fh, name, block_size, damage.append):
-        if enricher is None:
-            enricher = _enricher(block, registry, name, hint)
-        for piece in enricher.feed(block):
-            write(piece)
-        lines = enricher.line
-    report = Report(name) if enricher is None else enricher.report
-    report.lines = lines
+    made: list = []  # the enricher, once the first block has chosen it
+
+    def pieces() -> Iterator:
+        for block in blocks(fh, name, block_size, damage.append):
+            if not made:
+                made.append(_enricher(block, registry, name, hint))
+            yield from made[0].feed(block)
+
+    output = pieces()
+    if usable_cpus() > 1:
+        # reading and enriching in a second thread, writing in this one: on a disk that
+        # writes slower than the enricher works, the two overlap instead of adding up
+        output = prefetched(output, depth=8, name="portlabel-enrich")
+    for piece in output:
+        write(piece)
+    report = Report(name) if not made else made[0].report
+    report.lines = made[0].line if made else 0
     if damage:
         report.damaged = damage[0]
         report.note(damage[0])

@@ -5,7 +5,7 @@ the appended text is rendered once per pair and reused: ``SuffixTable.ids`` maps
 record's pair to a suffix id (a gather into a per-protocol array of 65537 slots, the
 last slot for "no port"), rendering only the pairs it has not seen -- or, once a log
 shows many new ports, every port of that protocol at once -- and
-``SuffixTable.array`` holds the suffixes as one pyarrow binary array for ``take``.
+``SuffixTable.array`` holds the suffixes as one pyarrow binary array, picked by id.
 
 Rendering is columnar: each ``iana.*`` column of the pairs is dictionary-encoded, each
 distinct value is written once in Python by the ``Style`` (and remembered for the

@@ -12,9 +12,10 @@ raw bytes with numpy, never with a Python object per line:
 * ``splice`` -- the output: original bytes with a suffix inserted at each cut.
 
 Theory of ``splice``: the pieces between consecutive cuts are a pyarrow binary array
-whose offsets are the cuts themselves (zero-copy over the block); joining it element-wise
-with the suffix array lays out piece, suffix, piece, suffix... in one C++ pass, so every
-original byte is copied once and exactly once, and no line is touched from Python.
+whose offsets are the cuts themselves (zero-copy over the block); joining it row-wise
+with the suffixes (``textrows.join_columns``) lays out piece, suffix, piece, suffix...
+in one pass, so every original byte is copied once and exactly once, and no line is
+touched from Python.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
+
+from portlabel.textrows import Gathered, join_columns
 
 NEWLINE = 10
 # Lines handled at once: bounds the per-line arrays (~150 bytes a line) when a block of
@@ -167,15 +170,9 @@ def plausible_time(buf: np.ndarray, fs: np.ndarray, fe: np.ndarray) -> np.ndarra
     return ok & (timeish(first) & timeish(last) | unset)
 
 
-def _empty(kind: pa.DataType) -> pa.Scalar:
-    """An empty binary scalar; ``pa.scalar`` would import pandas (~0.4 s) to build it."""
-    width = 8 if kind == pa.large_binary() else 4
-    zeros = pa.py_buffer(bytes(2 * width))
-    return pa.Array.from_buffers(kind, 1, [None, zeros, pa.py_buffer(b"")])[0]
-
-
-def splice(block, lo: int, hi: int, cuts: np.ndarray, suffixes: pa.Array) -> list:
-    """``block[lo:hi]`` with ``suffixes[i]`` inserted before byte ``cuts[i]``.
+def splice(block, lo: int, hi: int, cuts: np.ndarray, suffixes: pa.Array, ids=None) -> list:
+    """``block[lo:hi]`` with ``suffixes[i]`` inserted before byte ``cuts[i]`` (with
+    ``ids``: ``suffixes[ids[i]]``, a suffix table's entries, never gathered into an array).
 
     Returns buffers to write in order. ``cuts`` must be increasing and inside [lo, hi].
     """
@@ -190,15 +187,10 @@ def splice(block, lo: int, hi: int, cuts: np.ndarray, suffixes: pa.Array) -> lis
     pieces = pa.Array.from_buffers(
         kind, len(cuts), [None, pa.py_buffer(offsets), pa.py_buffer(block)]
     )
-    import pyarrow.compute as pc
-
     if large:
         suffixes = suffixes.cast(pa.large_binary())
-    joined = pc.binary_join_element_wise(pieces, suffixes, _empty(kind))
-    _, off_buf, data = joined.buffers()
-    off = np.frombuffer(off_buf, dtype=np.int64 if large else np.int32)
-    first, last = int(off[joined.offset]), int(off[joined.offset + len(joined)])
-    return [memoryview(data)[first:last], view[int(cuts[-1]) : hi]]
+    added = suffixes if ids is None else Gathered(suffixes, ids)
+    return [join_columns([pieces, added]), view[int(cuts[-1]) : hi]]
 
 
 class BlockFeeder:

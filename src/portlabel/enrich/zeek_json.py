@@ -45,6 +45,23 @@ _SCHEMA = pa.schema(
 )
 OPEN, CLOSE, CR = 123, 125, 13
 
+try:
+    from portlabel.enrich import _jsonscan
+except ImportError:  # not built: pyarrow's JSON reader does the fast path
+    _jsonscan = None
+
+# the keys the C scan reads, and their places
+_SCANNED = tuple(
+    name.encode() for name in (PORT_COLUMN, "ip_proto", "proto", "tunnel_type", "_path",
+                               IANA_COLUMNS[0])
+)  # fmt: skip
+_PORT, _IP_PROTO, _PROTO, _TUNNEL, _PATH, _IANA = range(6)
+_TEXTS = [_PROTO, _TUNNEL, _PATH]
+# in the order the transport is taken from them (``transport``'s docstring)
+_TEXT_VALUES = ((_PROTO, PROTO_NUMBERS), (_TUNNEL, TUNNEL_TRANSPORT), (_PATH, PATH_TRANSPORT))
+# the kinds of value it reports (_jsonscan.c)
+_ABSENT, _NULL, _INT, _STRING, _ESCAPED, _OTHER = range(6)
+
 
 class JsonEnricher(sp.BlockFeeder):
     """Streaming JSON-lines enricher: ``feed`` whole-line blocks."""
@@ -73,7 +90,49 @@ class JsonEnricher(sp.BlockFeeder):
     def _fast(self, block, buf, starts, ends, rows) -> list | None:
         if not len(rows):
             return [memoryview(block)]
-        s, e = starts[rows], ends[rows]
+        if _jsonscan is not None:
+            return self._scanned(block, buf, starts[rows], ends[rows], rows)
+        return self._arrow(block, buf, starts[rows], ends[rows], rows)
+
+    def _scanned(self, block, buf, s, e, rows) -> list | None:
+        """The fast path in C (``_jsonscan``): each line checked as JSON and the chosen
+        keys' values found in one pass. None (the block goes to json.loads) if a line is
+        malformed or unusual: a key or value written with escapes, a port or
+        ``ip_proto`` that is not an integer, an empty object."""
+        n, k = len(rows), len(_SCANNED)
+        status, closes = np.empty(n, np.uint8), np.empty(n, np.int64)
+        kinds, ints = np.empty((n, k), np.int8), np.empty((n, k), np.int64)
+        spans = np.empty((n, k, 2), np.int64)
+        _jsonscan.scan_fields(block, s, e, _SCANNED, status, closes, kinds, ints, spans)
+        if status.any():
+            return None
+        present = kinds[:, _IANA] != _ABSENT
+        if present.any():
+            self._refuse(int(rows[np.flatnonzero(present)[0]]))
+        numbers = kinds[:, [_PORT, _IP_PROTO]]
+        if not np.isin(numbers, (_ABSENT, _NULL, _INT)).all():
+            return None  # a port or protocol as a string, a float, a bool: json.loads
+        if (kinds[:, _TEXTS] == _ESCAPED).any():
+            return None
+        protos = np.full(n, UNKNOWN, dtype=np.int64)
+        ip = ints[:, _IP_PROTO]
+        known = (kinds[:, _IP_PROTO] == _INT) & (ip >= 0) & (ip < UNKNOWN)
+        protos[known] = ip[known]
+        for column, values in _TEXT_VALUES:
+            rows_here = np.flatnonzero((protos == UNKNOWN) & (kinds[:, column] == _STRING))
+            if len(rows_here):
+                fs = spans[rows_here, column, 0]
+                fe = fs + spans[rows_here, column, 1]
+                protos[rows_here] = sp.match_values(buf, fs, fe, values, UNKNOWN)
+        protos = np.where(protos == UNKNOWN, path_transport(self.path_hint), protos)
+        port = ints[:, _PORT]
+        ports = np.where((kinds[:, _PORT] == _INT) & (port >= 0) & (port <= 65535), port, NO_PORT)
+        ids = self.table.ids(protos, ports)
+        self._count(ids)
+        return sp.splice(block, 0, len(block), closes, self.table.array, ids)
+
+    def _arrow(self, block, buf, s, e, rows) -> list | None:
+        """The fast path without the C kernel: pyarrow's JSON reader."""
         closing = e - 1
         shaped = (buf[s] == OPEN) & (buf[closing] == CLOSE) & (buf[closing - 1] != OPEN)
         if not shaped.all():
@@ -101,7 +160,7 @@ class JsonEnricher(sp.BlockFeeder):
         ports = np.where((ports >= 0) & (ports <= 65535), ports, NO_PORT)
         ids = self.table.ids(protos, ports)
         self._count(ids)
-        return sp.splice(block, 0, len(block), closing, self.table.take(ids))
+        return sp.splice(block, 0, len(block), closing, self.table.array, ids)
 
     def _protocols(self, table: pa.Table) -> np.ndarray:
         import pyarrow.compute as pc

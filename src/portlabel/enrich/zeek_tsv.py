@@ -188,7 +188,7 @@ class TsvEnricher(sp.BlockFeeder):
         self.report.unlabelled += int(np.count_nonzero(ids == 0))
         lo = int(starts[0])
         hi = self._line_end(block, int(ends[-1]))
-        return sp.splice(block, lo, hi, ends[rows], table.take(ids))
+        return sp.splice(block, lo, hi, ends[rows], table.array, ids)
 
     def _protocols(self, buf, idx: dict, spans: dict, n: int) -> np.ndarray:
         protos = np.full(n, UNKNOWN, dtype=np.int64)

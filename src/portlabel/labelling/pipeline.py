@@ -15,7 +15,6 @@ iterable of batches.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -32,7 +31,7 @@ from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.flows.engine import KeyedBatch
 from portlabel.labelling.flows import label_flows, packet_labels
 from portlabel.labelling.iana import prepare_labels
-from portlabel.labelling.stages import prefetched
+from portlabel.labelling.stages import prefetched, usable_cpus
 from portlabel.registry.compiled import Registry
 
 # statuses of packets that made it to the flow layer (a fragment joins its flow)
@@ -246,14 +245,6 @@ def label_batches(
     for table in tables:
         if table.num_rows:
             yield table
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _folded(pipe: LabelPipeline, batches: Iterable[KeyedBatch]) -> Iterator[FinishedFlows]:

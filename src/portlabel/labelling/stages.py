@@ -17,6 +17,7 @@ nobody writes to) must not keep Ctrl-C from working; it is a daemon thread.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -86,3 +87,11 @@ def prefetched(
     finally:
         stop.set()
         worker.join(None if drained else _LEAVE_WAIT_S)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
