@@ -1,4 +1,4 @@
-"""The JSON-lines scan kernel (``enrich/_jsonscan.c``) against json.loads.
+"""The JSON-lines scan kernel (``enrich/_logscan.c``) against json.loads.
 
 Its promise: a line it passes is one json.loads reads as an object, with the same values
 for the keys asked for; whatever json.loads refuses, it refuses too. Checked on
@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from portlabel.enrich import zeek_json
 
-kernel = zeek_json._jsonscan
+kernel = zeek_json._logscan
 pytestmark = pytest.mark.skipif(
     kernel is None and not os.environ.get("PORTLABEL_REQUIRE_KERNELS"),
-    reason="the _jsonscan kernel is not built",
+    reason="the _logscan kernel is not built",
 )
 NAMES = (b"id.resp_p", b"proto", b"a", b"\xc3\xa9")
 OK, MALFORMED, ODD = 0, 1, 2
@@ -174,11 +174,11 @@ def enriched(block: bytes) -> bytes:
 def test_the_enricher_writes_the_same_with_and_without_the_kernel(records, pad):
     block = b"".join(json.dumps(r).encode() + pad.encode() + b"\n" for r in records)
     with_kernel = enriched(block)
-    zeek_json._jsonscan = None  # the pyarrow fast path, or json.loads line by line
+    zeek_json._logscan = None  # the pyarrow fast path, or json.loads line by line
     try:
         without = enriched(block)
     finally:
-        zeek_json._jsonscan = kernel
+        zeek_json._logscan = kernel
     assert with_kernel == without
     for record, line in zip(records, with_kernel.splitlines(), strict=True):
         assert json.loads(line).items() >= record.items()  # the original keys, untouched
@@ -190,3 +190,15 @@ def test_refuses_an_enriched_log():
     line = b'{"proto":"tcp","id.resp_p":80,"iana.service":null}\n'
     with pytest.raises(LogFormatError, match="already enriched"):
         enriched(b'{"proto":"tcp","id.resp_p":80}\n' + line)
+
+
+@pytest.mark.parametrize(
+    "block", [b"", b"\n", b"a", b"a\n", b"a\nbc", b"\n\nx\n", b"ab\r\ncd\n" * 3, bytes(range(256))]
+)
+def test_line_bounds_as_numpy_finds_them(block):
+    from portlabel.enrich import splice
+
+    buf = np.frombuffer(block, dtype=np.uint8)
+    got = splice.line_bounds(buf)
+    want = splice.numpy_line_bounds(buf)
+    assert [a.tolist() for a in got] == [a.tolist() for a in want]

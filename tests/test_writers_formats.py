@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from decimal import Decimal
 from pathlib import Path
 
@@ -166,3 +167,41 @@ def test_parquet_dictionary_encodes_repeating_columns_only(table):
         assert "RLE_DICTIONARY" not in encodings[name]
     for name in ("id.resp_h", "proto", "conn_state", "iana.service", "iana.status"):
         assert "RLE_DICTIONARY" in encodings[name]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(1, 30).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.text(max_size=8), min_size=n, max_size=n),
+            st.lists(st.one_of(st.none(), st.text(max_size=8)), min_size=n, max_size=n),
+            st.lists(st.lists(st.text(max_size=4), max_size=2 if n % 2 else 0), min_size=n,
+                     max_size=n),
+            st.lists(st.floats(), min_size=n, max_size=n),
+            st.lists(st.one_of(st.none(), st.integers(-(2**40), 2**40)), min_size=n, max_size=n),
+        )
+    ),
+    st.booleans(),
+)  # fmt: skip
+def test_json_lines_of_free_form_columns_read_back(columns, omit_nulls):
+    from portlabel.writers.jsonl import JsonWriter
+
+    plain, nullable, lists, doubles, ints = columns
+    table = pa.table({
+        "plain": pa.array(plain, pa.string()), "nullable": pa.array(nullable, pa.string()),
+        "lists": pa.array(lists, pa.list_(pa.string())), "doubles": pa.array(doubles),
+        "ints": pa.array(ints, pa.int64()),
+    })  # fmt: skip
+    out = io.BytesIO()
+    writer = JsonWriter(out, table.schema, omit_nulls=omit_nulls)
+    writer.write(table)
+    # bytes split at "\n" only: str.splitlines would also cut at U+0085 inside a value
+    rows = [json.loads(line) for line in out.getvalue().split(b"\n")[:-1]]
+    finite = [d if math.isfinite(d) else None for d in doubles]
+    for i, row in enumerate(rows):
+        want = {"plain": plain[i], "nullable": nullable[i], "lists": lists[i],
+                "doubles": finite[i], "ints": ints[i]}  # fmt: skip
+        if omit_nulls:
+            want = {k: v for k, v in want.items() if v is not None}
+        assert row == want
+    assert len(rows) == len(plain)

@@ -23,7 +23,7 @@ KERNELS = (
     "portlabel.flows._flowtext",
     "portlabel.packet_writers._spancopy",
     "portlabel._rowjoin",
-    "portlabel.enrich._jsonscan",
+    "portlabel.enrich._logscan",
 )
 
 

@@ -27,6 +27,11 @@ import pyarrow as pa
 
 from portlabel.textrows import Gathered, join_columns
 
+try:
+    from portlabel.enrich import _logscan
+except ImportError:  # not built: numpy finds the lines
+    _logscan = None
+
 NEWLINE = 10
 # Lines handled at once: bounds the per-line arrays (~150 bytes a line) when a block of
 # very short lines holds hundreds of thousands of them.
@@ -34,7 +39,15 @@ MAX_LINES = 1 << 16
 
 
 def line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end offsets of every line (the end excludes the newline)."""
+    """Start and end offsets of every line (the end excludes the newline). In C
+    (``_logscan``, memchr) when built; numpy's twin below."""
+    if _logscan is not None:
+        starts, ends = _logscan.line_bounds(buf)
+        return np.frombuffer(starts, dtype=np.int64), np.frombuffer(ends, dtype=np.int64)
+    return numpy_line_bounds(buf)
+
+
+def numpy_line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nl = np.flatnonzero(buf == NEWLINE)
     n = len(buf)
     tail = bool(n) and (len(nl) == 0 or nl[-1] != n - 1)

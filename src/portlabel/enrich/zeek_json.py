@@ -46,9 +46,9 @@ _SCHEMA = pa.schema(
 OPEN, CLOSE, CR = 123, 125, 13
 
 try:
-    from portlabel.enrich import _jsonscan
+    from portlabel.enrich import _logscan
 except ImportError:  # not built: pyarrow's JSON reader does the fast path
-    _jsonscan = None
+    _logscan = None
 
 # the keys the C scan reads, and their places
 _SCANNED = tuple(
@@ -59,7 +59,7 @@ _PORT, _IP_PROTO, _PROTO, _TUNNEL, _PATH, _IANA = range(6)
 _TEXTS = [_PROTO, _TUNNEL, _PATH]
 # in the order the transport is taken from them (``transport``'s docstring)
 _TEXT_VALUES = ((_PROTO, PROTO_NUMBERS), (_TUNNEL, TUNNEL_TRANSPORT), (_PATH, PATH_TRANSPORT))
-# the kinds of value it reports (_jsonscan.c)
+# the kinds of value it reports (_logscan.c)
 _ABSENT, _NULL, _INT, _STRING, _ESCAPED, _OTHER = range(6)
 
 
@@ -90,12 +90,12 @@ class JsonEnricher(sp.BlockFeeder):
     def _fast(self, block, buf, starts, ends, rows) -> list | None:
         if not len(rows):
             return [memoryview(block)]
-        if _jsonscan is not None:
+        if _logscan is not None:
             return self._scanned(block, buf, starts[rows], ends[rows], rows)
         return self._arrow(block, buf, starts[rows], ends[rows], rows)
 
     def _scanned(self, block, buf, s, e, rows) -> list | None:
-        """The fast path in C (``_jsonscan``): each line checked as JSON and the chosen
+        """The fast path in C (``_logscan``): each line checked as JSON and the chosen
         keys' values found in one pass. None (the block goes to json.loads) if a line is
         malformed or unusual: a key or value written with escapes, a port or
         ``ip_proto`` that is not an integer, an empty object."""
@@ -103,7 +103,7 @@ class JsonEnricher(sp.BlockFeeder):
         status, closes = np.empty(n, np.uint8), np.empty(n, np.int64)
         kinds, ints = np.empty((n, k), np.int8), np.empty((n, k), np.int64)
         spans = np.empty((n, k, 2), np.int64)
-        _jsonscan.scan_fields(block, s, e, _SCANNED, status, closes, kinds, ints, spans)
+        _logscan.scan_fields(block, s, e, _SCANNED, status, closes, kinds, ints, spans)
         if status.any():
             return None
         present = kinds[:, _IANA] != _ABSENT

@@ -1,4 +1,8 @@
-/* Chosen top-level fields of JSON-lines records, compiled (see zeek_json.py).
+/* Zeek log blocks scanned in C: where the lines are (splice.py), and chosen top-level
+ * fields of JSON-lines records (zeek_json.py).
+ *
+ * line_bounds(block) -> (starts, ends): int64 start and end (exclusive of the newline)
+ * of every line, as bytes; a last line without a newline counts, an empty block has none.
  *
  * scan_fields(block, starts, ends, names, status, closes, kinds, ints, spans): for each
  * line block[starts[i]:ends[i]], which must hold one JSON object, the value of each
@@ -72,6 +76,9 @@ static int utf8_sequence(cursor_t *c)
     return 1;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
 /* The bytes a string holds as they are: printable ASCII but the quote and the backslash */
 static uint8_t plain[256];
 
@@ -88,6 +95,19 @@ static int string(cursor_t *c, int *escaped)
     c->p++;
     *escaped = 0;
     while (c->p < c->end) {
+        /* eight bytes at a time while none is a quote, a backslash, a control byte or
+         * the start of a multi-byte sequence (each test exact for "any byte"), then byte
+         * by byte up to the one that is */
+        while (c->end - c->p >= 8) {
+            uint64_t w;
+            memcpy(&w, c->p, 8);
+            uint64_t quote = w ^ 0x2222222222222222ULL, slash = w ^ 0x5C5C5C5C5C5C5C5CULL;
+            uint64_t hits = ((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) |
+                            ((w - 0x2020202020202020ULL) & ~w) | w;
+            if (hits & HIGHS)
+                break;
+            c->p += 8;
+        }
         while (c->p < c->end && plain[*c->p])
             c->p++;
         if (c->p >= c->end)
@@ -311,7 +331,9 @@ static int line(cursor_t *c, const name_t *names, int k, int8_t *kinds, int64_t 
             c->p++;
             int which = -1;
             for (int j = 0; j < k && !escaped; j++)
-                if (names[j].len == key_len && memcmp(names[j].text, key, (size_t)key_len) == 0)
+                if (names[j].len == key_len && key_len && names[j].text[0] == key[0] &&
+                    names[j].text[key_len - 1] == key[key_len - 1] &&
+                    memcmp(names[j].text, key, (size_t)key_len) == 0)
                     which = j;
             int kind = ABSENT;
             int64_t v = 0;
@@ -399,12 +421,51 @@ static PyObject *scan_fields(PyObject *self, PyObject *args)
                                  "(spans)");
 }
 
+static PyObject *line_bounds(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer block;
+    if (!PyArg_ParseTuple(args, "y*:line_bounds", &block))
+        return NULL;
+    const char *base = block.buf, *end = base + block.len;
+    Py_ssize_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (const char *p = base; p < end; n++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *starts = PyBytes_FromStringAndSize(NULL, 8 * n);
+    PyObject *ends = PyBytes_FromStringAndSize(NULL, 8 * n);
+    PyObject *result = NULL;
+    if (starts != NULL && ends != NULL) {
+        int64_t *s = (int64_t *)PyBytes_AS_STRING(starts), *e = (int64_t *)PyBytes_AS_STRING(ends);
+        Py_BEGIN_ALLOW_THREADS
+        Py_ssize_t i = 0;
+        for (const char *p = base; p < end; i++) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            s[i] = p - base;
+            e[i] = (nl ? nl : end) - base;
+            p = nl ? nl + 1 : end;
+        }
+        Py_END_ALLOW_THREADS
+        result = PyTuple_Pack(2, starts, ends);
+    }
+    Py_XDECREF(starts);
+    Py_XDECREF(ends);
+    PyBuffer_Release(&block);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"line_bounds", line_bounds, METH_VARARGS,
+     "line_bounds(block) -> (starts, ends): each line's int64 start and end (exclusive of "
+     "its newline), as bytes."},
     {"scan_fields", scan_fields, METH_VARARGS,
      "scan_fields(block, starts, ends, names, status, closes, kinds, ints, spans): the "
      "chosen top-level fields of each line's JSON object (see the module's C source)."},
     {NULL, NULL, 0, NULL},
 };
 
-PORTLABEL_MODULE(_jsonscan, "Chosen top-level fields of JSON lines, compiled (see zeek_json.py).",
+PORTLABEL_MODULE(_logscan, "Zeek log blocks scanned in C: line bounds, JSON lines' fields.",
                  methods)
