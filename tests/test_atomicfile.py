@@ -40,3 +40,39 @@ def test_failure_leaves_the_original_and_no_temporary(tmp_path):
         raise RuntimeError("disk full")
     assert path.read_bytes() == b"original\n"
     assert [p.name for p in tmp_path.iterdir()] == ["conn.log"]
+
+
+def test_a_fifo_is_written_in_place_not_renamed_over(tmp_path):
+    # as /dev/null is: renaming a temporary file over a device replaced the device
+    # itself with a regular file (found when `enrich -o /dev/null` did so, as root)
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    with atomic_output(str(fifo)) as fh:
+        fh.write(b"through the pipe\n")
+    reader.join(10)
+    assert got == [b"through the pipe\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_a_symbolic_link_stays_a_link_and_its_target_gets_the_data(tmp_path):
+    target, link = tmp_path / "real.log", tmp_path / "link.log"
+    target.write_bytes(b"old\n")
+    link.symlink_to(target)
+    with atomic_output(str(link), compress=True) as fh:
+        fh.write(b"new\n")
+    import gzip
+
+    assert link.is_symlink() and gzip.decompress(target.read_bytes()) == b"new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.log", "real.log"]
+
+
+def test_the_null_device_stays_a_device():
+    with atomic_output(os.devnull) as fh:
+        fh.write(b"gone\n")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
