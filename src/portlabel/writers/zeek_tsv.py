@@ -67,27 +67,34 @@ def _strings(values: pa.Array, in_set: bool = False) -> pa.Array:
     return fix_rows(values, pattern, lambda s: escape(s, in_set))
 
 
-_SPECIAL_BYTES = np.zeros(256, dtype=bool)
-_SPECIAL_BYTES[[*range(0x20), 0x7F, ord("\\")]] = True
-_SPECIAL_IN_SET_BYTES = _SPECIAL_BYTES.copy()
-_SPECIAL_IN_SET_BYTES[ord(SET_SEPARATOR)] = True
-# the lengths of the values escaped whole: "", "-" and "(empty)"
-_SPECIAL_LENGTHS = np.array(sorted({0, len(UNSET), len(EMPTY)}))
-
-
 def _may_need_escapes(values: pa.Array, in_set: bool) -> bool:
-    """Whether a string array may hold a value ``escape`` changes: a byte it escapes,
-    or a value as short as the ones escaped whole (read from the array's buffers; the
-    regex kernel is the exact test)."""
-    _, offsets, data = values.buffers()
-    if not len(values):
+    """Whether a string array may hold a value ``escape`` changes: one with a byte it
+    escapes, or one that may be ``-``, ``(empty)`` or empty (read from the array's
+    buffers, a few comparisons per byte; the regex kernel is the exact test)."""
+    validity, offsets, data = values.buffers()
+    n = len(values)
+    if not n:
         return False
-    bounds = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + len(values) + 1]
-    if np.isin(np.diff(bounds), _SPECIAL_LENGTHS).any():
+    bounds = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + n + 1]
+    lengths = np.diff(bounds)
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    if not len(raw):
+        raw = np.zeros(1, np.uint8)  # every value empty: a byte for ``first`` to read
+    first = raw[np.minimum(bounds[:-1], len(raw) - 1)]
+    whole = (lengths == 1) & (first == _DASH) | (lengths == len(EMPTY)) & (first == _PAREN)
+    if values.null_count:  # a null's slot is empty too: only a set value counts
+        valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+        whole |= (lengths == 0) & valid[values.offset : values.offset + n].astype(bool)
+    else:
+        whole |= lengths == 0
+    if whole.any():
         return True
-    raw = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]] if data is not None else []
-    table = _SPECIAL_IN_SET_BYTES if in_set else _SPECIAL_BYTES
-    return bool(len(raw) and table[raw].any())
+    body = raw[bounds[0] : bounds[-1]]
+    special = (body < 0x20).any() or (body == 0x7F).any() or (body == _BACKSLASH).any()
+    return bool(special or (in_set and (body == _COMMA).any()))
+
+
+_DASH, _PAREN, _BACKSLASH, _COMMA = (np.uint8(ord(c)) for c in ("-", "(", "\\", SET_SEPARATOR))
 
 
 def _set(values: pa.Array) -> pa.Array:
