@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from portlabel import textrows
 from portlabel.arrowutil import scalar
-from portlabel.textrows import Gathered, join_columns
+from portlabel.textrows import Gathered, Numbers, join_columns
 
 needs_kernel = pytest.mark.skipif(
     textrows._rowjoin is None and not os.environ.get("PORTLABEL_REQUIRE_KERNELS"),
@@ -29,12 +29,43 @@ def twin(columns, *args, **kwargs) -> bytes:
         textrows._rowjoin = saved
 
 
+INTEGERS = [pa.int8(), pa.int16(), pa.int32(), pa.int64(),
+            pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()]  # fmt: skip
+
+
+@st.composite
+def numbers(draw, rows: int) -> Numbers:
+    """An integer or nanosecond-time column (with nulls or not, sliced or not)."""
+    kind = draw(st.sampled_from([*INTEGERS, pa.timestamp("ns")]))
+    if pa.types.is_timestamp(kind):
+        lo, hi = -(2**63) + 1, 2**63 - 1  # np.abs in the twin cannot take the lowest
+    else:
+        bits = kind.bit_width
+        lo, hi = (
+            (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            if pa.types.is_signed_integer(kind)
+            else (0, 2**bits - 1)
+        )
+    skip = draw(st.integers(0, 2))
+    value = st.integers(lo, hi)
+    items = draw(st.lists(st.one_of(st.none(), value) if draw(st.booleans()) else value,
+                          min_size=rows + skip, max_size=rows + skip))  # fmt: skip
+    decimals = draw(st.sampled_from([None, 1, 3, 6, 9])) if pa.types.is_timestamp(kind) else None
+    when_null = draw(st.sampled_from([None, "null", "-", ""]))
+    return Numbers(pa.array(items, kind).slice(skip, rows), when_null, decimals)
+
+
 @st.composite
 def tables(draw):
     rows = draw(st.integers(1, 40))
     columns = []
     for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["array", "sliced", "scalar", "null scalar", "gathered"]))
+        kind = draw(
+            st.sampled_from(["array", "sliced", "scalar", "null scalar", "gathered", "numbers"])
+        )
+        if kind == "numbers":
+            columns.append(draw(numbers(rows)))
+            continue
         if kind in ("scalar", "null scalar"):
             columns.append(scalar(None if kind == "null scalar" else draw(text)))
             continue

@@ -24,36 +24,182 @@ typedef struct {
     const uint8_t *end; /* the end of the readable bytes of data or constant */
     const int64_t *indices; /* the entry each row reads, or NULL: row r reads entry r */
     int null_constant;
+    /* a number column, rendered here: NUMBER_NONE, or its kind */
+    int number;
+    int width;                /* bytes per value: 1, 2, 4 or 8 */
+    int decimals;             /* EPOCH_ROUNDED: digits after the point */
+    const uint8_t *values;    /* the number column's values (width bytes each) */
+    const uint8_t *when_null; /* written for a null value, or NULL: the value is null */
+    Py_ssize_t when_null_len;
 } column_t;
+
+enum { NUMBER_NONE = 0, SIGNED, UNSIGNED, EPOCH, EPOCH_ROUNDED };
+#define NUMBER_TEXT 32 /* room for any number's text: 20 digits and a sign, or a time */
+
+
+static int64_t signed_at(const column_t *c, Py_ssize_t row)
+{
+    const uint8_t *p = c->values + (c->first + row) * c->width;
+    switch (c->width) {
+    case 1: return *(const int8_t *)p;
+    case 2: { int16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { int32_t v; memcpy(&v, p, 4); return v; }
+    default: { int64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static uint64_t unsigned_at(const column_t *c, Py_ssize_t row)
+{
+    const uint8_t *p = c->values + (c->first + row) * c->width;
+    switch (c->width) {
+    case 1: return *p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+/* ``value`` in decimal, at least ``min_digits`` digits (zero-padded), at ``out``; its length */
+static int decimal(uint64_t value, int min_digits, uint8_t *out)
+{
+    uint8_t tmp[NUMBER_TEXT];
+    int n = 0;
+    do {
+        tmp[n++] = (uint8_t)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    while (n < min_digits)
+        tmp[n++] = '0';
+    for (int i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static const uint64_t POW10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                 100000000, 1000000000};
+
+/* A number column's value of ``row`` as text, at ``out`` (NUMBER_TEXT bytes); its length.
+ * SIGNED/UNSIGNED: the integer, as pyarrow casts it to a string. EPOCH: nanoseconds as
+ * seconds, six decimals when on a whole microsecond, else nine. EPOCH_ROUNDED: rounded to
+ * ``decimals`` decimals (half away from zero). Both as text.epoch_seconds writes them. */
+static int number_text(const column_t *c, Py_ssize_t row, uint8_t *out)
+{
+    int n = 0;
+    if (c->number == UNSIGNED)
+        return decimal(unsigned_at(c, row), 1, out);
+    int64_t v = signed_at(c, row);
+    uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    if (v < 0)
+        out[n++] = '-';
+    if (c->number == SIGNED)
+        return n + decimal(magnitude, 1, out + n);
+    uint64_t whole, frac;
+    int digits;
+    if (c->number == EPOCH) {
+        whole = magnitude / 1000000000u, frac = magnitude % 1000000000u;
+        digits = frac % 1000 == 0 ? 6 : 9;
+        if (digits == 6)
+            frac /= 1000;
+    } else {
+        digits = c->decimals;
+        uint64_t step = POW10[9 - digits];
+        uint64_t units = magnitude / step + (magnitude % step >= step - step / 2 ? 1 : 0);
+        whole = units / POW10[digits], frac = units % POW10[digits];
+    }
+    n += decimal(whole, 1, out + n);
+    out[n++] = '.';
+    return n + decimal(frac, digits, out + n);
+}
 
 static Py_ssize_t entry(const column_t *c, Py_ssize_t row)
 {
     return c->indices != NULL ? (Py_ssize_t)c->indices[row] : row;
 }
 
-static int is_valid(const column_t *c, Py_ssize_t row)
+static int is_set(const column_t *c, Py_ssize_t row)
 {
     if (c->null_constant)
         return 0;
     if (c->constant != NULL || c->valid == NULL)
         return 1;
-    Py_ssize_t bit = c->first + entry(c, row);
+    Py_ssize_t bit = c->first + (c->number ? row : entry(c, row));
     return (c->valid[bit >> 3] >> (bit & 7)) & 1;
 }
 
-static Py_ssize_t value_len(const column_t *c, Py_ssize_t row)
+/* The text of column ``c`` in ``row``: its bytes (``*len`` of them; a number is rendered
+ * into ``scratch``), or NULL for a null value that has no text of its own. */
+static const uint8_t *value_text(const column_t *c, Py_ssize_t row, uint8_t *scratch,
+                                 Py_ssize_t *len)
 {
-    if (c->constant != NULL)
-        return c->constant_len;
+    if (!is_set(c, row)) {
+        *len = c->when_null_len;
+        return c->when_null;
+    }
+    if (c->constant != NULL) {
+        *len = c->constant_len;
+        return c->constant;
+    }
+    if (c->number) {
+        *len = number_text(c, row, scratch);
+        return scratch;
+    }
     Py_ssize_t at = c->first + entry(c, row);
-    return (Py_ssize_t)c->offsets[at + 1] - c->offsets[at];
+    *len = (Py_ssize_t)c->offsets[at + 1] - c->offsets[at];
+    return c->data + c->offsets[at];
 }
 
-static const uint8_t *value_at(const column_t *c, Py_ssize_t row)
+/* A number column: (kind, width, validity or None, data, offset, decimals, when_null or
+ * None), kind "signed", "unsigned", "epoch" (int64 nanoseconds) or "epoch_rounded". */
+static int borrow_numbers(PyObject *item, Py_ssize_t n, column_t *col, Py_buffer *views,
+                          int *held)
 {
-    if (c->constant != NULL)
-        return c->constant;
-    return c->data + c->offsets[c->first + entry(c, row)];
+    const char *kind;
+    int width, decimals;
+    PyObject *validity, *data, *when_null;
+    Py_ssize_t first;
+    if (!PyArg_ParseTuple(item, "siOOniO:row_join number column", &kind, &width, &validity,
+                          &data, &first, &decimals, &when_null))
+        return -1;
+    col->number = strcmp(kind, "signed") == 0          ? SIGNED
+                  : strcmp(kind, "unsigned") == 0      ? UNSIGNED
+                  : strcmp(kind, "epoch") == 0         ? EPOCH
+                  : strcmp(kind, "epoch_rounded") == 0 ? EPOCH_ROUNDED
+                                                       : NUMBER_NONE;
+    int epoch = col->number == EPOCH || col->number == EPOCH_ROUNDED;
+    if (col->number == NUMBER_NONE || (width != 1 && width != 2 && width != 4 && width != 8) ||
+        (epoch && width != 8) || (col->number == EPOCH_ROUNDED && (decimals < 1 || decimals > 9)) ||
+        first < 0) {
+        PyErr_SetString(PyExc_ValueError, "row_join: not a number column this can write");
+        return -1;
+    }
+    col->width = width, col->decimals = decimals, col->first = first;
+    if (when_null != Py_None) {
+        if (!PyBytes_Check(when_null)) {
+            PyErr_SetString(PyExc_TypeError, "row_join: a null's text must be bytes");
+            return -1;
+        }
+        col->when_null = (const uint8_t *)PyBytes_AS_STRING(when_null);
+        col->when_null_len = PyBytes_GET_SIZE(when_null);
+    }
+    if (PyObject_GetBuffer(data, &views[2], PyBUF_SIMPLE) < 0)
+        return -1;
+    held[2] = 1;
+    if (views[2].len < (first + n) * width) {
+        PyErr_SetString(PyExc_ValueError, "row_join: number data shorter than its rows");
+        return -1;
+    }
+    col->values = views[2].buf;
+    if (validity != Py_None) {
+        if (PyObject_GetBuffer(validity, &views[0], PyBUF_SIMPLE) < 0)
+            return -1;
+        held[0] = 1;
+        if (views[0].len * 8 < first + n) {
+            PyErr_SetString(PyExc_ValueError, "row_join: a validity bitmap shorter than its rows");
+            return -1;
+        }
+        col->valid = views[0].buf;
+    }
+    return 0;
 }
 
 /* Borrow column ``item``'s buffers into ``col`` (views[0..3] are its buffers, kept until
@@ -75,6 +221,8 @@ static int borrow(PyObject *item, Py_ssize_t n, column_t *col, Py_buffer *views,
         col->end = col->constant + col->constant_len;
         return 0;
     }
+    if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) && PyUnicode_Check(PyTuple_GET_ITEM(item, 0)))
+        return borrow_numbers(item, n, col, views, held);
     PyObject *validity, *offsets, *data, *indices = NULL;
     Py_ssize_t first, size = n;
     if (!PyArg_ParseTuple(item, "OOOn|nO:row_join column", &validity, &offsets, &data, &first,
@@ -165,18 +313,19 @@ static PyObject *row_join(PyObject *self, PyObject *args)
             goto done;
     /* the size of the text, row by row */
     Py_ssize_t total = 0;
+    uint8_t scratch[NUMBER_TEXT];
     for (Py_ssize_t r = 0; r < n; r++) {
-        Py_ssize_t row = prefix.len + suffix.len, values = 0;
+        Py_ssize_t row = prefix.len + suffix.len, values = 0, len;
         int dropped = 0;
         for (Py_ssize_t j = 0; j < k; j++) {
-            if (!is_valid(&cols[j], r)) {
+            if (value_text(&cols[j], r, scratch, &len) == NULL) {
                 if (!skip_nulls) {
                     dropped = 1;
                     break;
                 }
                 continue;
             }
-            row += value_len(&cols[j], r) + (values++ ? sep.len : 0);
+            row += len + (values++ ? sep.len : 0);
         }
         if (!dropped && values)
             total += row;
@@ -187,11 +336,12 @@ static PyObject *row_join(PyObject *self, PyObject *args)
     uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result), *out_end = out + total;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < n; r++) {
+        Py_ssize_t len;
         int dropped = !skip_nulls, none = 1;
         for (Py_ssize_t j = 0; j < k; j++) {
-            int valid = is_valid(&cols[j], r);
-            none &= !valid;
-            if (!valid && !skip_nulls)
+            int present = value_text(&cols[j], r, scratch, &len) != NULL;
+            none &= !present;
+            if (!present && !skip_nulls)
                 break;
             if (j == k - 1)
                 dropped = 0;
@@ -202,16 +352,17 @@ static PyObject *row_join(PyObject *self, PyObject *args)
         out += prefix.len;
         Py_ssize_t values = 0;
         for (Py_ssize_t j = 0; j < k; j++) {
-            const column_t *c = &cols[j];
-            if (!is_valid(c, r))
+            const uint8_t *from = value_text(&cols[j], r, scratch, &len);
+            if (from == NULL)
                 continue;
+            /* a value read from a column's data or constant (not a rendered number, not a
+             * null's text) may be moved with what follows it, up to that buffer's end */
+            int in_buffer = from != scratch && from != cols[j].when_null;
             if (values++ && sep.len) {
                 memcpy(out, sep.buf, (size_t)sep.len);
                 out += sep.len;
             }
-            Py_ssize_t len = value_len(c, r);
-            const uint8_t *from = value_at(c, r);
-            if (len <= 16 && from + 16 <= c->end && out + 16 <= out_end)
+            if (len <= 16 && in_buffer && from + 16 <= cols[j].end && out + 16 <= out_end)
                 memcpy(out, from, 16); /* most values are short: one fixed-size move */
             else
                 memcpy(out, from, (size_t)len);

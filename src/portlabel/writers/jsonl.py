@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from portlabel.arrowutil import plain_values, scalar
+from portlabel.textrows import Numbers
 from portlabel.writers.text import (
     all_empty_lists,
     epoch_seconds,
@@ -87,6 +88,11 @@ def json_values(values: pa.Array, time_digits: int | None = None) -> pa.Array:
 EMPTY_LIST = object()  # a column of empty lists only: "[]" in every row
 
 
+def _numbers(kind: pa.DataType) -> bool:
+    """Integers and nanosecond times: their text is written by the row join."""
+    return pa.types.is_integer(kind) or (pa.types.is_timestamp(kind) and kind.unit == "ns")
+
+
 class JsonWriter:
     """Writes labelled flow tables as JSON lines."""
 
@@ -117,10 +123,13 @@ class JsonWriter:
             if all_empty_lists(column):
                 texts.append(EMPTY_LIST)
                 continue
+            digits = self.time_digits if name in self.time_columns else None
+            if not self.omit_nulls and _numbers(column.type):
+                texts.append(Numbers(column, "null", digits))
+                continue
             if not self.omit_nulls and pa.types.is_string(column.type) and not column.null_count:
                 texts.append(None)
                 continue
-            digits = self.time_digits if name in self.time_columns else None
             texts.append(json_values(column, digits))
         if self.omit_nulls:
             items = [
@@ -140,6 +149,9 @@ class JsonWriter:
                 constant = '"'
             elif text is EMPTY_LIST:
                 constant += "[]"
+            elif isinstance(text, Numbers):  # written by the row join itself
+                parts += [scalar(constant), text]
+                constant = ""
             else:
                 if text.null_count:
                     text = text.fill_null(scalar("null"))

@@ -32,7 +32,7 @@ def fix_rows(values: pa.Array, pattern: str, render: Renderer) -> pa.Array:
 
 
 def epoch_seconds(values: pa.Array, digits: int | None = None) -> pa.Array:
-    """Timestamps (ns) as seconds since the epoch in text, with ``digits`` decimals
+    """Timestamps (ns) as seconds since the epoch in text, with ``digits`` (1-9) decimals
     (rounded), or, with None, exactly: six decimals for a time on a whole microsecond (a
     microsecond capture's), nine otherwise. Nulls stay null."""
     ns = plain_values(values.cast(pa.int64()).fill_null(scalar(0, "int64")))
@@ -59,10 +59,11 @@ def epoch_seconds(values: pa.Array, digits: int | None = None) -> pa.Array:
 def _padded(values: np.ndarray, width: np.ndarray) -> pa.Array:
     """Non-negative integers as text left-padded with zeros to each row's ``width``."""
     text = pc.cast(numeric(values), pa.string())
-    six = pc.utf8_lpad(text, 6, "0")
-    if (width == 6).all():
-        return six
-    return pc.if_else(numeric(width == 6), six, pc.utf8_lpad(text, 9, "0"))
+    widths = np.unique(width).tolist()
+    out = pc.utf8_lpad(text, widths[0], "0") if widths else text
+    for w in widths[1:]:
+        out = pc.if_else(numeric(width == w), pc.utf8_lpad(text, w, "0"), out)
+    return out
 
 
 def fixed_decimals(values: pa.Array, digits: int = 6) -> pa.Array:

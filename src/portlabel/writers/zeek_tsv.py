@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from portlabel.arrowutil import scalar
+from portlabel.textrows import Numbers
 from portlabel.writers.text import (
     all_empty_lists,
     fix_rows,
@@ -120,6 +121,17 @@ def render_column(values: pa.Array, zeek_type: str) -> pa.Array:
     return text.fill_null(scalar(UNSET)) if text.null_count else text
 
 
+def _column(values: pa.Array, zeek_type: str):
+    """``render_column``'s text, or, for integers and times, a ``Numbers`` column whose
+    text the row join writes itself (the same bytes)."""
+    kind = values.type
+    if zeek_type in ("count", "int", "port") and pa.types.is_integer(kind):
+        return Numbers(values, UNSET)
+    if zeek_type == "time" and pa.types.is_timestamp(kind) and kind.unit == "ns":
+        return Numbers(values, UNSET, 6)
+    return render_column(values, zeek_type)
+
+
 def header_lines(fields: list[tuple[str, str]], path: str, opened: float) -> str:
     names = SEPARATOR.join(n for n, _ in fields)
     types = SEPARATOR.join(t for _, t in fields)
@@ -155,7 +167,7 @@ class ZeekTsvWriter:
             if name in ALWAYS_UNSET and name not in batch.schema.names:
                 columns.append(scalar(UNSET))
             else:
-                columns.append(render_column(batch.column(name), zeek_type))
+                columns.append(_column(batch.column(name), zeek_type))
         return join_rows(columns, SEPARATOR)
 
     def close(self) -> None:
