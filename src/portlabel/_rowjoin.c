@@ -202,6 +202,23 @@ static int borrow_numbers(PyObject *item, Py_ssize_t n, column_t *col, Py_buffer
     return 0;
 }
 
+/* Whether ``row`` has text in column ``c``: a set value, or a null with text for it. */
+static int present(const column_t *c, Py_ssize_t row)
+{
+    return is_set(c, row) || c->when_null != NULL;
+}
+
+/* The length of a present value's text, for a column that is not a set number. */
+static Py_ssize_t text_len(const column_t *c, Py_ssize_t row)
+{
+    if (!is_set(c, row))
+        return c->when_null_len;
+    if (c->constant != NULL)
+        return c->constant_len;
+    Py_ssize_t at = c->first + entry(c, row);
+    return (Py_ssize_t)c->offsets[at + 1] - c->offsets[at];
+}
+
 /* Borrow column ``item``'s buffers into ``col`` (views[0..3] are its buffers, kept until
  * the call ends); -1 with an exception set when it is neither a constant nor a string
  * array of at least n rows (or of ``size`` entries and n indices inside them) whose
@@ -311,37 +328,39 @@ static PyObject *row_join(PyObject *self, PyObject *args)
     for (Py_ssize_t j = 0; j < k; j++)
         if (borrow(PySequence_Fast_GET_ITEM(fast, j), n, &cols[j], &views[4 * j], &held[4 * j]) < 0)
             goto done;
-    /* the size of the text, row by row */
-    Py_ssize_t total = 0;
-    uint8_t scratch[NUMBER_TEXT];
+    /* room for the text, row by row: exact for strings, NUMBER_TEXT for a number (its
+     * text is rendered once, in the copy below; the result is cut to what was written) */
+    Py_ssize_t bound = 0;
     for (Py_ssize_t r = 0; r < n; r++) {
-        Py_ssize_t row = prefix.len + suffix.len, values = 0, len;
+        Py_ssize_t row = prefix.len + suffix.len, values = 0;
         int dropped = 0;
         for (Py_ssize_t j = 0; j < k; j++) {
-            if (value_text(&cols[j], r, scratch, &len) == NULL) {
+            const column_t *c = &cols[j];
+            if (!present(c, r)) {
                 if (!skip_nulls) {
                     dropped = 1;
                     break;
                 }
                 continue;
             }
-            row += len + (values++ ? sep.len : 0);
+            row += (c->number && is_set(c, r) ? NUMBER_TEXT : text_len(c, r)) +
+                   (values++ ? sep.len : 0);
         }
         if (!dropped && values)
-            total += row;
+            bound += row;
     }
-    result = PyBytes_FromStringAndSize(NULL, total);
+    result = PyBytes_FromStringAndSize(NULL, bound);
     if (result == NULL)
         goto done;
-    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result), *out_end = out + total;
+    uint8_t *start = (uint8_t *)PyBytes_AS_STRING(result), *out = start, *out_end = start + bound;
+    uint8_t scratch[NUMBER_TEXT];
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < n; r++) {
-        Py_ssize_t len;
         int dropped = !skip_nulls, none = 1;
         for (Py_ssize_t j = 0; j < k; j++) {
-            int present = value_text(&cols[j], r, scratch, &len) != NULL;
-            none &= !present;
-            if (!present && !skip_nulls)
+            int here = present(&cols[j], r);
+            none &= !here;
+            if (!here && !skip_nulls)
                 break;
             if (j == k - 1)
                 dropped = 0;
@@ -350,18 +369,18 @@ static PyObject *row_join(PyObject *self, PyObject *args)
             continue;
         memcpy(out, prefix.buf, (size_t)prefix.len);
         out += prefix.len;
-        Py_ssize_t values = 0;
+        Py_ssize_t values = 0, len;
         for (Py_ssize_t j = 0; j < k; j++) {
             const uint8_t *from = value_text(&cols[j], r, scratch, &len);
             if (from == NULL)
                 continue;
-            /* a value read from a column's data or constant (not a rendered number, not a
-             * null's text) may be moved with what follows it, up to that buffer's end */
-            int in_buffer = from != scratch && from != cols[j].when_null;
             if (values++ && sep.len) {
                 memcpy(out, sep.buf, (size_t)sep.len);
                 out += sep.len;
             }
+            /* a value read from a column's data or constant (not a rendered number, not a
+             * null's text) may be moved with what follows it, up to that buffer's end */
+            int in_buffer = from != scratch && from != cols[j].when_null;
             if (len <= 16 && in_buffer && from + 16 <= cols[j].end && out + 16 <= out_end)
                 memcpy(out, from, 16); /* most values are short: one fixed-size move */
             else
@@ -372,6 +391,8 @@ static PyObject *row_join(PyObject *self, PyObject *args)
         out += suffix.len;
     }
     Py_END_ALLOW_THREADS
+    if (out - start != bound)
+        _PyBytes_Resize(&result, out - start); /* NULL, with MemoryError, if it fails */
 done:
     if (views != NULL && held != NULL)
         for (Py_ssize_t j = 0; j < 4 * k; j++)

@@ -40,7 +40,8 @@ def epoch_seconds(values: pa.Array, digits: int | None = None) -> pa.Array:
     ns = np.abs(ns)
     if digits is not None:
         step = 10 ** (9 - digits)
-        whole, frac = np.divmod((ns + step // 2) // step, 10**digits)
+        units, rest = np.divmod(ns, step)  # rounded half up, without overflowing near 2**63
+        whole, frac = np.divmod(units + (rest >= step - step // 2), 10**digits)
         width = np.full(len(ns), digits)
     else:
         whole, frac = np.divmod(ns, 10**9)
