@@ -202,3 +202,18 @@ def test_line_bounds_as_numpy_finds_them(block):
     got = splice.line_bounds(buf)
     want = splice.numpy_line_bounds(buf)
     assert [a.tolist() for a in got] == [a.tolist() for a in want]
+
+
+def test_a_string_value_is_found_among_the_known_ones():
+    block = b'{"proto":"udp"}\n{"proto":"sctp"}\n{"proto":"ud\\u0070"}\n{"proto":7}'
+    lines = block.split(b"\n")
+    starts = np.cumsum([0] + [len(x) + 1 for x in lines[:-1]]).astype(np.int64)
+    ends = starts + np.array([len(x) for x in lines], dtype=np.int64)
+    n = len(lines)
+    status, closes = np.empty(n, np.uint8), np.empty(n, np.int64)
+    kinds, ints = np.empty((n, 1), np.int8), np.empty((n, 1), np.int64)
+    spans = np.empty((n, 1, 2), np.int64)
+    names = ((b"proto", (b"tcp", b"udp")),)
+    kernel.scan_fields(block, starts, ends, names, status, closes, kinds, ints, spans)
+    assert kinds[:, 0].tolist() == [STRING, STRING, ESCAPED, INT]
+    assert ints[:3, 0].tolist()[:2] == [1, -1] and ints[3, 0] == 7

@@ -8,7 +8,8 @@
  * line block[starts[i]:ends[i]], which must hold one JSON object, the value of each
  * top-level key in ``names`` (the last one when a key repeats, as json.loads keeps):
  * its kind, an integer's value, a string's span (inside the quotes), and where the
- * object's closing brace is.
+ * object's closing brace is. A name given as (name, values) gets, for a string value
+ * without escapes, its place among those values in ``ints`` (-1: none of them).
  *
  * The check is stricter than json.loads, never laxer: a line this passes (status OK) is
  * one json.loads reads as an object, with the same values for the chosen keys. It
@@ -293,10 +294,25 @@ static int value(cursor_t *c, int *kind, int64_t *ints, const uint8_t **span_sta
     }
 }
 
+#define MAX_VALUES 64
+
 typedef struct {
     const uint8_t *text;
     Py_ssize_t len;
+    int n_values; /* known values of a string-valued key: its place among them is reported */
+    const uint8_t *value_text[MAX_VALUES];
+    Py_ssize_t value_len[MAX_VALUES];
 } name_t;
+
+/* The place of the string value [s, e) among name ``nm``'s known values, or -1. */
+static int64_t known_value(const name_t *nm, const uint8_t *s, const uint8_t *e)
+{
+    Py_ssize_t len = e - s;
+    for (int i = 0; i < nm->n_values; i++)
+        if (nm->value_len[i] == len && memcmp(nm->value_text[i], s, (size_t)len) == 0)
+            return i;
+    return -1;
+}
 
 /* One line: the object's members, the chosen ones recorded. */
 static int line(cursor_t *c, const name_t *names, int k, int8_t *kinds, int64_t *ints,
@@ -342,7 +358,7 @@ static int line(cursor_t *c, const name_t *names, int k, int8_t *kinds, int64_t 
                 return MALFORMED;
             if (which >= 0) {
                 kinds[which] = (int8_t)kind;
-                ints[which] = v;
+                ints[which] = kind == STRING && names[which].n_values ? known_value(&names[which], s, e) : v;
                 spans[2 * which] = s ? s - base : 0;
                 spans[2 * which + 1] = s ? e - s : 0;
             }
@@ -381,12 +397,30 @@ static PyObject *scan_fields(PyObject *self, PyObject *args)
     if (k > MAX_NAMES)
         status = -1;
     for (int j = 0; status == 0 && j < k; j++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, j);
-        if (!PyBytes_Check(item))
+        /* a name, or (name, known values): all bytes, borrowed from ``fast`` */
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, j), *values = NULL;
+        names[j].n_values = 0;
+        if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2) {
+            values = PyTuple_GET_ITEM(item, 1);
+            item = PyTuple_GET_ITEM(item, 0);
+            if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) > MAX_VALUES)
+                status = -1;
+        }
+        if (status || !PyBytes_Check(item)) {
             status = -1;
-        else {
-            names[j].text = (const uint8_t *)PyBytes_AS_STRING(item);
-            names[j].len = PyBytes_GET_SIZE(item);
+            break;
+        }
+        names[j].text = (const uint8_t *)PyBytes_AS_STRING(item);
+        names[j].len = PyBytes_GET_SIZE(item);
+        for (Py_ssize_t i = 0; values != NULL && i < PyTuple_GET_SIZE(values); i++) {
+            PyObject *value = PyTuple_GET_ITEM(values, i);
+            if (!PyBytes_Check(value)) {
+                status = -1;
+                break;
+            }
+            names[j].value_text[i] = (const uint8_t *)PyBytes_AS_STRING(value);
+            names[j].value_len[i] = PyBytes_GET_SIZE(value);
+            names[j].n_values = (int)i + 1;
         }
     }
     Py_ssize_t n = v[1].len / 8;
@@ -416,7 +450,8 @@ static PyObject *scan_fields(PyObject *self, PyObject *args)
     Py_DECREF(fast);
     release_buffers(v, 8);
     return none_or_error(status, "scan_fields: a block, int64 starts and ends inside it, at "
-                                 "most 16 names as bytes, and outputs of n (status), n int64 "
+                                 "most 16 names as bytes or (name, up to 64 known values), "
+                                 "and outputs of n (status), n int64 "
                                  "(closes), n*k int8 (kinds), n*k int64 (ints), n*k*2 int64 "
                                  "(spans)");
 }

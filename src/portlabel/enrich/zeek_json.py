@@ -50,15 +50,23 @@ try:
 except ImportError:  # not built: pyarrow's JSON reader does the fast path
     _logscan = None
 
-# the keys the C scan reads, and their places
+# the keys the C scan reads, and their places; for the ones naming a transport in words,
+# their known words: the scan reports a word's place among them
+_TEXT_TABLES = {"proto": PROTO_NUMBERS, "tunnel_type": TUNNEL_TRANSPORT, "_path": PATH_TRANSPORT}
 _SCANNED = tuple(
-    name.encode() for name in (PORT_COLUMN, "ip_proto", "proto", "tunnel_type", "_path",
-                               IANA_COLUMNS[0])
-)  # fmt: skip
+    (name.encode(), tuple(word.encode() for word in _TEXT_TABLES[name]))
+    if name in _TEXT_TABLES
+    else name.encode()
+    for name in (PORT_COLUMN, "ip_proto", "proto", "tunnel_type", "_path", IANA_COLUMNS[0])
+)
 _PORT, _IP_PROTO, _PROTO, _TUNNEL, _PATH, _IANA = range(6)
 _TEXTS = [_PROTO, _TUNNEL, _PATH]
-# in the order the transport is taken from them (``transport``'s docstring)
-_TEXT_VALUES = ((_PROTO, PROTO_NUMBERS), (_TUNNEL, TUNNEL_TRANSPORT), (_PATH, PATH_TRANSPORT))
+# in the order the transport is taken from them (``transport``'s docstring): each word's
+# protocol by its place, then UNKNOWN (a place of -1: no known word)
+_TEXT_CODES = tuple(
+    (column, np.array([*_TEXT_TABLES[name].values(), UNKNOWN], dtype=np.int64))
+    for column, name in ((_PROTO, "proto"), (_TUNNEL, "tunnel_type"), (_PATH, "_path"))
+)
 # the kinds of value it reports (_logscan.c)
 _ABSENT, _NULL, _INT, _STRING, _ESCAPED, _OTHER = range(6)
 
@@ -118,12 +126,9 @@ class JsonEnricher(sp.BlockFeeder):
         ip = ints[:, _IP_PROTO]
         known = (kinds[:, _IP_PROTO] == _INT) & (ip >= 0) & (ip < UNKNOWN)
         protos[known] = ip[known]
-        for column, values in _TEXT_VALUES:
+        for column, codes in _TEXT_CODES:
             rows_here = np.flatnonzero((protos == UNKNOWN) & (kinds[:, column] == _STRING))
-            if len(rows_here):
-                fs = spans[rows_here, column, 0]
-                fe = fs + spans[rows_here, column, 1]
-                protos[rows_here] = sp.match_values(buf, fs, fe, values, UNKNOWN)
+            protos[rows_here] = codes[ints[rows_here, column]]
         protos = np.where(protos == UNKNOWN, path_transport(self.path_hint), protos)
         port = ints[:, _PORT]
         ports = np.where((kinds[:, _PORT] == _INT) & (port >= 0) & (port <= 65535), port, NO_PORT)
