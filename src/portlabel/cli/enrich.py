@@ -1,7 +1,8 @@
 """``portlabel enrich``: append the iana.* columns to Zeek logs (TSV or JSON, plain or gzip).
 
 Output: stdout by default; ``-o OUT`` or ``--in-place`` write a temporary file in the
-target's directory and rename it into place when complete. Several inputs with ``-o``
+target's directory and rename it into place when complete (a device or FIFO such as
+/dev/null is written directly). Several inputs with ``-o``
 need a directory (an existing one, or a new one named with a trailing ``/``): each input
 is written there under its own name; two different logs are never run together in one
 file. An output that is one of the inputs is refused (``--in-place`` is the way to

@@ -6,8 +6,9 @@ and the parts are joined (``parallel``) into the same flows. The output format i
 ``-F``, else the output file's
 extension (``.jsonl``/``.json``, ``.csv``, ``.log`` -> zeek, ``.parquet``), else a table
 on a terminal and JSON lines on a pipe. Files are written atomically (temporary file,
-then rename). A capture that cannot be read is named with the reason and the others are
-still labelled; exit 1 then, 2 on usage errors.
+then rename; a device or FIFO such as /dev/null directly). A capture that cannot be read
+is named with the reason and the others are still labelled; exit 1 then, 2 on usage
+errors.
 """
 
 from __future__ import annotations
