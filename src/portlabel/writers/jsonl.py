@@ -118,7 +118,9 @@ class JsonWriter:
 
     def _lines(self, batch: pa.RecordBatch) -> memoryview:
         columns = [batch.column(name) for name in self.names]
-        texts = []  # each column's JSON text; None: a string column with no null
+        # each column's JSON text, or: None (a string column with no null, quoted by the
+        # constant pieces), EMPTY_LIST, or Numbers (written by the row join itself)
+        texts: list = []
         for name, column in zip(self.names, columns, strict=True):
             if all_empty_lists(column):
                 texts.append(EMPTY_LIST)

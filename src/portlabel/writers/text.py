@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from portlabel.arrowutil import numeric, plain_values, scalar, strings
-from portlabel.textrows import join_columns
+from portlabel.textrows import Column, join_columns
 
 Renderer = Callable[[str], str]
 
@@ -120,7 +120,7 @@ def to_text(values: pa.Array) -> pa.Array:
 
 
 def join_rows(
-    columns: list[pa.Array | pa.Scalar],
+    columns: list[Column],
     separator: str,
     prefix: str = "",
     suffix: str = "\n",
