@@ -148,6 +148,23 @@ static const uint8_t *value_text(const column_t *c, Py_ssize_t row, uint8_t *scr
     return c->data + c->offsets[at];
 }
 
+/* A column's validity bitmap (None: no nulls) into views[0], covering ``bits`` rows. */
+static int borrow_validity(PyObject *validity, Py_ssize_t bits, column_t *col, Py_buffer *views,
+                           int *held)
+{
+    if (validity == Py_None)
+        return 0;
+    if (PyObject_GetBuffer(validity, &views[0], PyBUF_SIMPLE) < 0)
+        return -1;
+    held[0] = 1;
+    if (views[0].len * 8 < bits) {
+        PyErr_SetString(PyExc_ValueError, "row_join: a validity bitmap shorter than its rows");
+        return -1;
+    }
+    col->valid = views[0].buf;
+    return 0;
+}
+
 /* A number column: (kind, width, validity or None, data, offset, decimals, when_null or
  * None), kind "signed", "unsigned", "epoch" (int64 nanoseconds) or "epoch_rounded". */
 static int borrow_numbers(PyObject *item, Py_ssize_t n, column_t *col, Py_buffer *views,
@@ -189,17 +206,7 @@ static int borrow_numbers(PyObject *item, Py_ssize_t n, column_t *col, Py_buffer
         return -1;
     }
     col->values = views[2].buf;
-    if (validity != Py_None) {
-        if (PyObject_GetBuffer(validity, &views[0], PyBUF_SIMPLE) < 0)
-            return -1;
-        held[0] = 1;
-        if (views[0].len * 8 < first + n) {
-            PyErr_SetString(PyExc_ValueError, "row_join: a validity bitmap shorter than its rows");
-            return -1;
-        }
-        col->valid = views[0].buf;
-    }
-    return 0;
+    return borrow_validity(validity, first + n, col, views, held);
 }
 
 /* Whether ``row`` has text in column ``c``: a set value, or a null with text for it. */
@@ -273,16 +280,8 @@ static int borrow(PyObject *item, Py_ssize_t n, column_t *col, Py_buffer *views,
     if (PyObject_GetBuffer(data, &views[2], PyBUF_SIMPLE) < 0)
         return -1;
     held[2] = 1;
-    if (validity != Py_None) {
-        if (PyObject_GetBuffer(validity, &views[0], PyBUF_SIMPLE) < 0)
-            return -1;
-        held[0] = 1;
-        if (views[0].len * 8 < first + size) {
-            PyErr_SetString(PyExc_ValueError, "row_join: a validity bitmap shorter than its rows");
-            return -1;
-        }
-        col->valid = views[0].buf;
-    }
+    if (borrow_validity(validity, first + size, col, views, held) < 0)
+        return -1;
     if (views[1].len < (Py_ssize_t)sizeof(int32_t) * (first + size + 1)) {
         PyErr_SetString(PyExc_ValueError, "row_join: offsets shorter than their rows");
         return -1;

@@ -148,7 +148,6 @@ static int string(cursor_t *c, int *escaped)
  * at most 18 digits, and *value is then its value. */
 static int number(cursor_t *c, int *integer, int64_t *value)
 {
-    const uint8_t *start = c->p;
     int negative = 0, digits = 0;
     int64_t v = 0;
     *integer = 1;
@@ -188,7 +187,6 @@ static int number(cursor_t *c, int *integer, int64_t *value)
     if (digits > 18)
         *integer = 0;
     *value = negative ? -v : v;
-    (void)start;
     return 1;
 }
 
@@ -200,6 +198,25 @@ static int literal(cursor_t *c, const char *word, Py_ssize_t len)
     return 1;
 }
 
+/* An object member's name and its colon, from c->p (whitespace first); leaves c->p
+ * after the colon. The name's bytes (inside the quotes) in [*key, *key + *len), and
+ * whether it holds an escape. 0 when malformed. */
+static int member_name(cursor_t *c, const uint8_t **key, Py_ssize_t *len, int *escaped)
+{
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        return 0;
+    *key = c->p + 1;
+    if (!string(c, escaped))
+        return 0;
+    *len = (c->p - 1) - *key;
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ':')
+        return 0;
+    c->p++;
+    return 1;
+}
+
 /* Any JSON value at c->p, nesting kept on an explicit stack (no recursion: a line of a
  * million '[' must not overflow the C stack). Sets the kind and, for an integer, its value,
  * for a string its span. 0 when malformed. */
@@ -208,13 +225,14 @@ static int value(cursor_t *c, int *kind, int64_t *ints, const uint8_t **span_sta
 {
     uint8_t stack[MAX_DEPTH];
     int depth = 0, escaped, integer;
+    const uint8_t *name; /* nested members' names: checked, not kept */
+    Py_ssize_t name_len;
     int64_t v;
     for (;;) {
         skip_ws(c);
         if (c->p >= c->end)
             return 0;
         uint8_t b = *c->p;
-        int scalar_done = 1;
         if (b == '{' || b == '[') {
             if (depth == MAX_DEPTH)
                 return 0;
@@ -225,13 +243,8 @@ static int value(cursor_t *c, int *kind, int64_t *ints, const uint8_t **span_sta
                 c->p++;
                 depth--;
             } else if (b == '{') {
-                /* a member: "key" : value */
-                if (c->p >= c->end || *c->p != '"' || !string(c, &escaped))
+                if (!member_name(c, &name, &name_len, &escaped)) /* the first member */
                     return 0;
-                skip_ws(c);
-                if (c->p >= c->end || *c->p != ':')
-                    return 0;
-                c->p++;
                 continue;
             } else
                 continue; /* the first element */
@@ -261,7 +274,6 @@ static int value(cursor_t *c, int *kind, int64_t *ints, const uint8_t **span_sta
                 *kind = NUL;
         } else
             return 0;
-        (void)scalar_done;
         /* after a value: close containers, or go on to the next element or member */
         for (;;) {
             if (depth == 0)
@@ -280,15 +292,8 @@ static int value(cursor_t *c, int *kind, int64_t *ints, const uint8_t **span_sta
             if (*c->p != ',')
                 return 0;
             c->p++;
-            if (open == '{') {
-                skip_ws(c);
-                if (c->p >= c->end || *c->p != '"' || !string(c, &escaped))
-                    return 0;
-                skip_ws(c);
-                if (c->p >= c->end || *c->p != ':')
-                    return 0;
-                c->p++;
-            }
+            if (open == '{' && !member_name(c, &name, &name_len, &escaped))
+                return 0;
             break;
         }
     }
@@ -331,20 +336,13 @@ static int line(cursor_t *c, const name_t *names, int k, int8_t *kinds, int64_t 
         c->p++;
     } else
         for (;;) {
-            skip_ws(c);
-            if (c->p >= c->end || *c->p != '"')
-                return MALFORMED;
-            const uint8_t *key = c->p + 1;
+            const uint8_t *key;
+            Py_ssize_t key_len;
             int escaped;
-            if (!string(c, &escaped))
+            if (!member_name(c, &key, &key_len, &escaped))
                 return MALFORMED;
-            Py_ssize_t key_len = (c->p - 1) - key;
             if (escaped)
                 status = ODD;
-            skip_ws(c);
-            if (c->p >= c->end || *c->p != ':')
-                return MALFORMED;
-            c->p++;
             int which = -1;
             for (int j = 0; j < k && !escaped; j++)
                 if (names[j].len == key_len && key_len && names[j].text[0] == key[0] &&
