@@ -24,6 +24,7 @@ from portlabel.writers.text import (
     fix_rows,
     join_rows,
     list_join,
+    string_bytes,
     to_text,
 )
 
@@ -56,11 +57,10 @@ def _inner(values: pa.Array) -> pa.Array:
 
 def _may_need_escapes(values: pa.Array) -> bool:
     """Whether any byte of a string array's values needs escaping (read from its data)."""
-    _, offsets, data = values.buffers()
-    if data is None or not len(values):
+    if not len(values):
         return False
-    bounds = np.frombuffer(offsets, dtype=np.int32)[[values.offset, values.offset + len(values)]]
-    raw = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[1]]
+    bounds, data = string_bytes(values)
+    raw = data[bounds[0] : bounds[-1]]
     return bool((raw < 0x20).any() or (raw == _QUOTE).any() or (raw == _BACKSLASH).any())
 
 

@@ -114,6 +114,15 @@ def all_empty_lists(values: pa.Array) -> bool:
     return bool(offsets[values.offset] == offsets[values.offset + len(values)])
 
 
+def string_bytes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's value bounds (``n + 1`` offsets into ``data``) and its data bytes
+    (empty when it has none), read from its buffers: for byte-level checks."""
+    _, offsets, data = values.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return bounds, raw
+
+
 def to_text(values: pa.Array) -> pa.Array:
     """Numbers and booleans cast to text (Arrow's shortest round-trip form for doubles)."""
     return pc.cast(values, pa.string())

@@ -30,6 +30,7 @@ from portlabel.writers.text import (
     fixed_decimals,
     join_rows,
     list_join,
+    string_bytes,
     to_text,
 )
 from portlabel.writers.zeek_fields import ALWAYS_UNSET, conn_log_fields
@@ -72,18 +73,17 @@ def _may_need_escapes(values: pa.Array, in_set: bool) -> bool:
     """Whether a string array may hold a value ``escape`` changes: one with a byte it
     escapes, or one that may be ``-``, ``(empty)`` or empty (read from the array's
     buffers, a few comparisons per byte; the regex kernel is the exact test)."""
-    validity, offsets, data = values.buffers()
     n = len(values)
     if not n:
         return False
-    bounds = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + n + 1]
+    bounds, raw = string_bytes(values)
     lengths = np.diff(bounds)
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
     if not len(raw):
         raw = np.zeros(1, np.uint8)  # every value empty: a byte for ``first`` to read
     first = raw[np.minimum(bounds[:-1], len(raw) - 1)]
     whole = (lengths == 1) & (first == _DASH) | (lengths == len(EMPTY)) & (first == _PAREN)
     if values.null_count:  # a null's slot is empty too: only a set value counts
+        validity = values.buffers()[0]
         valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
         whole |= (lengths == 0) & valid[values.offset : values.offset + n].astype(bool)
     else:
