@@ -231,9 +231,6 @@ class SuffixTable:
         chunk = bisect_right(self._starts, suffix_id) - 1
         return self._chunks[chunk][suffix_id - self._starts[chunk]].as_py()
 
-    def take(self, ids: np.ndarray) -> pa.Array:
-        return self.array.take(indices(ids))
-
 
 def pc():
     """``pyarrow.compute``, imported on first use (it is slow to import)."""
