@@ -22,6 +22,7 @@ from portlabel.capture.decode import decode
 from portlabel.capture.reader import open_capture
 from portlabel.errors import CaptureError
 from portlabel.flows import FlowConfig, FlowTable, records, segments, tcp_track
+from portlabel.flows import store as flow_store
 from portlabel.flows import keys as flow_keys
 from test_flows import SV, C, make
 
@@ -36,16 +37,16 @@ pytestmark = pytest.mark.skipif(
 
 
 def flows(batches, compiled: bool, **config) -> pa.Table:
-    saved = flow_keys._flowkeys, tcp_track._tcptrack, segments._aggregate, records._slotindex
+    saved = flow_keys._flowkeys, tcp_track._tcptrack, segments._aggregate, flow_store._slotindex
     if not compiled:
         flow_keys._flowkeys = tcp_track._tcptrack = segments._aggregate = None
-        records._slotindex = None
+        flow_store._slotindex = None
     try:
         table = FlowTable(FlowConfig(uid_seed=7, **config))
         parts = [t for b in batches if (t := table.update(b)) is not None]
         parts.append(table.flush())
     finally:
-        flow_keys._flowkeys, tcp_track._tcptrack, segments._aggregate, records._slotindex = saved
+        flow_keys._flowkeys, tcp_track._tcptrack, segments._aggregate, flow_store._slotindex = saved
     return pa.concat_tables(parts)
 
 
@@ -190,9 +191,9 @@ def test_community_ids_are_the_same_with_the_batch_sha1(data, n):
 def test_the_compiled_store_index_agrees_with_a_dict(steps):
     """Random puts and releases (enough flows to regrow the table and reuse removed
     cells), then every key looked up in both stores."""
-    stores = [records.FlowStore(capacity=8, compiled=c) for c in (True, False)]
+    stores = [flow_store.FlowStore(capacity=8, compiled=c) for c in (True, False)]
     index = stores[0].index
-    assert isinstance(index, records.CompiledIndex)
+    assert isinstance(index, flow_store.CompiledIndex)
     # small tables, so probe chains are long and removals sit inside them
     index.MIN_CELLS, index.cells = 16, np.full(16, -1, dtype=np.int64)
     active: set[int] = set()
@@ -231,7 +232,7 @@ def test_the_store_index_keeps_chains_through_removed_cells():
         out[:, :8] = ids.astype("<u8").view(np.uint8).reshape(-1, 8)
         return out
 
-    store = records.FlowStore(capacity=8)
+    store = flow_store.FlowStore(capacity=8)
     everyone = np.arange(5000)
     rec = records.empty_records(len(everyone))
     rec["key"] = keys(everyone)

@@ -1,7 +1,7 @@
 /* The flow store's index from key to slot, compiled: a hash table without the GIL.
  *
  * Theory of operation: the store keeps each active flow's record, key included, in a slot
- * array (records.FlowStore). The index is an open-addressing table of slot numbers
+ * array (store.FlowStore). The index is an open-addressing table of slot numbers
  * (linear probing; EMPTY and REMOVED cells, hashed under a random key of the table's, see
  * kernel.h) held in a numpy array the caller owns and regrows; a cell's key is read from the record in its slot, so keys are stored once.
  * Lookups compare whole keys, so hash collisions cost a probe and never a wrong flow.
@@ -188,5 +188,5 @@ static PyMethodDef methods[] = {
 };
 
 PORTLABEL_MODULE(_slotindex,
-                 "The flow store's key-to-slot hash table, compiled (see records.FlowStore).",
+                 "The flow store's key-to-slot hash table, compiled (see store.FlowStore).",
                  methods)

@@ -84,6 +84,8 @@ def _history(first_pos: np.ndarray, side: np.ndarray, flipped: np.ndarray) -> np
 def _with_scaled_letters(history, pos, letters, side) -> np.ndarray:
     """The history matrix with each flow's scaled letters (c/t/w/g) inserted."""
     rows = [i for i, events in enumerate(letters) if events]
+    if not rows:  # a piece of flows none of which has any
+        return history
     texts = {}
     for i in rows:
         chars = history[i][history[i] != 0].tobytes().decode("ascii")

@@ -34,7 +34,8 @@ from portlabel.flows.keys import KEY_FIELDS, KEY_WIDTH, group_rows, unpack_int
 from portlabel.flows.letters import batch_letters
 from portlabel.flows.notes import FlowNotes, letter_lists, parent_sets
 from portlabel.flows.packets import FragmentPorts, Rows, batch_rows
-from portlabel.flows.records import NO_POS, FlowStore, Records, concat, take
+from portlabel.flows.pieces import PIECE_FLOWS
+from portlabel.flows.records import NO_POS, Records, concat, take
 from portlabel.flows.results import FinishedFlows, FlowUpdate, PacketFlows
 from portlabel.flows.segments import (
     CS_PARTIAL,
@@ -44,6 +45,7 @@ from portlabel.flows.segments import (
     cut,
     idle_timeouts,
 )
+from portlabel.flows.store import FlowStore
 from portlabel.flows.tcp_state import K_S, N_STATES, Endpoint, finished
 from portlabel.flows.tcp_track import track
 from portlabel.flows.uid import UidSource
@@ -106,7 +108,7 @@ def _attempt_bits(rec: Records) -> np.ndarray:
 
 
 FLOW_BYTES = 1024  # what one active flow costs, all told (its record, index, notes)
-DRAIN_CHUNK = 1 << 16  # flows ended (and rendered) at a time at the end of input
+DRAIN_CHUNK = PIECE_FLOWS  # flows ended (and rendered) at a time at the end of input
 
 
 def default_max_flows() -> int:
@@ -264,23 +266,28 @@ class FlowTable:
         order, gstarts, group_keys = group_rows(rows.keys)
         return KeyedBatch(rows.take(order, drop_keys=True), gstarts, group_keys, first_pos, last_ts)
 
-    def fold_keyed(self, keyed: KeyedBatch) -> FinishedFlows | None:
-        """``fold`` for a batch ``key`` has keyed."""
-        return self._fold_keyed(keyed, None)
+    def fold_keyed(self, keyed: KeyedBatch, settle: bool = True) -> FinishedFlows | None:
+        """``fold`` for a batch ``key`` has keyed. With ``settle`` False the flows that
+        timed out and those over ``max_flows`` stay for the next call: for the pieces
+        of one batch (``pieces.split_keyed``), all but the last."""
+        return self._fold_keyed(keyed, None, settle)
 
     def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None) -> FinishedFlows | None:
         return self._fold_keyed(self.key(batch), packets)
 
-    def _fold_keyed(self, keyed: KeyedBatch, packets: PacketFlows | None) -> FinishedFlows | None:
+    def _fold_keyed(
+        self, keyed: KeyedBatch, packets: PacketFlows | None, settle: bool = True
+    ) -> FinishedFlows | None:
         if keyed.last_ts is not None:
             self._now = max(self._now, keyed.last_ts)
         done: list[tuple[Records, np.ndarray, list]] = []
         self.new_flow_groups = np.zeros(0, dtype=np.int64)
         if len(keyed.rows):
             done.append(self._fold(keyed, done, packets))
-        done.append(self._expire(self._now))
-        if len(self.store) > self.max_flows:
-            done.append(self._evict(len(self.store) - self.max_flows))
+        if settle:
+            done.append(self._expire(self._now))
+            if len(self.store) > self.max_flows:
+                done.append(self._evict(len(self.store) - self.max_flows))
         return self._finished(done)
 
     # ---- one batch -------------------------------------------------------------------
@@ -353,8 +360,7 @@ class FlowTable:
         go_on = known & cont
         fs, sl = first_seg[go_on], slots[go_on]
         seg_slot[fs] = sl
-        cols = self.store.cols
-        old = take(cols, sl)
+        old = self.store.get(sl)
         for name in _SUMMED:
             rec[name][fs] += old[name]
         for name in _FROM_STATE:

@@ -8,6 +8,7 @@ run in another thread. ``PacketFlows`` says which flow each packet of a batch we
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +92,21 @@ class FinishedFlows:
         return to_flow_batch(
             self.records, self.reasons, self.parents, self.community_id_seed, self.letters
         )
+
+    def pieces(self, size: int) -> Iterator[FinishedFlows]:
+        """These flows ``size`` at a time, in order (itself when there are no more)."""
+        if len(self) <= size:
+            yield self
+            return
+        for at in range(0, len(self), size):
+            part = slice(at, at + size)
+            yield FinishedFlows(
+                self.records[part],
+                self.reasons[part],
+                None if self.parents is None else self.parents[part],
+                self.community_id_seed,
+                None if self.letters is None else self.letters[part],
+            )
 
 
 @dataclass(frozen=True, slots=True)

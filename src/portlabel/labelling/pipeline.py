@@ -29,6 +29,7 @@ from portlabel.capture.linktypes import linktype_name
 from portlabel.capture.reassembly import Reassembler
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.flows.engine import KeyedBatch
+from portlabel.flows.pieces import PIECE_FLOWS, split_keyed
 from portlabel.labelling.flows import label_flows, packet_labels
 from portlabel.labelling.iana import prepare_labels
 from portlabel.labelling.stages import prefetched, usable_cpus
@@ -250,8 +251,10 @@ def label_batches(
 def _folded(pipe: LabelPipeline, batches: Iterable[KeyedBatch]) -> Iterator[FinishedFlows]:
     """The flows each batch finishes, then the rest at the end of input (unrendered)."""
     for batch in batches:
-        done = pipe.flows.fold_keyed(batch)
-        if done is not None:
-            yield done
+        pieces = split_keyed(batch)  # a flood's batch: a bounded number of flows at a time
+        for i, piece in enumerate(pieces, 1):
+            done = pipe.flows.fold_keyed(piece, settle=i == len(pieces))
+            if done is not None:
+                yield from done.pieces(PIECE_FLOWS)
     pipe.count_left_out()
     yield from pipe.flows.drain_chunks()  # a piece at a time: a million flows may end here

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from portlabel.errors import InputError
 from portlabel.flows.config import FlowConfig
+from portlabel.flows.pieces import split_keyed
 from portlabel.flows.records import Records
 from portlabel.parallel.heads import HeadCollector, Heads, SpilledHeads, spill
 
@@ -156,15 +157,17 @@ def label_part(job: PartJob) -> PartResult:
             out.last_packet_ts = int(raw.ts_ns[-1])
         if keyed.last_ts is not None:
             out.last_ts = keyed.last_ts if out.last_ts is None else max(out.last_ts, keyed.last_ts)
-        if not job.alone:
-            collector.before_fold(keyed)
-        done = flows.fold_keyed(keyed)
-        if not job.alone:
-            collector.after_fold(flows.new_flow_groups, len(keyed.gstarts))
-        if done is not None:
-            out.tables.append(pipe.render(done))
-            out.pos0.append(done.records["pos0"].copy())
-            out.keys.append(done.records["key"].copy())
+        pieces = split_keyed(keyed)
+        for i, piece in enumerate(pieces, 1):
+            if not job.alone:
+                collector.before_fold(piece)
+            done = flows.fold_keyed(piece, settle=i == len(pieces))
+            if not job.alone:
+                collector.after_fold(flows.new_flow_groups, len(piece.gstarts))
+            if done is not None:
+                out.tables.append(pipe.render(done))
+                out.pos0.append(done.records["pos0"].copy())
+                out.keys.append(done.records["key"].copy())
     if job.alone:
         for done in flows.drain_chunks():
             out.tables.append(pipe.render(done))

@@ -1,0 +1,336 @@
+"""Active flows between batches: a compact slot array and an index from key to slot.
+
+The engine folds batches on full ``Records`` (``records.RECORD_DTYPE``); the store keeps
+what it needs to rebuild them exactly, in fewer bytes, because it holds every active
+flow, up to ``max_flows`` of them (a flood fills it). A slot of ``STORED_DTYPE`` holds
+the fields every flow uses, plus:
+
+- ``side``: the flow's row in the side table of ``SIDE_FIELDS`` (TCP sequence tracking,
+  FIN counts, scaled-letter counts), or -1 while all of them are at their initial values,
+  as they stay for almost every flow that is not TCP;
+- ``first_pos`` as 32-bit offsets from the flow's first packet (``pos0``); a flow whose
+  offsets do not fit (one that lasts for 4 G packets of the capture) keeps its positions
+  at full width in a second side table, at ``wide``.
+
+``get``/``release`` give back exactly the records ``put`` stored. The slot array and the
+side tables grow in place where the allocator can (``ndarray.resize``, a remap for large
+arrays) rather than by a copy that would hold the old and the new array at once; slots
+and side rows are given out lowest first and reused last-freed first.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from portlabel.flows.keys import KEY_WIDTH
+from portlabel.flows.records import NO_POS, RECORD_FIELDS, Records, empty_records
+
+try:
+    from portlabel.flows import _slotindex
+except ImportError:  # built without a C compiler: a dict from key bytes to slot
+    _slotindex = None
+
+SIDE_FIELDS = (
+    "seq_prev", "seq_u", "seq_top", "deliv", "hole_end", "base", "has_base",
+    "seq_end", "acked", "fins", "scaled",
+)  # fmt: skip
+_NO_OFFSET = np.iinfo(np.uint32).max  # a stored letter position never seen
+
+
+def _compact_dtype(fields: list[tuple[str, str, tuple[int, ...]]]) -> np.dtype:
+    """``fields`` in the order that needs no padding: ``key`` first (the index reads it
+    at offset 0), then by alignment, widest first."""
+    key = [f for f in fields if f[0] == "key"]
+    rest = sorted((f for f in fields if f[0] != "key"), key=lambda f: -np.dtype(f[1]).itemsize)
+    return np.dtype(key + rest, align=True)
+
+
+_CORE_COPIED = tuple(n for n in RECORD_FIELDS if n not in SIDE_FIELDS and n != "first_pos")
+STORED_DTYPE = _compact_dtype(
+    [(n, *RECORD_FIELDS[n][:2]) for n in _CORE_COPIED]
+    + [("first_pos", "uint32", RECORD_FIELDS["first_pos"][1]), ("side", "int32", ()),
+       ("wide", "int32", ())]  # fmt: skip
+)
+SIDE_DTYPE = np.dtype([(n, *RECORD_FIELDS[n][:2]) for n in SIDE_FIELDS], align=True)
+WIDE_DTYPE = np.dtype([("first_pos", *RECORD_FIELDS["first_pos"][:2])])
+assert STORED_DTYPE.fields["key"][1] == 0  # _slotindex reads a slot's key at its start
+_SIDE_FILLS = [(n, RECORD_FIELDS[n][2]) for n in SIDE_FIELDS]
+
+
+def _lengthen(owner: object, name: str, n: int) -> None:
+    """The array ``owner.<name>`` lengthened to ``n`` rows, the new ones zero: in place
+    when nothing else holds it (a remap, no copy, for a large array), else by a copy.
+    (Only the attribute may hold the array while it is resized, hence no local name.)"""
+    tail = getattr(owner, name).shape[1:]
+    try:
+        getattr(owner, name).resize((n, *tail), refcheck=True)
+    except ValueError:  # a view or another name holds it: copy
+        old = getattr(owner, name)
+        out = np.zeros((n, *tail), dtype=old.dtype)
+        out[: len(old)] = old
+        setattr(owner, name, out)
+
+
+class FreeStack:
+    """Numbers ``0 .. capacity-1`` given out lowest first and taken back last-out first,
+    kept in a numpy array (a million slots cost 8 MB, not a list of Python ints)."""
+
+    def __init__(self, capacity: int = 0) -> None:
+        self._stack = np.arange(capacity - 1, -1, -1, dtype=np.int64)
+        self._top = capacity
+        self.capacity = capacity
+
+    def __len__(self) -> int:
+        return self._top
+
+    def grow(self, capacity: int) -> None:
+        """Add the numbers from the current capacity up to ``capacity``, given out first
+        (lowest first)."""
+        added = np.arange(capacity - 1, self.capacity - 1, -1, dtype=np.int64)
+        _lengthen(self, "_stack", capacity)
+        self._stack[self._top : self._top + len(added)] = added
+        self._top += len(added)
+        self.capacity = capacity
+
+    def take(self, n: int) -> np.ndarray:
+        """``n`` numbers (there must be that many free)."""
+        out = self._stack[self._top - n : self._top][::-1].copy()
+        self._top -= n
+        return out
+
+    def give_back(self, numbers: np.ndarray) -> None:
+        n = len(numbers)
+        if self._top + n > len(self._stack):  # a number given back twice: a bug upstream
+            raise ValueError("more numbers given back than were taken")
+        self._stack[self._top : self._top + n] = numbers
+        self._top += n
+
+
+class SideTable:
+    """Rows of a side dtype handed out by number, growing by doubling."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.rows = np.zeros(0, dtype=dtype)
+        self.free = FreeStack()
+
+    def __len__(self) -> int:
+        return self.free.capacity - len(self.free)
+
+    def take(self, n: int) -> np.ndarray:
+        if n > len(self.free):
+            cap = max(2 * self.free.capacity, self.free.capacity + n, 64)
+            _lengthen(self, "rows", cap)
+            self.free.grow(cap)
+        return self.free.take(n)
+
+
+class FlowStore:
+    """Active flows: a slot array of compact records plus an index from key to slot."""
+
+    def __init__(self, capacity: int = 1024, compiled: bool = True) -> None:
+        self.cols = np.zeros(0, dtype=STORED_DTYPE)
+        self.used = np.zeros(0, dtype=bool)
+        self._slots = FreeStack()
+        self._side = SideTable(SIDE_DTYPE)
+        self._wide = SideTable(WIDE_DTYPE)
+        use_c = compiled and _slotindex is not None
+        self.index = CompiledIndex() if use_c else DictIndex()
+        # slots past which the array grows only by what is needed (the table's cap on
+        # active flows plus a batch of new ones: doubling there would double its memory)
+        self.limit: int | None = None
+        self._grow_to(capacity)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the slot array, its side tables and the free lists."""
+        parts = (self.cols, self.used, self._side.rows, self._wide.rows)
+        stacks = (self._slots, self._side.free, self._wide.free)
+        return sum(a.nbytes for a in parts) + sum(8 * s.capacity for s in stacks)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Slot of each packed key row, -1 when not active."""
+        return self.index.lookup(self.cols, np.ascontiguousarray(keys))
+
+    def slot(self, key: bytes) -> int | None:
+        """The slot of one packed key (``KEY_WIDTH`` bytes), None when not active."""
+        found = int(self.lookup(np.frombuffer(key, dtype=np.uint8).reshape(1, -1))[0])
+        return None if found < 0 else found
+
+    def _grow_to(self, cap: int) -> None:
+        old = len(self.cols)
+        _lengthen(self, "cols", cap)
+        self.cols["side"][old:] = self.cols["wide"][old:] = -1
+        _lengthen(self, "used", cap)
+        self._slots.grow(cap)
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.cols)
+        new_cap = max(cap * 2, cap + need)
+        if self.limit is not None and new_cap * 2 > self.limit:
+            new_cap = max(self.limit, cap + need)  # the last growth: straight to the limit
+        self._grow_to(new_cap)
+
+    def put(self, slots: np.ndarray, rec: Records) -> np.ndarray:
+        """Store records in their slots; rows with slot -1 get new slots."""
+        slots = slots.copy()
+        fresh = np.flatnonzero(slots < 0)
+        if len(fresh) > len(self._slots):
+            self._grow(len(fresh) - len(self._slots))
+        if len(fresh):
+            slots[fresh] = self._slots.take(len(fresh))
+        cols = self.cols
+        for name in _CORE_COPIED:
+            cols[name][slots] = rec[name]
+        self._put_side(slots, rec)
+        self._put_positions(slots, rec)
+        self.used[slots] = True
+        if len(fresh):
+            self.index.add(cols, slots[fresh], self.used)
+        return slots
+
+    def _rows_for(self, table: SideTable, field: str, slots, need) -> np.ndarray:
+        """The side rows of ``slots`` that ``need`` one: kept, new, or freed (-1)."""
+        at = self.cols[field][slots]
+        drop = ~need & (at >= 0)
+        if drop.any():
+            table.free.give_back(at[drop])
+            at[drop] = -1
+        new = need & (at < 0)
+        if new.any():
+            at[new] = table.take(int(new.sum()))
+        self.cols[field][slots] = at
+        return at[need]
+
+    def _put_side(self, slots: np.ndarray, rec: Records) -> None:
+        need = np.zeros(len(rec), dtype=bool)
+        for name, fill in _SIDE_FILLS:
+            need |= (rec[name] != fill).reshape(len(rec), -1).any(axis=1)
+        at = self._rows_for(self._side, "side", slots, need)
+        if len(at):
+            rows, part = self._side.rows, rec[need]
+            for name in SIDE_FIELDS:
+                rows[name][at] = part[name]
+
+    def _put_positions(self, slots: np.ndarray, rec: Records) -> None:
+        pos = rec["first_pos"]
+        seen = pos != NO_POS
+        offset = pos - rec["pos0"][:, None]
+        fits = ~seen | ((offset >= 0) & (offset < _NO_OFFSET))
+        wide = ~fits.all(axis=1)
+        self.cols["first_pos"][slots] = np.where(seen & ~wide[:, None], offset, _NO_OFFSET)
+        at = self._rows_for(self._wide, "wide", slots, wide)
+        if len(at):
+            self._wide.rows["first_pos"][at] = pos[wide]
+
+    def get(self, slots: np.ndarray) -> Records:
+        """The records of active ``slots`` (a copy; the flows stay stored)."""
+        cols = self.cols
+        rec = empty_records(len(slots))
+        for name in _CORE_COPIED:
+            rec[name] = cols[name][slots]
+        at = cols["side"][slots]
+        has = at >= 0
+        if has.any():
+            rows = self._side.rows[at[has]]
+            for name in SIDE_FIELDS:
+                rec[name][has] = rows[name]
+        offset = cols["first_pos"][slots]
+        pos = offset.astype(np.int64) + rec["pos0"][:, None]
+        rec["first_pos"] = np.where(offset == _NO_OFFSET, NO_POS, pos)
+        at = cols["wide"][slots]
+        wide = at >= 0
+        if wide.any():
+            rec["first_pos"][wide] = self._wide.rows["first_pos"][at[wide]]
+        return rec
+
+    def release(self, slots: np.ndarray) -> Records:
+        """Remove flows from the store and return their records."""
+        rec = self.get(slots)
+        cols = self.cols
+        for field, table in (("side", self._side), ("wide", self._wide)):
+            at = cols[field][slots]
+            held = at >= 0
+            if held.any():
+                table.free.give_back(at[held])
+            cols[field][slots] = -1
+        self.index.remove(cols, slots)
+        self.used[slots] = False
+        self._slots.give_back(np.asarray(slots, dtype=np.int64))
+        return rec
+
+
+def _key_bytes(cols: np.ndarray, slots: np.ndarray) -> list[bytes]:
+    return np.ascontiguousarray(cols["key"][slots]).view(f"V{KEY_WIDTH}").ravel().tolist()
+
+
+class DictIndex:
+    """Key bytes -> slot in a dict (builds without the C extension)."""
+
+    def __init__(self) -> None:
+        self.slot_of: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def lookup(self, cols: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        found = list(map(self.slot_of.get, keys.view(f"V{KEY_WIDTH}").ravel().tolist()))
+        return np.array([-1 if s is None else s for s in found], dtype=np.int64)
+
+    def add(self, cols: np.ndarray, slots: np.ndarray, used: np.ndarray) -> None:
+        self.slot_of.update(zip(_key_bytes(cols, slots), slots.tolist(), strict=True))
+
+    def remove(self, cols: np.ndarray, slots: np.ndarray) -> None:
+        list(map(self.slot_of.pop, _key_bytes(cols, slots)))
+
+
+class CompiledIndex:
+    """Key -> slot in ``_slotindex``'s hash table, whose cells this object owns: at most
+    half of them are in use (live or removed), so probes stay short; past that the table
+    is rebuilt from the live slots, at least four times their number."""
+
+    MIN_CELLS = 1024
+
+    def __init__(self) -> None:
+        self.cells = np.full(self.MIN_CELLS, -1, dtype=np.int64)
+        self.live = 0
+        self.filled = 0  # live plus removed cells
+        # the table's hash key: random, so no capture can be crafted to collide its flows
+        self.hash_key = np.frombuffer(os.urandom(16), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return self.live
+
+    def lookup(self, cols: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        out = np.empty(len(keys), dtype=np.int64)
+        _slotindex.lookup(
+            self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, keys, out, self.hash_key
+        )
+        return out
+
+    def add(self, cols: np.ndarray, slots: np.ndarray, used: np.ndarray) -> None:
+        if 2 * (self.filled + len(slots)) > len(self.cells):
+            self._rebuild(cols, used)  # ``used`` already marks ``slots``
+            return
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        reused = _slotindex.add(
+            self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, slots, self.hash_key
+        )
+        self.live += len(slots)
+        self.filled += len(slots) - reused
+
+    def remove(self, cols: np.ndarray, slots: np.ndarray) -> None:
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        _slotindex.remove(self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, slots, self.hash_key)
+        self.live -= len(slots)
+
+    def _rebuild(self, cols: np.ndarray, used: np.ndarray) -> None:
+        live = np.flatnonzero(used)
+        size = max(self.MIN_CELLS, 1 << int(4 * len(live)).bit_length())
+        self.cells = np.full(size, -1, dtype=np.int64)
+        _slotindex.add(self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, live, self.hash_key)
+        self.live = self.filled = len(live)
