@@ -22,8 +22,8 @@ from portlabel.capture.decode import decode
 from portlabel.capture.reader import open_capture
 from portlabel.errors import CaptureError
 from portlabel.flows import FlowConfig, FlowTable, records, segments, tcp_track
-from portlabel.flows import store as flow_store
 from portlabel.flows import keys as flow_keys
+from portlabel.flows import store as flow_store
 from test_flows import SV, C, make
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"

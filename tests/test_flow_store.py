@@ -1,8 +1,9 @@
 """The compact store of active flows, and folding a flood's batch in pieces.
 
 The store keeps records in fewer bytes than the engine works on (side tables for TCP
-state, 32-bit letter positions); what it gives back must be exactly what it was given,
-for any values. Folding a batch in pieces must give the flows of the unsplit batch.
+state, 32-bit letter positions and counters, numbered tunnel parents); what it gives back
+must be exactly what it was given, for any values. Folding a batch in pieces must give
+the flows of the unsplit batch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 import portlabel
 from portlabel.capture.inputs import CaptureInputs
 from portlabel.flows.engine import FlowTable
+from portlabel.flows.keys import KEY_WIDTH, SHORT_WIDTH
 from portlabel.flows.pieces import split_keyed
 from portlabel.flows.records import NO_POS, RECORD_DTYPE, RECORD_FIELDS, empty_records
 from portlabel.flows.store import SIDE_FIELDS, STORED_DTYPE, FlowStore
@@ -32,8 +34,13 @@ def records_from(draw, n: int, ids: list[int]):
     unseen, near the first packet, past 32 bits from it, or before it."""
     rec = empty_records(n)
     rec["key"][:, :8] = np.array(ids, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    for i, parent in enumerate(draw(st.lists(st.sampled_from([0, 0, 1, 2, 255]), min_size=n,
+                                             max_size=n))):  # fmt: skip
+        if parent:  # keyed by a tunnel parent: a few shared, set at either end of the field
+            rec["key"][i, SHORT_WIDTH + parent % 40] = parent
+            rec["key"][i, KEY_WIDTH - 1] = parent
     rec["pos0"] = draw(st.lists(st.integers(0, BIG), min_size=n, max_size=n))
-    for name in ("pkts", "ip_bytes", "first_ts", "last_ts", "mac", "uid", "vlans"):
+    for name in ("pkts", "ip_bytes", "payload", "first_ts", "last_ts", "mac", "uid", "vlans"):
         info = np.iinfo(rec[name].dtype)
         flat = rec[name].reshape(n, -1)
         for i in range(n):
@@ -66,6 +73,7 @@ def test_the_store_gives_back_exactly_what_it_was_given(data):
     slots = store.put(np.full(n, -1, dtype=np.int64), first)
     assert same_records(store.get(slots), first)
     again = records_from(data.draw, n, ids)  # the same flows, new state (side rows change)
+    again["key"] = first["key"]
     assert np.array_equal(store.put(slots, again), slots)
     assert same_records(store.get(store.lookup(again["key"])), again)
     half = slots[: n // 2]
@@ -74,6 +82,7 @@ def test_the_store_gives_back_exactly_what_it_was_given(data):
     rest = store.release(slots[n // 2 :])
     assert same_records(rest, again[n // 2 :]) and len(store) == 0
     assert len(store._side) == len(store._wide) == 0  # every side row handed back
+    assert len(store._parents) == 0  # and every parent's number
 
 
 def test_flows_without_tcp_state_take_no_side_rows_and_freed_slots_are_reused_last_first():
@@ -84,7 +93,7 @@ def test_flows_without_tcp_state_take_no_side_rows_and_freed_slots_are_reused_la
     rec["first_pos"][:, 1] = 12  # a UDP flow's letter D
     slots = store.put(np.full(5, -1, dtype=np.int64), rec)
     assert sorted(slots.tolist()) == [0, 1, 2, 3, 4] and len(store._side) == 0
-    assert STORED_DTYPE.itemsize * 1.8 < RECORD_DTYPE.itemsize  # what the store is for
+    assert STORED_DTYPE.itemsize * 2 < RECORD_DTYPE.itemsize  # what the store is for
     store.release(np.array([3, 1]))
     got = store.put(np.full(2, -1, dtype=np.int64), rec[[1, 3]])
     assert got.tolist() == [1, 3]  # the last freed first, as taken off a stack
@@ -182,3 +191,22 @@ def test_the_pipeline_hands_a_flood_on_in_pieces_with_the_flows_of_the_whole_bat
     assert max(t.num_rows for t in piecewise) <= PIECE_FLOWS < n
     assert _rows(piecewise) == _rows([t for t in whole if t is not None])
     assert sum(t.num_rows for t in piecewise) == n
+
+
+def test_keys_with_a_tunnel_parent_are_found_only_with_that_parent():
+    store = FlowStore(capacity=2)
+    rec = empty_records(3)
+    rec["key"][:, 0] = [1, 1, 2]  # flows 0 and 1: one 5-tuple inside two tunnels
+    rec["key"][0, SHORT_WIDTH:] = 7
+    rec["key"][1, SHORT_WIDTH:] = 8
+    rec["key"][2, SHORT_WIDTH:] = 7  # another 5-tuple in the first tunnel
+    slots = store.put(np.full(3, -1, dtype=np.int64), rec)
+    assert store.lookup(rec["key"]).tolist() == slots.tolist() and len(store._parents) == 2
+    other = rec["key"][:1].copy()
+    other[0, SHORT_WIDTH:] = 9  # a tunnel no stored flow is in
+    bare = rec["key"][:1].copy()
+    bare[0, SHORT_WIDTH:] = 0
+    assert store.lookup(other).tolist() == store.lookup(bare).tolist() == [-1]
+    assert store.slot(rec["key"][1].tobytes()) == slots[1]
+    assert same_records(store.release(slots[[0]]), rec[[0]]) and len(store._parents) == 2
+    assert same_records(store.release(slots[[2]]), rec[[2]]) and len(store._parents) == 1

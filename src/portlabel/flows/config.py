@@ -98,6 +98,14 @@ class FlowConfig:
         return max(w for w in waits if w is not None)
 
     @property
+    def shortest_wait(self) -> float:
+        """Seconds a flow must at least be quiet before a timeout can end it: the
+        shortest inactivity timeout or close delay."""
+        waits = [self.tcp_timeout, self.udp_timeout, self.icmp_timeout, self.other_timeout,
+                 self.dns_timeout, self.close_delay]  # fmt: skip
+        return min(w for w in waits if w is not None)
+
+    @property
     def key_by_tunnel_parent(self) -> bool:
         """The keying the engine applies: a tunnelled flow's key includes its parent."""
         return not self.zeek_keys

@@ -402,25 +402,30 @@ class FlowTable:
     # ---- finishing -------------------------------------------------------------------
 
     def _expire(self, now: int) -> tuple[Records, np.ndarray, list]:
-        cols, used = self.store.cols, self.store.used
-        proto = cols["key"][:, _PROTO_AT]
-        quiet = now - cols["last_ts"]
-        closed = used & closing(cols["cut_state"]) & (quiet > self.config.close_delay * 1e9)
-        port_a = unpack_int(cols["key"], "a_port", ">u2")
-        port_b = unpack_int(cols["key"], "b_port", ">u2")
-        idle = used & ~closed & (quiet > idle_timeouts(proto, self.config, port_a, port_b))
-        if self.config.attempt_timeout is not None:  # an unanswered attempt timed out
-            attempt = (cols["cut_state"] & CS_ATTEMPT) != 0
-            late = now - cols["first_ts"] >= self.config.attempt_timeout * 1e9
-            idle |= used & ~closed & attempt & late
-        active = np.zeros_like(used)
-        if self.config.active_timeout is not None:
-            active = (
-                used & ~closed & ~idle & (now - cols["first_ts"] > self.config.active_timeout * 1e9)
-            )
-        slots = np.flatnonzero(closed | idle | active)
+        config, cols = self.config, self.store.cols
+        # only flows quiet for the shortest wait, or as old as the attempt or active
+        # timeout, can end now: the rest of the table is not looked at any further
+        maybe = now - cols["last_ts"] > config.shortest_wait * 1e9
+        ages = [t for t in (config.attempt_timeout, config.active_timeout) if t is not None]
+        if ages:
+            maybe |= now - cols["first_ts"] >= min(ages) * 1e9
+        cand = np.flatnonzero(maybe & self.store.used)
+        key, state = cols["key"][cand], cols["cut_state"][cand]
+        quiet, age = now - cols["last_ts"][cand], now - cols["first_ts"][cand]
+        closed = closing(state) & (quiet > config.close_delay * 1e9)
+        port_a = unpack_int(key, "a_port", ">u2")
+        port_b = unpack_int(key, "b_port", ">u2")
+        idle = ~closed & (quiet > idle_timeouts(key[:, _PROTO_AT], config, port_a, port_b))
+        if config.attempt_timeout is not None:  # an unanswered attempt timed out
+            attempt = (state & CS_ATTEMPT) != 0
+            idle |= ~closed & attempt & (age >= config.attempt_timeout * 1e9)
+        active = np.zeros(len(cand), dtype=bool)
+        if config.active_timeout is not None:
+            active = ~closed & ~idle & (age > config.active_timeout * 1e9)
+        ending = closed | idle | active
+        slots = cand[ending]
         rec, notes = self._release(slots)
-        why = np.where(active[slots], ACTIVE, _end_reasons(rec)).astype(np.uint8)
+        why = np.where(active[ending], ACTIVE, _end_reasons(rec)).astype(np.uint8)
         return rec, why, notes
 
     def _evict(self, n: int) -> tuple[Records, np.ndarray, list]:
@@ -429,6 +434,8 @@ class FlowTable:
         used = np.flatnonzero(self.store.used)
         last = self.store.cols["last_ts"][used]
         oldest = used[np.argpartition(last, n - 1)[:n]] if n < len(used) else used
+        cols = self.store.cols  # in start order already: ``_finished`` need not copy them
+        oldest = oldest[np.lexsort((cols["uid"][oldest, 2], cols["first_ts"][oldest]))]
         self.evicted += len(oldest)
         rec, notes = self._release(oldest)
         return rec, np.full(len(oldest), EVICTED, dtype=np.uint8), notes
@@ -443,7 +450,8 @@ class FlowTable:
         rec = concat([p[0] for p in parts])
         reasons = np.concatenate([p[1] for p in parts])
         by_time = np.lexsort((rec["uid"][:, 2], rec["first_ts"]))  # writers like ts order
-        rec, reasons = take(rec, by_time), reasons[by_time]
+        if (by_time[1:] < by_time[:-1]).any():  # else in order already (an eviction alone)
+            rec, reasons = take(rec, by_time), reasons[by_time]
         notes = None
         if any(p[2] is not None for p in parts):
             joined = [n for p in parts for n in (p[2] or [None] * len(p[1]))]

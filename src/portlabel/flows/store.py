@@ -8,9 +8,14 @@ the fields every flow uses, plus:
 - ``side``: the flow's row in the side table of ``SIDE_FIELDS`` (TCP sequence tracking,
   FIN counts, scaled-letter counts), or -1 while all of them are at their initial values,
   as they stay for almost every flow that is not TCP;
-- ``first_pos`` as 32-bit offsets from the flow's first packet (``pos0``); a flow whose
-  offsets do not fit (one that lasts for 4 G packets of the capture) keeps its positions
+- ``first_pos`` as 32-bit offsets from the flow's first packet (``pos0``), and the
+  packet and byte counters (``COUNTERS``) in 32 bits; a flow for which any of them does
+  not fit (one that lasts for 4 G packets of the capture, or sends 4 GB) keeps them all
   at full width in a second side table, at ``wide``.
+
+- ``key`` with its tunnel-parent field (40 bytes, zero unless flows are keyed by their
+  tunnel parent) replaced by a number (8 bytes, 0 for none) that ``ParentNumbers`` gives
+  each parent key while a stored flow has it; the index hashes these 56-byte keys.
 
 ``get``/``release`` give back exactly the records ``put`` stored. The slot array and the
 side tables grow in place where the allocator can (``ndarray.resize``, a remap for large
@@ -24,7 +29,7 @@ import os
 
 import numpy as np
 
-from portlabel.flows.keys import KEY_WIDTH
+from portlabel.flows.keys import KEY_WIDTH, SHORT_WIDTH
 from portlabel.flows.records import NO_POS, RECORD_FIELDS, Records, empty_records
 
 try:
@@ -47,14 +52,21 @@ def _compact_dtype(fields: list[tuple[str, str, tuple[int, ...]]]) -> np.dtype:
     return np.dtype(key + rest, align=True)
 
 
-_CORE_COPIED = tuple(n for n in RECORD_FIELDS if n not in SIDE_FIELDS and n != "first_pos")
+STORED_KEY_WIDTH = SHORT_WIDTH + 8  # a key's first 48 bytes, then its parent's number
+_NO_PARENT_MATCH = np.uint64(2**64 - 1)  # a number no parent gets: such a key is not stored
+COUNTERS = ("pkts", "ip_bytes", "payload")  # stored as 32 bits while they fit
+_NARROWED = ("first_pos", *COUNTERS)
+_CORE_COPIED = tuple(
+    n for n in RECORD_FIELDS if n not in SIDE_FIELDS and n not in _NARROWED and n != "key"
+)
 STORED_DTYPE = _compact_dtype(
-    [(n, *RECORD_FIELDS[n][:2]) for n in _CORE_COPIED]
-    + [("first_pos", "uint32", RECORD_FIELDS["first_pos"][1]), ("side", "int32", ()),
-       ("wide", "int32", ())]  # fmt: skip
+    [("key", "uint8", (STORED_KEY_WIDTH,))]
+    + [(n, *RECORD_FIELDS[n][:2]) for n in _CORE_COPIED]
+    + [(n, "uint32", RECORD_FIELDS[n][1]) for n in _NARROWED]
+    + [("side", "int32", ()), ("wide", "int32", ())]
 )
 SIDE_DTYPE = np.dtype([(n, *RECORD_FIELDS[n][:2]) for n in SIDE_FIELDS], align=True)
-WIDE_DTYPE = np.dtype([("first_pos", *RECORD_FIELDS["first_pos"][:2])])
+WIDE_DTYPE = np.dtype([(n, *RECORD_FIELDS[n][:2]) for n in _NARROWED])
 assert STORED_DTYPE.fields["key"][1] == 0  # _slotindex reads a slot's key at its start
 _SIDE_FILLS = [(n, RECORD_FIELDS[n][2]) for n in SIDE_FIELDS]
 
@@ -126,6 +138,62 @@ class SideTable:
         return self.free.take(n)
 
 
+class ParentNumbers:
+    """A number for each tunnel-parent key some stored flow has (0: no parent), counted
+    so that it goes when the last such flow does. Only keys with a parent cost a lookup."""
+
+    def __init__(self) -> None:
+        self._number: dict[bytes, int] = {}
+        self._parent: dict[int, bytes] = {}
+        self._users: dict[int, int] = {}
+        self._next = 1
+
+    def __len__(self) -> int:
+        return len(self._number)
+
+    def stored_keys(self, keys: np.ndarray, take: bool = False) -> np.ndarray:
+        """Full keys ``(n, KEY_WIDTH)`` as stored keys ``(n, STORED_KEY_WIDTH)``. With
+        ``take`` each parent is counted once more (the keys are being stored); without,
+        a parent no stored flow has gets a number no stored key holds."""
+        out = np.zeros((len(keys), STORED_KEY_WIDTH), dtype=np.uint8)
+        out[:, :SHORT_WIDTH] = keys[:, :SHORT_WIDTH]
+        has = np.flatnonzero(keys[:, SHORT_WIDTH:].any(axis=1))
+        if len(has):
+            parents = np.ascontiguousarray(keys[has, SHORT_WIDTH:]).view(
+                f"V{KEY_WIDTH - SHORT_WIDTH}"
+            )
+            numbers = [self._take(p) if take else self._number.get(p, _NO_PARENT_MATCH)
+                       for p in parents.ravel().tolist()]  # fmt: skip
+            out[has, SHORT_WIDTH:] = np.array(numbers, dtype="<u8").view(np.uint8).reshape(-1, 8)
+        return out
+
+    def _take(self, parent: bytes) -> int:
+        number = self._number.get(parent)
+        if number is None:
+            number, self._next = self._next, self._next + 1
+            self._number[parent], self._parent[number] = number, parent
+            self._users[number] = 0
+        self._users[number] += 1
+        return number
+
+    def full_keys(self, stored: np.ndarray) -> np.ndarray:
+        """Stored keys back as full keys."""
+        out = np.zeros((len(stored), KEY_WIDTH), dtype=np.uint8)
+        out[:, :SHORT_WIDTH] = stored[:, :SHORT_WIDTH]
+        numbers = np.ascontiguousarray(stored[:, SHORT_WIDTH:]).view("<u8").ravel()
+        for i in np.flatnonzero(numbers).tolist():
+            out[i, SHORT_WIDTH:] = np.frombuffer(self._parent[int(numbers[i])], dtype=np.uint8)
+        return out
+
+    def give_back(self, stored: np.ndarray) -> None:
+        """The parents of stored keys that are leaving the store counted once less."""
+        numbers = np.ascontiguousarray(stored[:, SHORT_WIDTH:]).view("<u8").ravel()
+        for number in numbers[numbers != 0].tolist():
+            self._users[number] -= 1
+            if not self._users[number]:
+                del self._users[number], self._number[self._parent.pop(number)]
+
+
 class FlowStore:
     """Active flows: a slot array of compact records plus an index from key to slot."""
 
@@ -135,6 +203,7 @@ class FlowStore:
         self._slots = FreeStack()
         self._side = SideTable(SIDE_DTYPE)
         self._wide = SideTable(WIDE_DTYPE)
+        self._parents = ParentNumbers()
         use_c = compiled and _slotindex is not None
         self.index = CompiledIndex() if use_c else DictIndex()
         # slots past which the array grows only by what is needed (the table's cap on
@@ -154,7 +223,7 @@ class FlowStore:
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Slot of each packed key row, -1 when not active."""
-        return self.index.lookup(self.cols, np.ascontiguousarray(keys))
+        return self.index.lookup(self.cols, self._parents.stored_keys(keys))
 
     def slot(self, key: bytes) -> int | None:
         """The slot of one packed key (``KEY_WIDTH`` bytes), None when not active."""
@@ -184,10 +253,12 @@ class FlowStore:
         if len(fresh):
             slots[fresh] = self._slots.take(len(fresh))
         cols = self.cols
+        if len(fresh):  # a stored flow's key does not change
+            cols["key"][slots[fresh]] = self._parents.stored_keys(rec["key"][fresh], take=True)
         for name in _CORE_COPIED:
             cols[name][slots] = rec[name]
         self._put_side(slots, rec)
-        self._put_positions(slots, rec)
+        self._put_narrowed(slots, rec)
         self.used[slots] = True
         if len(fresh):
             self.index.add(cols, slots[fresh], self.used)
@@ -216,21 +287,31 @@ class FlowStore:
             for name in SIDE_FIELDS:
                 rows[name][at] = part[name]
 
-    def _put_positions(self, slots: np.ndarray, rec: Records) -> None:
+    def _put_narrowed(self, slots: np.ndarray, rec: Records) -> None:
+        """Letter positions as offsets from ``pos0`` and the counters, in 32 bits; a flow
+        with any that does not fit has them all at full width in the wide table."""
         pos = rec["first_pos"]
         seen = pos != NO_POS
         offset = pos - rec["pos0"][:, None]
-        fits = ~seen | ((offset >= 0) & (offset < _NO_OFFSET))
-        wide = ~fits.all(axis=1)
-        self.cols["first_pos"][slots] = np.where(seen & ~wide[:, None], offset, _NO_OFFSET)
+        fits = (~seen | ((offset >= 0) & (offset < _NO_OFFSET))).all(axis=1)
+        for name in COUNTERS:
+            fits &= ((rec[name] >= 0) & (rec[name] <= _NO_OFFSET)).all(axis=1)
+        cols, narrow = self.cols, fits[:, None]
+        cols["first_pos"][slots] = np.where(seen & narrow, offset, _NO_OFFSET)
+        for name in COUNTERS:
+            cols[name][slots] = np.where(narrow, rec[name], 0)
+        wide = ~fits
         at = self._rows_for(self._wide, "wide", slots, wide)
         if len(at):
-            self._wide.rows["first_pos"][at] = pos[wide]
+            rows, part = self._wide.rows, rec[wide]
+            for name in _NARROWED:
+                rows[name][at] = part[name]
 
     def get(self, slots: np.ndarray) -> Records:
         """The records of active ``slots`` (a copy; the flows stay stored)."""
         cols = self.cols
         rec = empty_records(len(slots))
+        rec["key"] = self._parents.full_keys(cols["key"][slots])
         for name in _CORE_COPIED:
             rec[name] = cols[name][slots]
         at = cols["side"][slots]
@@ -242,10 +323,14 @@ class FlowStore:
         offset = cols["first_pos"][slots]
         pos = offset.astype(np.int64) + rec["pos0"][:, None]
         rec["first_pos"] = np.where(offset == _NO_OFFSET, NO_POS, pos)
+        for name in COUNTERS:
+            rec[name] = cols[name][slots]
         at = cols["wide"][slots]
         wide = at >= 0
         if wide.any():
-            rec["first_pos"][wide] = self._wide.rows["first_pos"][at[wide]]
+            rows = self._wide.rows[at[wide]]
+            for name in _NARROWED:
+                rec[name][wide] = rows[name]
         return rec
 
     def release(self, slots: np.ndarray) -> Records:
@@ -259,13 +344,14 @@ class FlowStore:
                 table.free.give_back(at[held])
             cols[field][slots] = -1
         self.index.remove(cols, slots)
+        self._parents.give_back(cols["key"][slots])
         self.used[slots] = False
         self._slots.give_back(np.asarray(slots, dtype=np.int64))
         return rec
 
 
 def _key_bytes(cols: np.ndarray, slots: np.ndarray) -> list[bytes]:
-    return np.ascontiguousarray(cols["key"][slots]).view(f"V{KEY_WIDTH}").ravel().tolist()
+    return np.ascontiguousarray(cols["key"][slots]).view(f"V{STORED_KEY_WIDTH}").ravel().tolist()
 
 
 class DictIndex:
@@ -278,7 +364,7 @@ class DictIndex:
         return len(self.slot_of)
 
     def lookup(self, cols: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        found = list(map(self.slot_of.get, keys.view(f"V{KEY_WIDTH}").ravel().tolist()))
+        found = list(map(self.slot_of.get, keys.view(f"V{STORED_KEY_WIDTH}").ravel().tolist()))
         return np.array([-1 if s is None else s for s in found], dtype=np.int64)
 
     def add(self, cols: np.ndarray, slots: np.ndarray, used: np.ndarray) -> None:
@@ -308,7 +394,7 @@ class CompiledIndex:
     def lookup(self, cols: np.ndarray, keys: np.ndarray) -> np.ndarray:
         out = np.empty(len(keys), dtype=np.int64)
         _slotindex.lookup(
-            self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, keys, out, self.hash_key
+            self.cells, cols, cols.dtype.itemsize, STORED_KEY_WIDTH, keys, out, self.hash_key
         )
         return out
 
@@ -318,19 +404,21 @@ class CompiledIndex:
             return
         slots = np.ascontiguousarray(slots, dtype=np.int64)
         reused = _slotindex.add(
-            self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, slots, self.hash_key
+            self.cells, cols, cols.dtype.itemsize, STORED_KEY_WIDTH, slots, self.hash_key
         )
         self.live += len(slots)
         self.filled += len(slots) - reused
 
     def remove(self, cols: np.ndarray, slots: np.ndarray) -> None:
         slots = np.ascontiguousarray(slots, dtype=np.int64)
-        _slotindex.remove(self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, slots, self.hash_key)
+        _slotindex.remove(
+            self.cells, cols, cols.dtype.itemsize, STORED_KEY_WIDTH, slots, self.hash_key
+        )
         self.live -= len(slots)
 
     def _rebuild(self, cols: np.ndarray, used: np.ndarray) -> None:
         live = np.flatnonzero(used)
         size = max(self.MIN_CELLS, 1 << int(4 * len(live)).bit_length())
         self.cells = np.full(size, -1, dtype=np.int64)
-        _slotindex.add(self.cells, cols, cols.dtype.itemsize, KEY_WIDTH, live, self.hash_key)
+        _slotindex.add(self.cells, cols, cols.dtype.itemsize, STORED_KEY_WIDTH, live, self.hash_key)
         self.live = self.filled = len(live)
