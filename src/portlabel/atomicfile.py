@@ -23,6 +23,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from portlabel.directfile import direct_or_plain
+
 
 @contextlib.contextmanager
 def atomic_output(path: str, compress: bool = False) -> Iterator[BinaryIO]:
@@ -45,7 +47,7 @@ def atomic_output(path: str, compress: bool = False) -> Iterator[BinaryIO]:
         return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    raw = os.fdopen(fd, "wb")
+    raw = direct_or_plain(fd)  # past the page cache where the file system allows
     fh = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if compress else raw
     try:
         yield fh
