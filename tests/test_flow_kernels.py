@@ -195,7 +195,7 @@ def test_the_compiled_store_index_agrees_with_a_dict(steps):
     index = stores[0].index
     assert isinstance(index, flow_store.CompiledIndex)
     # small tables, so probe chains are long and removals sit inside them
-    index.MIN_CELLS, index.cells = 16, np.full(16, -1, dtype=np.int64)
+    index.MIN_CELLS, index.cells = 16, np.full(16, -1, dtype=np.int32)
     active: set[int] = set()
     for adding, ids in steps:
         ids = sorted(set(ids) - active) if adding else sorted(set(ids) & active)

@@ -127,9 +127,11 @@ def _fold_all(path: Path, limit: int | None, **options) -> list:
         if limit is not None and len(keyed.gstarts) > limit:
             assert len(pieces) > 1
         for i, piece in enumerate(pieces, 1):
-            done = table.fold_keyed(piece, settle=i == len(pieces))
-            if done is not None:
-                out.extend(p.table() for p in done.pieces(limit or 1 << 30))
+            if limit is None:
+                done = table.fold_keyed(piece)
+                out.extend([] if done is None else [done.table()])
+            else:  # evicted flows taken out of the store a piece at a time
+                out.extend(p.table() for p in table.fold_keyed_pieces(piece, i == len(pieces)))
     done = table.drain()
     if done is not None:
         out.append(done.table())

@@ -211,3 +211,27 @@ def test_pcapng_copy_keeps_each_interfaces_snaplen(tmp_path):
     want = _interfaces_per_packet(src)
     assert {snap for _, snap in want} == {"96", "0", "128"}
     assert _interfaces_per_packet(out) == want
+
+
+def test_the_copy_is_the_same_with_the_reading_thread_and_without(tmp_path, monkeypatch):
+    """``-o`` reads and labels ahead in a worker thread: across files with different
+    interfaces and snaplens, and many small batches in flight, the copy is byte for byte
+    the one written in one thread, and each packet keeps its own file's interface."""
+    import portlabel.labelling.stages as stages
+
+    files = [str(CAPTURES / n) for n in ("pngtg_be_test101.pcapng", *NAMES)]
+    outputs = {}
+    for cpus in (2, 1):
+        monkeypatch.setattr(stages, "usable_cpus", lambda n=cpus: n)
+        out = tmp_path / f"cpus{cpus}.pcapng"
+        args = ["packets", "-o", str(out), "--uid-seed", "7", "--batch-size", "16", *files]
+        assert main(args) == 0
+        outputs[cpus] = out.read_bytes()
+    assert outputs[1] == outputs[2]
+    want = []  # each file copied alone: its packets' interfaces
+    for i, f in enumerate(files):
+        alone = tmp_path / f"alone{i}.pcapng"
+        assert main(["packets", "-o", str(alone), f]) == 0
+        want += _interfaces_per_packet(alone)
+    assert _interfaces_per_packet(tmp_path / "cpus2.pcapng") == want
+    assert len({snap for _, snap in want}) > 2  # the files differ

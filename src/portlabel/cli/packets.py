@@ -8,7 +8,9 @@ exit status is then 1. Reader warnings are printed after the packets.
 Labels: with ``--label`` each line also gets the packet's flow ``uid`` and its flow's
 ``iana.service`` (``packet_writers.labels.PacketLabeller``, fed the same batches);
 ``-o FILE`` writes a pcapng copy whose packet comments are those labels instead
-(``packet_writers.pcapng_comments``). Both build flows, so both take the flow options.
+(``packet_writers.pcapng_comments``), the copy and the write in this thread while a
+worker thread reads, builds flows and renders the comments of the next batches. Both
+build flows, so both take the flow options.
 """
 
 from __future__ import annotations
@@ -106,17 +108,26 @@ def _write_labelled(args, inputs) -> int:
     """Write ``args.output`` (pcapng, labels as comments); the number of packets written.
     The copy needs each packet's original bytes, so it reads with the native reader."""
     from portlabel.atomicfile import atomic_output
+    from portlabel.labelling.stages import prefetched, usable_cpus
     from portlabel.packet_writers.pcapng_comments import PcapngCommentWriter
 
     if args.backend != "native":
         raise UsageError("-o copies the original packet bytes: it needs --backend native")
     labeller = _labeller(args)
+
+    def labelled():  # each batch with its comments and its own file's snaplens
+        for raw in inputs.raw_batches():
+            comments, lengths = labeller.comments(raw)
+            yield raw, dict(inputs.reader.snaplens), comments, lengths
+
+    batches = labelled()
+    if usable_cpus() > 1:  # reading, flows and comments ahead of the copy and the write
+        batches = prefetched(batches, name="portlabel-packets")
     try:
         with atomic_output(args.output) as out:
             writer = PcapngCommentWriter(out)
-            for raw in inputs.raw_batches():
-                comments, lengths = labeller.comments(raw)
-                writer.write(raw, inputs.reader.snaplens, comments, lengths)
+            for raw, snaplens, comments, lengths in batches:
+                writer.write(raw, snaplens, comments, lengths)
     except OSError as exc:
         raise InputError(args.output, f"cannot write: {exc.strerror or exc}") from None
     return writer.packets

@@ -1,9 +1,10 @@
 /* The flow store's index from key to slot, compiled: a hash table without the GIL.
  *
  * Theory of operation: the store keeps each active flow's record, key included, in a slot
- * array (store.FlowStore). The index is an open-addressing table of slot numbers
+ * array (store.FlowStore). The index is an open-addressing table of 32-bit slot numbers
  * (linear probing; EMPTY and REMOVED cells, hashed under a random key of the table's, see
- * kernel.h) held in a numpy array the caller owns and regrows; a cell's key is read from the record in its slot, so keys are stored once.
+ * kernel.h) held in a numpy array the caller owns and regrows; a cell's key is read from
+ * the record in its slot, so keys are stored once.
  * Lookups compare whole keys, so hash collisions cost a probe and never a wrong flow.
  */
 #include "kernel.h"
@@ -14,7 +15,7 @@
 #define REMOVED (-2)
 
 typedef struct {
-    int64_t *cells;
+    int32_t *cells; /* slot numbers: a store has fewer than 2^31 slots */
     size_t mask;
     const uint8_t *records;
     Py_ssize_t itemsize, n_slots, width; /* key bytes at offset 0 of each record */
@@ -42,13 +43,13 @@ static int64_t find(const Index *ix, const uint8_t *key)
 /* 0, or -1 when a slot is outside the records or the table has no free cell */
 static int insert(Index *ix, int64_t slot, Py_ssize_t *reused)
 {
-    if (slot < 0 || slot >= ix->n_slots)
+    if (slot < 0 || slot >= ix->n_slots || slot > INT32_MAX)
         return -1;
     size_t c = keyed_hash(key_of(ix, slot), (size_t)ix->width, ix->hash_key) & ix->mask;
     for (size_t probes = 0; probes <= ix->mask; probes++, c = (c + 1) & ix->mask)
         if (ix->cells[c] < 0) {
             *reused += ix->cells[c] == REMOVED;
-            ix->cells[c] = slot;
+            ix->cells[c] = (int32_t)slot;
             return 0;
         }
     return -1;
@@ -74,12 +75,12 @@ static int remove_slot(Index *ix, int64_t slot)
 static int open_index(Index *ix, Py_buffer *cells, Py_buffer *records, Py_ssize_t itemsize,
                       Py_ssize_t width, Py_buffer *hash_key)
 {
-    size_t n = (size_t)cells->len / 8;
-    if (n == 0 || (n & (n - 1)) || cells->len % 8 || itemsize <= 0 ||
+    size_t n = (size_t)cells->len / 4;
+    if (n == 0 || (n & (n - 1)) || cells->len % 4 || itemsize <= 0 ||
         records->len % itemsize || width <= 0 || width > itemsize || width % 8 ||
         hash_key->len != 16) {
         PyErr_SetString(PyExc_ValueError,
-                        "slot index: a power-of-two int64 table, whole records, keys of a "
+                        "slot index: a power-of-two int32 table, whole records, keys of a "
                         "multiple of 8 bytes at their start, a 16-byte hash key");
         return -1;
     }

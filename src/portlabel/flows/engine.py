@@ -272,11 +272,30 @@ class FlowTable:
         of one batch (``pieces.split_keyed``), all but the last."""
         return self._fold_keyed(keyed, None, settle)
 
+    def fold_keyed_pieces(self, keyed: KeyedBatch, settle: bool = True) -> Iterator[FinishedFlows]:
+        """``fold_keyed``, its finished flows ``PIECE_FLOWS`` at a time: those the batch
+        ended or timed out, then the evicted ones, each piece taken out of the store only
+        when it is asked for (a flood evicts a batch's worth of flows at once). The same
+        flows as ``fold_keyed``; consume every piece before the next fold."""
+        done = self._fold_keyed(keyed, None, settle, evict=False)
+        if done is not None:
+            yield from done.pieces(PIECE_FLOWS)
+        if settle and len(self.store) > self.max_flows:
+            victims = self._victims(len(self.store) - self.max_flows)
+            for at in range(0, len(victims), PIECE_FLOWS):
+                part = self._finished([self._evict_slots(victims[at : at + PIECE_FLOWS])])
+                if part is not None:
+                    yield part
+
     def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None) -> FinishedFlows | None:
         return self._fold_keyed(self.key(batch), packets)
 
     def _fold_keyed(
-        self, keyed: KeyedBatch, packets: PacketFlows | None, settle: bool = True
+        self,
+        keyed: KeyedBatch,
+        packets: PacketFlows | None,
+        settle: bool = True,
+        evict: bool = True,
     ) -> FinishedFlows | None:
         if keyed.last_ts is not None:
             self._now = max(self._now, keyed.last_ts)
@@ -286,8 +305,8 @@ class FlowTable:
             done.append(self._fold(keyed, done, packets))
         if settle:
             done.append(self._expire(self._now))
-            if len(self.store) > self.max_flows:
-                done.append(self._evict(len(self.store) - self.max_flows))
+            if evict and len(self.store) > self.max_flows:
+                done.append(self._evict_slots(self._victims(len(self.store) - self.max_flows)))
         return self._finished(done)
 
     # ---- one batch -------------------------------------------------------------------
@@ -428,17 +447,20 @@ class FlowTable:
         why = np.where(active[ending], ACTIVE, _end_reasons(rec)).astype(np.uint8)
         return rec, why, notes
 
-    def _evict(self, n: int) -> tuple[Records, np.ndarray, list]:
-        """End the ``n`` flows idle the longest (``end_reason`` evicted): the table is
-        over ``max_flows``, as under a flood of new connections."""
+    def _victims(self, n: int) -> np.ndarray:
+        """The slots of the ``n`` flows idle the longest, in start order: they end as
+        ``evicted`` because the table is over ``max_flows``, as under a flood of new
+        connections."""
         used = np.flatnonzero(self.store.used)
         last = self.store.cols["last_ts"][used]
         oldest = used[np.argpartition(last, n - 1)[:n]] if n < len(used) else used
-        cols = self.store.cols  # in start order already: ``_finished`` need not copy them
-        oldest = oldest[np.lexsort((cols["uid"][oldest, 2], cols["first_ts"][oldest]))]
-        self.evicted += len(oldest)
-        rec, notes = self._release(oldest)
-        return rec, np.full(len(oldest), EVICTED, dtype=np.uint8), notes
+        cols = self.store.cols  # in start order: ``_finished`` need not copy them again
+        return oldest[np.lexsort((cols["uid"][oldest, 2], cols["first_ts"][oldest]))]
+
+    def _evict_slots(self, slots: np.ndarray) -> tuple[Records, np.ndarray, list]:
+        self.evicted += len(slots)
+        rec, notes = self._release(slots)
+        return rec, np.full(len(slots), EVICTED, dtype=np.uint8), notes
 
     def _release(self, slots: np.ndarray) -> tuple[Records, list]:
         return self.store.release(slots), self._notes.take(slots)

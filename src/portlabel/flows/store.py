@@ -11,16 +11,15 @@ the fields every flow uses, plus:
 - ``first_pos`` as 32-bit offsets from the flow's first packet (``pos0``), and the
   packet and byte counters (``COUNTERS``) in 32 bits; a flow for which any of them does
   not fit (one that lasts for 4 G packets of the capture, or sends 4 GB) keeps them all
-  at full width in a second side table, at ``wide``.
-
+  at full width in a second side table, at ``wide``;
 - ``key`` with its tunnel-parent field (40 bytes, zero unless flows are keyed by their
   tunnel parent) replaced by a number (8 bytes, 0 for none) that ``ParentNumbers`` gives
   each parent key while a stored flow has it; the index hashes these 56-byte keys.
 
 ``get``/``release`` give back exactly the records ``put`` stored. The slot array and the
 side tables grow in place where the allocator can (``ndarray.resize``, a remap for large
-arrays) rather than by a copy that would hold the old and the new array at once; slots
-and side rows are given out lowest first and reused last-freed first.
+arrays) rather than by a copy that would hold the old and the new array at once; free
+slots are reused last-freed first, new ones lowest first.
 """
 
 from __future__ import annotations
@@ -214,13 +213,6 @@ class FlowStore:
     def __len__(self) -> int:
         return len(self.index)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the slot array, its side tables and the free lists."""
-        parts = (self.cols, self.used, self._side.rows, self._wide.rows)
-        stacks = (self._slots, self._side.free, self._wide.free)
-        return sum(a.nbytes for a in parts) + sum(8 * s.capacity for s in stacks)
-
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Slot of each packed key row, -1 when not active."""
         return self.index.lookup(self.cols, self._parents.stored_keys(keys))
@@ -231,6 +223,8 @@ class FlowStore:
         return None if found < 0 else found
 
     def _grow_to(self, cap: int) -> None:
+        if cap >= 1 << 31:  # the index keeps slot numbers in 32 bits
+            raise MemoryError(f"a flow table of {cap:,} slots (at most 2^31 - 1)")
         old = len(self.cols)
         _lengthen(self, "cols", cap)
         self.cols["side"][old:] = self.cols["wide"][old:] = -1
@@ -375,14 +369,14 @@ class DictIndex:
 
 
 class CompiledIndex:
-    """Key -> slot in ``_slotindex``'s hash table, whose cells this object owns: at most
+    """Key -> slot in ``_slotindex``'s hash table (int32 cells), which this object owns: at most
     half of them are in use (live or removed), so probes stay short; past that the table
     is rebuilt from the live slots, at least four times their number."""
 
     MIN_CELLS = 1024
 
     def __init__(self) -> None:
-        self.cells = np.full(self.MIN_CELLS, -1, dtype=np.int64)
+        self.cells = np.full(self.MIN_CELLS, -1, dtype=np.int32)
         self.live = 0
         self.filled = 0  # live plus removed cells
         # the table's hash key: random, so no capture can be crafted to collide its flows
@@ -419,6 +413,6 @@ class CompiledIndex:
     def _rebuild(self, cols: np.ndarray, used: np.ndarray) -> None:
         live = np.flatnonzero(used)
         size = max(self.MIN_CELLS, 1 << int(4 * len(live)).bit_length())
-        self.cells = np.full(size, -1, dtype=np.int64)
+        self.cells = np.full(size, -1, dtype=np.int32)
         _slotindex.add(self.cells, cols, cols.dtype.itemsize, STORED_KEY_WIDTH, live, self.hash_key)
         self.live = self.filled = len(live)

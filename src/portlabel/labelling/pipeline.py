@@ -29,7 +29,7 @@ from portlabel.capture.linktypes import linktype_name
 from portlabel.capture.reassembly import Reassembler
 from portlabel.flows import FinishedFlows, FlowConfig, FlowTable, PacketFlows
 from portlabel.flows.engine import KeyedBatch
-from portlabel.flows.pieces import PIECE_FLOWS, split_keyed
+from portlabel.flows.pieces import split_keyed
 from portlabel.labelling.flows import label_flows, packet_labels
 from portlabel.labelling.iana import prepare_labels
 from portlabel.labelling.stages import prefetched, usable_cpus
@@ -253,8 +253,6 @@ def _folded(pipe: LabelPipeline, batches: Iterable[KeyedBatch]) -> Iterator[Fini
     for batch in batches:
         pieces = split_keyed(batch)  # a flood's batch: a bounded number of flows at a time
         for i, piece in enumerate(pieces, 1):
-            done = pipe.flows.fold_keyed(piece, settle=i == len(pieces))
-            if done is not None:
-                yield from done.pieces(PIECE_FLOWS)
+            yield from pipe.flows.fold_keyed_pieces(piece, settle=i == len(pieces))
     pipe.count_left_out()
     yield from pipe.flows.drain_chunks()  # a piece at a time: a million flows may end here

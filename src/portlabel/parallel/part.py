@@ -161,10 +161,10 @@ def label_part(job: PartJob) -> PartResult:
         for i, piece in enumerate(pieces, 1):
             if not job.alone:
                 collector.before_fold(piece)
-            done = flows.fold_keyed(piece, settle=i == len(pieces))
+            finished = list(flows.fold_keyed_pieces(piece, settle=i == len(pieces)))
             if not job.alone:
                 collector.after_fold(flows.new_flow_groups, len(piece.gstarts))
-            if done is not None:
+            for done in finished:
                 out.tables.append(pipe.render(done))
                 out.pos0.append(done.records["pos0"].copy())
                 out.keys.append(done.records["key"].copy())
