@@ -39,6 +39,8 @@ class PacketFlows:
     ip_proto: np.ndarray  # uint8
     orig_p: np.ndarray  # uint16, the flow's originator port (ICMP: type)
     resp_p: np.ndarray  # uint16
+    flow: np.ndarray  # int64: the packet's row in ``flow_uid`` (-1: in no flow)
+    flow_uid: np.ndarray  # (flows, 3) uint32: the batch's flows' uid limbs, once each
 
     @classmethod
     def empty(cls, n: int) -> PacketFlows:
@@ -48,6 +50,8 @@ class PacketFlows:
             np.zeros(n, dtype=np.uint8),
             np.zeros(n, dtype=np.uint16),
             np.zeros(n, dtype=np.uint16),
+            np.full(n, -1, dtype=np.int64),
+            np.zeros((0, 3), dtype=np.uint32),
         )
 
     def fill(self, rows: Rows, seg: np.ndarray, rec: Records, first_pos: int) -> None:
@@ -59,9 +63,11 @@ class PacketFlows:
         # tunnel parent rows first: a packet with no inner flow (ARP in VXLAN) keeps
         # its outer flow, any other is overwritten by its inner flow
         parts = [slice(None)] if rows.outer is None else [rows.outer, ~rows.outer]
+        self.flow_uid = np.ascontiguousarray(rec["uid"])
         for part in parts:
             at, s = rows.pos[part] - first_pos, seg[part]
             self.in_flow[at] = True
+            self.flow[at] = s
             self.uid[at] = rec["uid"][s]
             self.ip_proto[at] = keys[s, _PROTO_AT]
             self.orig_p[at], self.resp_p[at] = orig_p[s], resp_p[s]

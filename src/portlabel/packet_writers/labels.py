@@ -67,10 +67,10 @@ class PacketLabeller:
         tail = np.zeros((len(tails) + 1, max(int(tail_len.max()), 1)), dtype=np.uint8)
         for i, t in enumerate(tails):
             tail[i, : len(t)] = np.frombuffer(t, dtype=np.uint8)
-        # a uid's text once per flow, gathered per packet
-        limbs = np.ascontiguousarray(flows.uid, dtype=np.uint32)
-        distinct, back = np.unique(limbs.view("V12").ravel(), return_inverse=True)
-        uid = UidSource.chars(distinct.view(np.uint32).reshape(-1, 3))[back.ravel()]
+        # a uid's text once per flow of the batch, gathered per packet; a packet in no
+        # flow (-1) gets the zero row appended last, never shown (its comment is empty)
+        uid = UidSource.chars(np.vstack([flows.flow_uid, np.zeros((1, 3), np.uint32)]))
+        uid = uid[flows.flow]
         uid_len = (uid != 0).sum(axis=1)
         row = np.where(where < 0, len(tails), where)
         n, head = len(row), len(_UID_PREFIX) + uid.shape[1]
