@@ -517,3 +517,24 @@ def test_a_batchs_pages_are_released_once_the_next_is_asked_for(name, monkeypatc
         consumed[0] += len(batch.buf)
         count += 1
     assert count > 10
+
+
+def test_a_map_keeps_the_pages_of_the_batches_a_consumer_still_holds(tmp_path):
+    """With ``held=2`` the pages behind a batch start are released two batch starts
+    later than asked (repeated requests for one start count once), so a consumer two
+    batches behind the reader never reads released pages back."""
+    step = compression.RELEASE_BYTES + 3 * 4096
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(4 * step))
+    held = compression.MappedWindow(path, held=2)
+    at = [step, 2 * step, 3 * step]
+    for upto in (at[0], at[0], at[1], at[1]):
+        held.release(upto)
+    assert held._released == 0
+    held.release(at[2])
+    assert held._released == at[0] - at[0] % compression.mmap.PAGESIZE
+    now = compression.MappedWindow(path)
+    now.release(at[0])
+    assert now._released == held._released  # without ``held``: at once
+    held.close()
+    now.close()

@@ -27,6 +27,7 @@ import lzma
 import mmap
 import os
 import zlib
+from collections import deque
 from typing import BinaryIO, Protocol
 
 import numpy as np
@@ -240,9 +241,17 @@ class ByteWindow(Protocol):
 
 
 class MappedWindow:
-    """The whole of an uncompressed file as one read-only memory map."""
+    """The whole of an uncompressed file as one read-only memory map.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``held``: how many of the latest batches handed out may still be in use when the
+    reader asks to release what is behind it (0: none, the consumer is done with each
+    batch before the next is read; a consumer that reads ahead in another thread holds
+    a few): the pages of that many batches stay resident, so that they are not read
+    back after their release, and then never released again."""
+
+    def __init__(self, path: str | os.PathLike[str], held: int = 0) -> None:
+        self._asked: deque[int] = deque()
+        self._held = held
         self.base = 0
         self.eof = True
         self.error: str | None = None
@@ -267,6 +276,12 @@ class MappedWindow:
         The map is read-only and file-backed, so a batch still viewing those bytes reads
         them again from the page cache: only RSS changes, never the data.
         """
+        if self._held:  # released ``held`` batch starts later than asked
+            if not self._asked or upto != self._asked[-1]:
+                self._asked.append(upto)
+            if len(self._asked) <= self._held:
+                return
+            upto = self._asked.popleft()
         upto -= upto % mmap.PAGESIZE
         if self._map is None or upto - self._released < RELEASE_BYTES:
             return
@@ -397,10 +412,11 @@ def damaged_stream(window: ByteWindow, pos: int, unit: str) -> str:
     )
 
 
-def open_window(path: str | os.PathLike[str], compression: str | None) -> ByteWindow:
-    """A window over the capture's bytes: a map when raw, a decompressing stream if not."""
+def open_window(path: str | os.PathLike[str], compression: str | None, held: int = 0) -> ByteWindow:
+    """A window over the capture's bytes: a map when raw, a decompressing stream if not
+    (whose buffers are new at each refill: batches still held keep theirs)."""
     if compression is None:
-        return MappedWindow(path)
+        return MappedWindow(path, held)
     raw = open(path, "rb")
     return StreamWindow(open_decompressed(raw, compression), raw=raw)
 

@@ -92,6 +92,9 @@ class CaptureInputs:
         self.warnings: list[str] = []
         self.frames = 0  # records read so far, over all files
         self.reader: CaptureReader | None = None  # the native reader of the current file
+        # raw batches a consumer may still be using when the next is read (it reads
+        # ahead in another thread): their mapped pages are kept until then
+        self.held_batches = 0
         self.total_bytes = sum(_size(p) for p in self.paths)
         self.count = count
         self.delivered = 0  # packets handed out (after the filter)
@@ -129,7 +132,8 @@ class CaptureInputs:
         self.reader = reader = open_capture(path)
         first = self.frames
         try:
-            for batch in reader.batches(self.batch_size, first, self.byte_range):
+            for batch in reader.batches(self.batch_size, first, self.byte_range,
+                                        self.held_batches):  # fmt: skip
                 self.frames = first + reader.frames_read
                 if self.filter is not None:
                     try:

@@ -69,9 +69,12 @@ class CaptureReader:
         batch_size: int = BATCH_SIZE,
         first_frame: int = 0,
         byte_range: tuple[int, int] | None = None,
+        held: int = 0,
     ) -> Iterator[RawBatch]:
         """``RawBatch``es of at most ``batch_size`` records, frames numbered from
-        ``first_frame``. Damage after the start ends the walk with a warning.
+        ``first_frame``. Damage after the start ends the walk with a warning. ``held``:
+        how many batches the consumer may still be using when the next is read
+        (``compression.MappedWindow``).
 
         ``byte_range`` (start, end), for a plain pcap file only: the records whose
         headers lie in it, ``start`` being one's; ``range_end`` is then where the record
@@ -85,7 +88,7 @@ class CaptureReader:
         self.snaplens = {0: self.pcap_header.snaplen} if self.pcap_header is not None else {}
         self.frames_read = 0
         try:
-            window = _window_of(self)
+            window = _window_of(self, held)
         except OSError as exc:
             raise CaptureError(self.path, f"cannot read: {exc.strerror or exc}") from exc
         try:
@@ -178,10 +181,10 @@ def _recognise(name: str, magic: bytes, compression: str | None, head: bytes) ->
     return CaptureReader(name, fmt, compression, header, warnings)
 
 
-def _window_of(reader: CaptureReader):
+def _window_of(reader: CaptureReader, held: int = 0):
     if reader.pipe is not None:
         pipe, reader.pipe = reader.pipe, None
         return StreamWindow(pipe)
     if is_pipe(reader.path):
         raise CaptureError(reader.path, "a pipe can be read only once")
-    return open_window(reader.path, reader.compression)
+    return open_window(reader.path, reader.compression, held)

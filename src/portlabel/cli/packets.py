@@ -122,7 +122,8 @@ def _write_labelled(args, inputs) -> int:
 
     batches = labelled()
     if usable_cpus() > 1:  # reading, flows and comments ahead of the copy and the write
-        batches = prefetched(batches, name="portlabel-packets")
+        inputs.held_batches = 4  # two queued, one being copied, one being labelled
+        batches = prefetched(batches, depth=2, name="portlabel-packets")
     try:
         with atomic_output(args.output) as out:
             writer = PcapngCommentWriter(out)
