@@ -122,8 +122,9 @@ def _write_labelled(args, inputs) -> int:
 
     batches = labelled()
     if usable_cpus() > 1:  # reading, flows and comments ahead of the copy and the write
-        inputs.held_batches = 4  # two queued, one being copied, one being labelled
-        batches = prefetched(batches, depth=2, name="portlabel-packets")
+        depth = 2  # batches queued; one more is being copied, one being labelled
+        inputs.held_batches = depth + 2
+        batches = prefetched(batches, depth=depth, name="portlabel-packets")
     try:
         with atomic_output(args.output) as out:
             writer = PcapngCommentWriter(out)

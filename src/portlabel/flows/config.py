@@ -89,21 +89,24 @@ class FlowConfig:
         if self.max_flows is not None and self.max_flows < 1:
             raise ValueError(f"max_flows must be at least 1, not {self.max_flows!r}")
 
+    def _quiet_waits(self) -> list[float]:
+        """The inactivity timeouts and the close delay that are set."""
+        waits = [self.tcp_timeout, self.udp_timeout, self.icmp_timeout, self.other_timeout,
+                 self.dns_timeout, self.close_delay]  # fmt: skip
+        return [w for w in waits if w is not None]
+
     @property
     def longest_wait(self) -> float:
         """Seconds past which a flow's next packet always starts a new flow: the longest
         inactivity timeout, close delay or attempt timeout."""
-        waits = [self.tcp_timeout, self.udp_timeout, self.icmp_timeout, self.other_timeout,
-                 self.dns_timeout, self.close_delay, self.attempt_timeout]  # fmt: skip
-        return max(w for w in waits if w is not None)
+        attempt = [] if self.attempt_timeout is None else [self.attempt_timeout]
+        return max(self._quiet_waits() + attempt)
 
     @property
     def shortest_wait(self) -> float:
         """Seconds a flow must at least be quiet before a timeout can end it: the
         shortest inactivity timeout or close delay."""
-        waits = [self.tcp_timeout, self.udp_timeout, self.icmp_timeout, self.other_timeout,
-                 self.dns_timeout, self.close_delay]  # fmt: skip
-        return min(w for w in waits if w is not None)
+        return min(self._quiet_waits())
 
     @property
     def key_by_tunnel_parent(self) -> bool:

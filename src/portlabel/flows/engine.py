@@ -266,17 +266,18 @@ class FlowTable:
         order, gstarts, group_keys = group_rows(rows.keys)
         return KeyedBatch(rows.take(order, drop_keys=True), gstarts, group_keys, first_pos, last_ts)
 
-    def fold_keyed(self, keyed: KeyedBatch, settle: bool = True) -> FinishedFlows | None:
-        """``fold`` for a batch ``key`` has keyed. With ``settle`` False the flows that
-        timed out and those over ``max_flows`` stay for the next call: for the pieces
-        of one batch (``pieces.split_keyed``), all but the last."""
-        return self._fold_keyed(keyed, None, settle)
+    def fold_keyed(self, keyed: KeyedBatch) -> FinishedFlows | None:
+        """``fold`` for a batch ``key`` has keyed."""
+        return self._fold_keyed(keyed, None)
 
     def fold_keyed_pieces(self, keyed: KeyedBatch, settle: bool = True) -> Iterator[FinishedFlows]:
         """``fold_keyed``, its finished flows ``PIECE_FLOWS`` at a time: those the batch
         ended or timed out, then the evicted ones, each piece taken out of the store only
         when it is asked for (a flood evicts a batch's worth of flows at once). The same
-        flows as ``fold_keyed``; consume every piece before the next fold."""
+        flows as ``fold_keyed``; consume every piece before the next fold. With
+        ``settle`` False the flows that timed out and those over ``max_flows`` stay for
+        the next call: for the pieces of one batch (``pieces.split_keyed``), all but the
+        last."""
         done = self._fold_keyed(keyed, None, settle, evict=False)
         if done is not None:
             yield from done.pieces(PIECE_FLOWS)
@@ -451,10 +452,10 @@ class FlowTable:
         """The slots of the ``n`` flows idle the longest, in start order: they end as
         ``evicted`` because the table is over ``max_flows``, as under a flood of new
         connections."""
-        used = np.flatnonzero(self.store.used)
-        last = self.store.cols["last_ts"][used]
+        cols, used = self.store.cols, np.flatnonzero(self.store.used)
+        last = cols["last_ts"][used]
         oldest = used[np.argpartition(last, n - 1)[:n]] if n < len(used) else used
-        cols = self.store.cols  # in start order: ``_finished`` need not copy them again
+        # in start order: ``_finished`` need not copy them again
         return oldest[np.lexsort((cols["uid"][oldest, 2], cols["first_ts"][oldest]))]
 
     def _evict_slots(self, slots: np.ndarray) -> tuple[Records, np.ndarray, list]:

@@ -29,30 +29,38 @@ class PacketFlows:
     """The flow of each packet of one batch (arrays aligned with the batch's rows).
 
     A tunnelled packet belongs to its innermost flow (its tunnel's flow if the inner
-    frame is not IP). Packets in no flow (not IP, malformed) have ``in_flow`` False.
+    frame is not IP). Packets in no flow (not IP, malformed) have ``flow`` -1.
     A flow's uid and orientation are fixed when the flow starts, so they are known as
     soon as its first packet is folded in.
     """
 
-    in_flow: np.ndarray  # bool
-    uid: np.ndarray  # (n, 3) uint32 uid limbs
+    flow: np.ndarray  # int64: the packet's row in ``flow_uid`` (-1: in no flow)
+    flow_uid: np.ndarray  # (flows, 3) uint32: the batch's flows' uid limbs, once each
     ip_proto: np.ndarray  # uint8
     orig_p: np.ndarray  # uint16, the flow's originator port (ICMP: type)
     resp_p: np.ndarray  # uint16
-    flow: np.ndarray  # int64: the packet's row in ``flow_uid`` (-1: in no flow)
-    flow_uid: np.ndarray  # (flows, 3) uint32: the batch's flows' uid limbs, once each
 
     @classmethod
     def empty(cls, n: int) -> PacketFlows:
         return cls(
-            np.zeros(n, dtype=bool),
-            np.zeros((n, 3), dtype=np.uint32),
+            np.full(n, -1, dtype=np.int64),
+            np.zeros((0, 3), dtype=np.uint32),
             np.zeros(n, dtype=np.uint8),
             np.zeros(n, dtype=np.uint16),
             np.zeros(n, dtype=np.uint16),
-            np.full(n, -1, dtype=np.int64),
-            np.zeros((0, 3), dtype=np.uint32),
         )
+
+    @property
+    def in_flow(self) -> np.ndarray:
+        """Whether each packet is in a flow."""
+        return self.flow >= 0
+
+    @property
+    def uid(self) -> np.ndarray:
+        """Each packet's flow's uid limbs ``(n, 3)`` (zero for a packet in no flow)."""
+        out = np.zeros((len(self.flow), 3), dtype=np.uint32)
+        out[self.in_flow] = self.flow_uid[self.flow[self.in_flow]]
+        return out
 
     def fill(self, rows: Rows, seg: np.ndarray, rec: Records, first_pos: int) -> None:
         keys = rec["key"]
@@ -66,9 +74,7 @@ class PacketFlows:
         self.flow_uid = np.ascontiguousarray(rec["uid"])
         for part in parts:
             at, s = rows.pos[part] - first_pos, seg[part]
-            self.in_flow[at] = True
             self.flow[at] = s
-            self.uid[at] = rec["uid"][s]
             self.ip_proto[at] = keys[s, _PROTO_AT]
             self.orig_p[at], self.resp_p[at] = orig_p[s], resp_p[s]
 

@@ -202,6 +202,7 @@ class FlowStore:
         self._slots = FreeStack()
         self._side = SideTable(SIDE_DTYPE)
         self._wide = SideTable(WIDE_DTYPE)
+        self._tables = {"side": self._side, "wide": self._wide}  # by their slot field
         self._parents = ParentNumbers()
         use_c = compiled and _slotindex is not None
         self.index = CompiledIndex() if use_c else DictIndex()
@@ -258,8 +259,10 @@ class FlowStore:
             self.index.add(cols, slots[fresh], self.used)
         return slots
 
-    def _rows_for(self, table: SideTable, field: str, slots, need) -> np.ndarray:
-        """The side rows of ``slots`` that ``need`` one: kept, new, or freed (-1)."""
+    def _store_side(self, field: str, slots, need, rec: Records) -> None:
+        """The side-table rows (``field``: "side" or "wide") of the ``slots`` that
+        ``need`` one written from ``rec``: kept, new, or given back (-1) where not."""
+        table = self._tables[field]
         at = self.cols[field][slots]
         drop = ~need & (at >= 0)
         if drop.any():
@@ -269,17 +272,26 @@ class FlowStore:
         if new.any():
             at[new] = table.take(int(new.sum()))
         self.cols[field][slots] = at
-        return at[need]
+        if need.any():
+            part = rec[need]
+            for name in table.rows.dtype.names:
+                table.rows[name][at[need]] = part[name]
+
+    def _load_side(self, field: str, slots, rec: Records) -> None:
+        """Into ``rec``, the side-table fields of the ``slots`` that have a row."""
+        table = self._tables[field]
+        at = self.cols[field][slots]
+        has = at >= 0
+        if has.any():
+            rows = table.rows[at[has]]
+            for name in table.rows.dtype.names:
+                rec[name][has] = rows[name]
 
     def _put_side(self, slots: np.ndarray, rec: Records) -> None:
         need = np.zeros(len(rec), dtype=bool)
         for name, fill in _SIDE_FILLS:
             need |= (rec[name] != fill).reshape(len(rec), -1).any(axis=1)
-        at = self._rows_for(self._side, "side", slots, need)
-        if len(at):
-            rows, part = self._side.rows, rec[need]
-            for name in SIDE_FIELDS:
-                rows[name][at] = part[name]
+        self._store_side("side", slots, need, rec)
 
     def _put_narrowed(self, slots: np.ndarray, rec: Records) -> None:
         """Letter positions as offsets from ``pos0`` and the counters, in 32 bits; a flow
@@ -294,12 +306,7 @@ class FlowStore:
         cols["first_pos"][slots] = np.where(seen & narrow, offset, _NO_OFFSET)
         for name in COUNTERS:
             cols[name][slots] = np.where(narrow, rec[name], 0)
-        wide = ~fits
-        at = self._rows_for(self._wide, "wide", slots, wide)
-        if len(at):
-            rows, part = self._wide.rows, rec[wide]
-            for name in _NARROWED:
-                rows[name][at] = part[name]
+        self._store_side("wide", slots, ~fits, rec)
 
     def get(self, slots: np.ndarray) -> Records:
         """The records of active ``slots`` (a copy; the flows stay stored)."""
@@ -308,30 +315,20 @@ class FlowStore:
         rec["key"] = self._parents.full_keys(cols["key"][slots])
         for name in _CORE_COPIED:
             rec[name] = cols[name][slots]
-        at = cols["side"][slots]
-        has = at >= 0
-        if has.any():
-            rows = self._side.rows[at[has]]
-            for name in SIDE_FIELDS:
-                rec[name][has] = rows[name]
+        self._load_side("side", slots, rec)
         offset = cols["first_pos"][slots]
         pos = offset.astype(np.int64) + rec["pos0"][:, None]
         rec["first_pos"] = np.where(offset == _NO_OFFSET, NO_POS, pos)
         for name in COUNTERS:
             rec[name] = cols[name][slots]
-        at = cols["wide"][slots]
-        wide = at >= 0
-        if wide.any():
-            rows = self._wide.rows[at[wide]]
-            for name in _NARROWED:
-                rec[name][wide] = rows[name]
+        self._load_side("wide", slots, rec)  # over the narrow values, where they did not fit
         return rec
 
     def release(self, slots: np.ndarray) -> Records:
         """Remove flows from the store and return their records."""
         rec = self.get(slots)
         cols = self.cols
-        for field, table in (("side", self._side), ("wide", self._wide)):
+        for field, table in self._tables.items():
             at = cols[field][slots]
             held = at >= 0
             if held.any():
