@@ -30,10 +30,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from pagecache import warm  # noqa: E402
 
 
-def child(cmd: list[str]) -> tuple[float, int]:
-    """Run ``cmd``; (wall seconds, peak RSS bytes of that child)."""
+def child(cmd: list[str], inputs) -> tuple[float, int]:
+    """Run ``cmd`` on warm ``inputs`` (``pagecache``); (wall seconds, peak RSS bytes)."""
+    warm(inputs)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -124,6 +127,7 @@ def on_dask(parts: list[str], runs: int, expect: str) -> tuple[float, bool]:
         for i in range(runs):
             out = Path(expect).with_name(f"dask_{i}")
             shutil.rmtree(out, ignore_errors=True)
+            warm(parts)
             started = time.perf_counter()
             portlabel.dask.label_files(parts, client=client, uid_seed=1, output=out)
             times.append(time.perf_counter() - started)
@@ -165,7 +169,7 @@ def main() -> None:
         del runs["-j 1, one CPU (taskset -c 0)"]
     results = {}
     for name, cmd in runs.items():
-        got = [child(cmd) for _ in range(args.runs)]
+        got = [child(cmd, parts) for _ in range(args.runs)]
         results[name] = (statistics.median(t for t, _ in got), max(r for _, r in got))
     base = results["-j 1 (in process, 3 threads)"][0]
     print(f"8 rotated files x 250k packets (2 M packets), {os.cpu_count()} CPUs, "
@@ -187,7 +191,7 @@ def main() -> None:
                                            "-j", "2", "-o", str(out / "w2.parquet")],
     }  # fmt: skip
     for name, cmd in single.items():
-        got = [child(cmd) for _ in range(args.runs)]
+        got = [child(cmd, [whole]) for _ in range(args.runs)]
         results[name] = (statistics.median(t for t, _ in got), max(r for _, r in got))
         t, rss = results[name]
         ratio = results["one 1.5 GB file, -j 1"][0] / t
@@ -205,6 +209,7 @@ def main() -> None:
         "for _ in run: pass\n"
         "print(max(p['peak_rss'] for p in run.parts), len(run.stitcher.reread))\n"
     )
+    warm(parts)
     got = subprocess.run([sys.executable, "-c", code, *parts], capture_output=True, text=True,
                          check=True).stdout.split()  # fmt: skip
     print(
@@ -221,7 +226,7 @@ def main() -> None:
     for path in floods:
         cmd = ["portlabel", "label", "-q", "--max-flows", "1000000", str(path), "-o",
                str(out / "flood.parquet")]  # fmt: skip
-        got = [child(cmd) for _ in range(args.runs)]
+        got = [child(cmd, [path]) for _ in range(args.runs)]
         t = statistics.median(x for x, _ in got)
         rss = max(r for _, r in got)
         print(f"  {path.name:30} {t:8.2f} s {rss / 2**20:8.0f} MB peak RSS")
