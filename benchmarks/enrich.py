@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pagecache import warm  # noqa: E402
+from runner import warm  # noqa: E402
 
 FIELDS = (
     "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto service duration "

@@ -26,12 +26,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pagecache import warm  # noqa: E402
+from runner import compile_bytecode, portlabel_script, warm  # noqa: E402
 
 NFSTREAM = """
 import sys
@@ -67,10 +66,15 @@ print(time.perf_counter() - t)
 """
 
 
-def child(argv: list[str], inputs=()) -> tuple[float, float, int, float]:
+def child(argv: list[str], inputs=(), outputs=()) -> tuple[float, float, int, float]:
     """(wall seconds, peak RSS MiB, exit status, CPU seconds) of one child process, its
-    ``inputs`` read into the page cache first (``pagecache``)."""
+    ``inputs`` read into the page cache first (``runner``) and its ``outputs`` removed
+    (replacing the last run's 700 MB pcapng costs the file system 0.1 s of freeing it,
+    a cost of overwriting, not of writing)."""
     warm(inputs)
+    for path in outputs:
+        if os.path.exists(path):
+            os.unlink(path)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -83,9 +87,9 @@ def child(argv: list[str], inputs=()) -> tuple[float, float, int, float]:
     return wall, usage.ru_maxrss / 1024, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
-def measure(argv: list[str], runs: int, inputs=()) -> tuple[float, float, float] | None:
+def measure(argv: list[str], runs: int, inputs=(), outputs=()) -> tuple[float, float, float] | None:
     """(median wall s, peak RSS MiB, median CPU s); CPU time is steadier on a busy host."""
-    results = [child(argv, inputs) for _ in range(runs)]
+    results = [child(argv, inputs, outputs) for _ in range(runs)]
     if any(r[2] for r in results):
         return None
     return (
@@ -154,26 +158,6 @@ def stages(path: str, out: str) -> dict[str, float]:
     return {"imports (child)": float(imports.stdout), **spent}
 
 
-def compile_bytecode() -> None:
-    """Write portlabel's .pyc files first, as installing a wheel does: an editable checkout
-    run with PYTHONDONTWRITEBYTECODE would otherwise compile every module at each start."""
-    import portlabel
-
-    here = os.path.dirname(portlabel.__file__)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", here], check=True)
-
-
-def portlabel_script() -> str:
-    """The ``portlabel`` script pip installed for this interpreter.
-
-    Not the first one on PATH: a version manager's shim there (pyenv's is a shell script
-    that execs ``pyenv exec``) adds 60 ms of its own to every run, and the peers run
-    straight from ``sys.executable``.
-    """
-    script = os.path.join(sysconfig.get_path("scripts"), "portlabel")
-    return script if os.path.exists(script) else shutil.which("portlabel") or "portlabel"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("capture")
@@ -192,7 +176,8 @@ def main() -> None:
     out = os.path.join(tmp, "out.parquet")
     portlabel = portlabel_script()
     rows: list[tuple[str, float, float, float, str]] = []
-    got = measure([portlabel, "label", args.capture, "-o", out, "-q"], args.runs, [args.capture])
+    got = measure([portlabel, "label", args.capture, "-o", out, "-q"], args.runs, [args.capture],
+                  [out])  # fmt: skip
     if got is None:
         sys.exit("portlabel failed")
     rows.append(("portlabel label -o out.parquet", *got, ""))
@@ -207,7 +192,7 @@ def main() -> None:
         formats.append(("portlabel packets -o out.pcapng", ["packets", args.capture, "-o",
                         os.path.join(tmp, "out.pcapng"), "-q"]))  # fmt: skip
         for name, argv in formats:
-            got = measure([portlabel, *argv], args.runs, [args.capture])
+            got = measure([portlabel, *argv], args.runs, [args.capture], [argv[-2]])
             if got:
                 rows.append((name, *got, f"{got[0] / rows[0][1] - 1:+.1%} over Parquet"))
     if not args.no_peers:

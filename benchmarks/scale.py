@@ -31,11 +31,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from pagecache import warm  # noqa: E402
+from runner import compile_bytecode, portlabel_script, warm  # noqa: E402
 
 
 def child(cmd: list[str], inputs) -> tuple[float, int]:
-    """Run ``cmd`` on warm ``inputs`` (``pagecache``); (wall seconds, peak RSS bytes)."""
+    """Run ``cmd`` on warm ``inputs`` (``runner``); (wall seconds, peak RSS bytes)."""
     warm(inputs)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
@@ -150,7 +150,9 @@ def main() -> None:
     parts, floods = prepare(args.workdir, args.flood)
     out = args.workdir / "out"
     out.mkdir(exist_ok=True)
-    label = ["portlabel", "label", "-q", "--uid-seed", "1", *parts]
+    compile_bytecode()
+    portlabel = portlabel_script()
+    label = [portlabel, "label", "-q", "--uid-seed", "1", *parts]
     runs = {
         "-j 1 (in process, 3 threads)": [*label, "-j", "1", "-o", str(out / "j1.parquet")],
         "-j 1, one CPU (taskset -c 0)": [
@@ -185,9 +187,9 @@ def main() -> None:
     # one big file: cut into byte ranges by -j 2
     whole = str(args.workdir / "two_million.pcap")
     single = {
-        "one 1.5 GB file, -j 1": ["portlabel", "label", "-q", "--uid-seed", "1", whole, "-j",
+        "one 1.5 GB file, -j 1": [portlabel, "label", "-q", "--uid-seed", "1", whole, "-j",
                                   "1", "-o", str(out / "w1.parquet")],
-        "one 1.5 GB file, -j 2 (ranges)": ["portlabel", "label", "-q", "--uid-seed", "1", whole,
+        "one 1.5 GB file, -j 2 (ranges)": [portlabel, "label", "-q", "--uid-seed", "1", whole,
                                            "-j", "2", "-o", str(out / "w2.parquet")],
     }  # fmt: skip
     for name, cmd in single.items():
@@ -224,7 +226,7 @@ def main() -> None:
 
     print(f"flood (every packet a new flow), --max-flows 1000000, median of {args.runs}")
     for path in floods:
-        cmd = ["portlabel", "label", "-q", "--max-flows", "1000000", str(path), "-o",
+        cmd = [portlabel, "label", "-q", "--max-flows", "1000000", str(path), "-o",
                str(out / "flood.parquet")]  # fmt: skip
         got = [child(cmd, [path]) for _ in range(args.runs)]
         t = statistics.median(x for x, _ in got)
