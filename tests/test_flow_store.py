@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -173,6 +174,22 @@ def test_letter_positions_far_from_the_first_packet_round_trip_through_the_store
     rec["first_pos"][0, 3] = 101
     store.put(slot, rec)
     assert len(store._wide) == 0 and store.release(slot)["first_pos"][0, 3] == 101
+
+
+@pytest.mark.parametrize(("offset", "wide"), [(0, 0), (65534, 0), (65535, 1), (70_000, 1)])
+def test_letter_offsets_past_16_bits_go_to_the_wide_table_and_round_trip(offset, wide):
+    store = FlowStore()
+    rec = empty_records(2)
+    rec["key"][:, 0] = (9, 10)
+    rec["pos0"] = 100
+    rec["first_pos"] = NO_POS
+    rec["first_pos"][0, 5] = 100 + offset  # the first flow's letter ``offset`` packets on
+    rec["first_pos"][1, 0] = 100  # the second's at its first packet
+    slots = store.put(np.array([-1, -1]), rec)
+    assert len(store._wide) == wide
+    back = store.release(slots)
+    assert back["first_pos"].tolist() == rec["first_pos"].tolist()
+    assert len(store._wide) == 0
 
 
 def test_the_pipeline_hands_a_flood_on_in_pieces_with_the_flows_of_the_whole_batch():

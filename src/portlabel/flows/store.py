@@ -8,10 +8,12 @@ the fields every flow uses, plus:
 - ``side``: the flow's row in the side table of ``SIDE_FIELDS`` (TCP sequence tracking,
   FIN counts, scaled-letter counts), or -1 while all of them are at their initial values,
   as they stay for almost every flow that is not TCP;
-- ``first_pos`` as 32-bit offsets from the flow's first packet (``pos0``), and the
+- ``first_pos`` as 16-bit offsets from the flow's first packet (``pos0``), and the
   packet and byte counters (``COUNTERS``) in 32 bits; a flow for which any of them does
-  not fit (one that lasts for 4 G packets of the capture, or sends 4 GB) keeps them all
-  at full width in a second side table, at ``wide``;
+  not fit (one that first shows a history letter 65535 or more packets of the capture
+  after its first packet, or sends 4 G packets or 4 GB) keeps them all at full width in
+  a second side table, at ``wide``: the few long-lived flows of a capture, while the
+  many short ones cost 32 bytes less each;
 - ``key`` with its tunnel-parent field (40 bytes, zero unless flows are keyed by their
   tunnel parent) replaced by a number (8 bytes, 0 for none) that ``ParentNumbers`` gives
   each parent key while a stored flow has it; the index hashes these 56-byte keys.
@@ -40,7 +42,8 @@ SIDE_FIELDS = (
     "seq_prev", "seq_u", "seq_top", "deliv", "hole_end", "base", "has_base",
     "seq_end", "acked", "fins", "scaled",
 )  # fmt: skip
-_NO_OFFSET = np.iinfo(np.uint32).max  # a stored letter position never seen
+_NO_OFFSET = np.iinfo(np.uint16).max  # a stored letter position never seen
+_COUNTER_MAX = np.iinfo(np.uint32).max  # the largest counter a slot holds
 
 
 def _compact_dtype(fields: list[tuple[str, str, tuple[int, ...]]]) -> np.dtype:
@@ -61,7 +64,8 @@ _CORE_COPIED = tuple(
 STORED_DTYPE = _compact_dtype(
     [("key", "uint8", (STORED_KEY_WIDTH,))]
     + [(n, *RECORD_FIELDS[n][:2]) for n in _CORE_COPIED]
-    + [(n, "uint32", RECORD_FIELDS[n][1]) for n in _NARROWED]
+    + [("first_pos", "uint16", RECORD_FIELDS["first_pos"][1])]
+    + [(n, "uint32", RECORD_FIELDS[n][1]) for n in COUNTERS]
     + [("side", "int32", ()), ("wide", "int32", ())]
 )
 SIDE_DTYPE = np.dtype([(n, *RECORD_FIELDS[n][:2]) for n in SIDE_FIELDS], align=True)
@@ -85,11 +89,12 @@ def _lengthen(owner: object, name: str, n: int) -> None:
 
 
 class FreeStack:
-    """Numbers ``0 .. capacity-1`` given out lowest first and taken back last-out first,
-    kept in a numpy array (a million slots cost 8 MB, not a list of Python ints)."""
+    """Numbers ``0 .. capacity-1`` (below 2^31) given out lowest first and taken back
+    last-out first, kept in an int32 array (a million slots cost 4 MB, not a list of
+    Python ints); ``take`` gives them as int64, the type slot arrays have."""
 
     def __init__(self, capacity: int = 0) -> None:
-        self._stack = np.arange(capacity - 1, -1, -1, dtype=np.int64)
+        self._stack = np.arange(capacity - 1, -1, -1, dtype=np.int32)
         self._top = capacity
         self.capacity = capacity
 
@@ -99,7 +104,7 @@ class FreeStack:
     def grow(self, capacity: int) -> None:
         """Add the numbers from the current capacity up to ``capacity``, given out first
         (lowest first)."""
-        added = np.arange(capacity - 1, self.capacity - 1, -1, dtype=np.int64)
+        added = np.arange(capacity - 1, self.capacity - 1, -1, dtype=np.int32)
         _lengthen(self, "_stack", capacity)
         self._stack[self._top : self._top + len(added)] = added
         self._top += len(added)
@@ -107,7 +112,7 @@ class FreeStack:
 
     def take(self, n: int) -> np.ndarray:
         """``n`` numbers (there must be that many free)."""
-        out = self._stack[self._top - n : self._top][::-1].copy()
+        out = self._stack[self._top - n : self._top][::-1].astype(np.int64)
         self._top -= n
         return out
 
@@ -294,14 +299,14 @@ class FlowStore:
         self._store_side("side", slots, need, rec)
 
     def _put_narrowed(self, slots: np.ndarray, rec: Records) -> None:
-        """Letter positions as offsets from ``pos0`` and the counters, in 32 bits; a flow
-        with any that does not fit has them all at full width in the wide table."""
+        """Letter positions as 16-bit offsets from ``pos0`` and the counters in 32 bits;
+        a flow with any that does not fit has them all at full width in the wide table."""
         pos = rec["first_pos"]
         seen = pos != NO_POS
         offset = pos - rec["pos0"][:, None]
         fits = (~seen | ((offset >= 0) & (offset < _NO_OFFSET))).all(axis=1)
         for name in COUNTERS:
-            fits &= ((rec[name] >= 0) & (rec[name] <= _NO_OFFSET)).all(axis=1)
+            fits &= ((rec[name] >= 0) & (rec[name] <= _COUNTER_MAX)).all(axis=1)
         cols, narrow = self.cols, fits[:, None]
         cols["first_pos"][slots] = np.where(seen & narrow, offset, _NO_OFFSET)
         for name in COUNTERS:
