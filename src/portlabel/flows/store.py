@@ -42,8 +42,9 @@ SIDE_FIELDS = (
     "seq_prev", "seq_u", "seq_top", "deliv", "hole_end", "base", "has_base",
     "seq_end", "acked", "fins", "scaled",
 )  # fmt: skip
-_NO_OFFSET = np.iinfo(np.uint16).max  # a stored letter position never seen
-_COUNTER_MAX = np.iinfo(np.uint32).max  # the largest counter a slot holds
+OFFSET_TYPE, COUNTER_TYPE = np.uint16, np.uint32  # a slot's letter offsets and counters
+_NO_OFFSET = np.iinfo(OFFSET_TYPE).max  # a stored letter position never seen
+_COUNTER_MAX = np.iinfo(COUNTER_TYPE).max  # the largest counter a slot holds
 
 
 def _compact_dtype(fields: list[tuple[str, str, tuple[int, ...]]]) -> np.dtype:
@@ -64,8 +65,8 @@ _CORE_COPIED = tuple(
 STORED_DTYPE = _compact_dtype(
     [("key", "uint8", (STORED_KEY_WIDTH,))]
     + [(n, *RECORD_FIELDS[n][:2]) for n in _CORE_COPIED]
-    + [("first_pos", "uint16", RECORD_FIELDS["first_pos"][1])]
-    + [(n, "uint32", RECORD_FIELDS[n][1]) for n in COUNTERS]
+    + [("first_pos", OFFSET_TYPE, RECORD_FIELDS["first_pos"][1])]
+    + [(n, COUNTER_TYPE, RECORD_FIELDS[n][1]) for n in COUNTERS]
     + [("side", "int32", ()), ("wide", "int32", ())]
 )
 SIDE_DTYPE = np.dtype([(n, *RECORD_FIELDS[n][:2]) for n in SIDE_FIELDS], align=True)
