@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,36 @@ CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 def test_items_arrive_in_order_and_all_of_them():
     assert list(prefetched(range(1000), depth=3)) == list(range(1000))
     assert list(prefetched([])) == []
+
+
+def test_an_item_handed_over_is_held_by_neither_thread():
+    """A flood's batches are tens of MB each: once the consumer lets go of one, it must
+    go, while the producer works on the next (and not when that one arrives)."""
+
+    class Item:
+        pass
+
+    refs, producing, go_on = [], threading.Event(), threading.Event()
+
+    def items():
+        for i in range(3):
+            item = Item()
+            refs.append(weakref.ref(item))
+            yield item
+            del item
+            if i == 0:  # making the second item: wait until the consumer had the first
+                producing.set()
+                go_on.wait(5)
+
+    stream = prefetched(items(), depth=1)
+    try:
+        first = next(stream)
+        assert producing.wait(5)
+        del first
+        assert refs[0]() is None
+    finally:
+        go_on.set()
+    assert len(list(stream)) == 2
 
 
 def test_a_producer_error_is_raised_where_its_item_would_have_arrived():

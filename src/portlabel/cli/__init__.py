@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
 
+from portlabel.cli.process import settle_process
 from portlabel.errors import PortlabelError, UsageError
 
 # Subcommand modules in the order they appear in --help (other modules here are helpers).
@@ -66,10 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # portlabel does no linear algebra, but numpy's OpenBLAS starts a busy thread per core
-    # when numpy is imported (about 0.1 s of a short run). The command opts out; a program
-    # that imports portlabel keeps its own setting, and so does a user who set one.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    settle_process()  # threads and allocators: the command's own choices (process.py)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -281,12 +281,14 @@ class FlowTable:
         done = self._fold_keyed(keyed, None, settle, evict=False)
         if done is not None:
             yield from done.pieces(PIECE_FLOWS)
+            del done  # (nor a piece below: the consumer's are not kept alive here)
         if settle and len(self.store) > self.max_flows:
             victims = self._victims(len(self.store) - self.max_flows)
             for at in range(0, len(victims), PIECE_FLOWS):
                 part = self._finished([self._evict_slots(victims[at : at + PIECE_FLOWS])])
                 if part is not None:
                     yield part
+                    del part
 
     def _fold_batch(self, batch: PacketBatch, packets: PacketFlows | None) -> FinishedFlows | None:
         return self._fold_keyed(self.key(batch), packets)

@@ -252,7 +252,10 @@ def _folded(pipe: LabelPipeline, batches: Iterable[KeyedBatch]) -> Iterator[Fini
     """The flows each batch finishes, then the rest at the end of input (unrendered)."""
     for batch in batches:
         pieces = split_keyed(batch)  # a flood's batch: a bounded number of flows at a time
-        for i, piece in enumerate(pieces, 1):
-            yield from pipe.flows.fold_keyed_pieces(piece, settle=i == len(pieces))
+        del batch  # each piece is let go of once folded (split pieces are copies)
+        while pieces:
+            piece = pieces.pop(0)
+            yield from pipe.flows.fold_keyed_pieces(piece, settle=not pieces)
+            del piece
     pipe.count_left_out()
     yield from pipe.flows.drain_chunks()  # a piece at a time: a million flows may end here

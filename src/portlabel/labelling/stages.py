@@ -7,7 +7,9 @@ flows, writing). This pays because both stages spend most of their time inside n
 pyarrow loops, which release the GIL: on two cores the two stages overlap instead of
 adding up.
 
-Order is kept, at most ``depth`` finished items wait in the queue (memory stays bounded),
+Order is kept, at most ``depth`` finished items wait in the queue (memory stays bounded;
+neither thread keeps a reference to an item it has handed on, so an item lives from its
+production until the consumer lets go of it, and no longer),
 an exception raised by the producer is raised again in the consumer at the point the
 failing item would have arrived, and leaving the consumer loop early (``break``, an
 exception, Ctrl-C) stops the producer before its next item. The consumer waits for that
@@ -59,8 +61,9 @@ def prefetched(
         source = iter(items)
         try:
             for item in source:
-                if not put((item, None)):
+                if not put(([item], None)):  # in a box the consumer empties
                     return
+                del item  # not held while the next one is produced
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put((_END, exc))
             return
@@ -77,13 +80,13 @@ def prefetched(
         if meanwhile is not None:
             meanwhile()
         while True:
-            item, exc = handoff.get()
-            if item is _END:
+            box, exc = handoff.get()
+            if box is _END:
                 drained = True
                 if exc is not None:
                     raise exc
                 return
-            yield item
+            yield box.pop()  # this frame keeps no reference while the consumer works
     finally:
         stop.set()
         worker.join(None if drained else _LEAVE_WAIT_S)
