@@ -82,7 +82,7 @@ class KeyedBatch:
 
     rows: Rows  # in group order, without per-row keys
     gstarts: np.ndarray  # where each group starts in ``rows``
-    group_keys: np.ndarray  # (groups, KEY_WIDTH) uint8
+    group_keys: np.ndarray  # (groups, width) uint8: SHORT_WIDTH when no row has a parent
     first_pos: int  # capture position of the batch's first packet
     last_ts: int | None  # the batch's latest timestamp (None: an empty batch)
 

@@ -234,14 +234,15 @@ def group_rows(
 
     Returns ``order`` (row indices, equal keys adjacent, original order kept within a
     group), ``starts`` (the positions in ``order`` where each group begins) and each
-    group's key, full width (``widen(keys[order[starts]])``). The order of the groups is
+    group's key, as wide as ``keys`` (short keys stay short: a flood's batch has a group
+    per row, and ``widen`` would add 40 zero bytes to each). The order of the groups is
     unspecified: the compiled grouping (``_flowkeys``, when built; ``compiled=False``
     skips it) lists them by first appearance, the numpy one by hash.
     """
     n = len(keys)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, widen(keys[:0])
+        return empty, empty, keys[:0]
     if compiled and _flowkeys is not None:
         return _group_compiled(keys)
     words = np.ascontiguousarray(keys).view(np.uint64)
@@ -274,7 +275,7 @@ def group_rows(
         ordered = words[order]
         new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
     starts = np.flatnonzero(new)
-    return order, starts, widen(keys[order[starts]])
+    return order, starts, keys[order[starts]]
 
 
 # The grouping table's hash key, drawn per process: keys crafted against a known hash
@@ -288,7 +289,7 @@ def _group_compiled(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     starts = np.empty(len(keys), dtype=np.int64)
     groups = _flowkeys.group_keys(keys, keys.shape[1], order, starts, _HASH_KEY)
     starts = starts[:groups]
-    return order, starts, widen(keys[order[starts]])
+    return order, starts, keys[order[starts]]
 
 
 def _pack_compiled(src_ip, dst_ip, sport, dport, proto, vlan, inner_vlan):

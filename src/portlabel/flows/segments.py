@@ -273,7 +273,7 @@ def _aggregate_numpy(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.ndarr
     )
     starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
     ends = np.r_[starts[1:], len(seg)] - 1
-    rec["key"] = seg_keys
+    rec["key"][:, : seg_keys.shape[1]] = seg_keys  # short keys: the parent part stays 0
     rec["ip_version"] = rows.ip_version[starts]
     rec["first_ts"] = rows.ts[starts]
     rec["last_ts"] = rows.ts[ends]
@@ -321,7 +321,7 @@ def _aggregate_compiled(rows: Rows, seg: np.ndarray, n_seg: int, seg_keys: np.nd
         return np.ascontiguousarray(a, dtype=dtype)
 
     rec = empty_records(n_seg)
-    rec["key"] = seg_keys
+    rec["key"][:, : seg_keys.shape[1]] = seg_keys  # short keys: the parent part stays 0
     _aggregate.aggregate_rows(
         c(seg, np.int64),
         c(rows.dir, np.uint8),

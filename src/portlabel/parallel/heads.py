@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from portlabel.flows.engine import KeyedBatch
-from portlabel.flows.keys import KEY_WIDTH
+from portlabel.flows.keys import KEY_WIDTH, widen
 from portlabel.flows.packets import Rows
 
 _COLLECTING, _DONE = 1, 2
@@ -67,7 +67,7 @@ class HeadCollector:
         if self.start_ts is None:
             self.start_ts = int(keyed.rows.ts[np.argmin(keyed.rows.pos)])
         starts = keyed.gstarts
-        raw = np.ascontiguousarray(keyed.group_keys).view(f"V{KEY_WIDTH}").ravel().tolist()
+        raw = np.ascontiguousarray(widen(keyed.group_keys)).view(f"V{KEY_WIDTH}").ravel().tolist()
         state = self._state
         known = np.array([state.get(k, 0) for k in raw], dtype=np.int8)
         new = known == 0
