@@ -1,9 +1,10 @@
 """The compact store of active flows, and folding a flood's batch in pieces.
 
 The store keeps records in fewer bytes than the engine works on (side tables for TCP
-state, 32-bit letter positions and counters, numbered tunnel parents); what it gives back
-must be exactly what it was given, for any values. Folding a batch in pieces must give
-the flows of the unsplit batch.
+state, 16-bit letter offsets, 32-bit counters, 16-bit VLAN ids, numbered tunnel
+parents); what it gives back must be exactly what it was given, for any values (VLAN
+ids: any of their 12 bits, or -1 for none; another is refused). Folding a batch in
+pieces must give the flows of the unsplit batch.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def records_from(draw, n: int, ids: list[int]):
     rec["pos0"] = draw(st.lists(st.integers(0, BIG), min_size=n, max_size=n))
     for name in ("pkts", "ip_bytes", "payload", "first_ts", "last_ts", "mac", "uid", "vlans"):
         info = np.iinfo(rec[name].dtype)
+        low, high = (-1, 4095) if name == "vlans" else (max(info.min, -BIG), min(info.max, BIG))
         flat = rec[name].reshape(n, -1)
         for i in range(n):
-            flat[i] = draw(st.lists(st.integers(max(info.min, -BIG), min(info.max, BIG)),
+            flat[i] = draw(st.lists(st.integers(low, high),
                                     min_size=flat.shape[1], max_size=flat.shape[1]))  # fmt: skip
     for i in range(n):
         if draw(st.booleans()):  # some TCP-like state
@@ -58,6 +60,15 @@ def records_from(draw, n: int, ids: list[int]):
             delta = draw(st.sampled_from([0, 1, 7, (1 << 32) - 2, (1 << 32) - 1, 1 << 33, -1]))
             rec["first_pos"][i, j] = rec["pos0"][i] + delta
     return rec
+
+
+@pytest.mark.parametrize("vlan", [-2, 4096, 1 << 20])
+def test_a_vlan_id_past_12_bits_is_refused_not_cut(vlan):
+    rec = empty_records(2)
+    rec["key"][:, 0] = [1, 2]
+    rec["vlans"][1] = [vlan, -1]
+    with pytest.raises(ValueError, match="VLAN id"):
+        FlowStore().put(np.full(2, -1, dtype=np.int64), rec)
 
 
 def same_records(a, b) -> bool:

@@ -14,6 +14,8 @@ the fields every flow uses, plus:
   after its first packet, or sends 4 G packets or 4 GB) keeps them all at full width in
   a second side table, at ``wide``: the few long-lived flows of a capture, while the
   many short ones cost 32 bytes less each;
+- ``vlans`` in 16 bits (802.1Q ids are 12 bits, -1 for none): the slot is then 184
+  bytes, not 192;
 - ``key`` with its tunnel-parent field (40 bytes, zero unless flows are keyed by their
   tunnel parent) replaced by a number (8 bytes, 0 for none) that ``ParentNumbers`` gives
   each parent key while a stored flow has it; the index hashes these 56-byte keys.
@@ -45,6 +47,7 @@ SIDE_FIELDS = (
 OFFSET_TYPE, COUNTER_TYPE = np.uint16, np.uint32  # a slot's letter offsets and counters
 _NO_OFFSET = np.iinfo(OFFSET_TYPE).max  # a stored letter position never seen
 _COUNTER_MAX = np.iinfo(COUNTER_TYPE).max  # the largest counter a slot holds
+_VLAN_MAX = 4095
 
 
 def _compact_dtype(fields: list[tuple[str, str, tuple[int, ...]]]) -> np.dtype:
@@ -59,12 +62,15 @@ STORED_KEY_WIDTH = SHORT_WIDTH + 8  # a key's first 48 bytes, then its parent's 
 _NO_PARENT_MATCH = np.uint64(2**64 - 1)  # a number no parent gets: such a key is not stored
 COUNTERS = ("pkts", "ip_bytes", "payload")  # stored as 32 bits while they fit
 _NARROWED = ("first_pos", *COUNTERS)
+VLAN_TYPE = np.int16  # a slot's VLAN ids (12 bits, or -1)
 _CORE_COPIED = tuple(
-    n for n in RECORD_FIELDS if n not in SIDE_FIELDS and n not in _NARROWED and n != "key"
-)
+    n for n in RECORD_FIELDS
+    if n not in SIDE_FIELDS and n not in _NARROWED and n not in ("key", "vlans")
+)  # fmt: skip
 STORED_DTYPE = _compact_dtype(
     [("key", "uint8", (STORED_KEY_WIDTH,))]
     + [(n, *RECORD_FIELDS[n][:2]) for n in _CORE_COPIED]
+    + [("vlans", VLAN_TYPE, RECORD_FIELDS["vlans"][1])]
     + [("first_pos", OFFSET_TYPE, RECORD_FIELDS["first_pos"][1])]
     + [(n, COUNTER_TYPE, RECORD_FIELDS[n][1]) for n in COUNTERS]
     + [("side", "int32", ()), ("wide", "int32", ())]
@@ -258,6 +264,10 @@ class FlowStore:
             cols["key"][slots[fresh]] = self._parents.stored_keys(rec["key"][fresh], take=True)
         for name in _CORE_COPIED:
             cols[name][slots] = rec[name]
+        vlans = rec["vlans"]
+        if len(vlans) and (vlans.min() < -1 or vlans.max() > _VLAN_MAX):
+            raise ValueError(f"a VLAN id outside -1..{_VLAN_MAX}: {vlans.min()}, {vlans.max()}")
+        cols["vlans"][slots] = vlans
         self._put_side(slots, rec)
         self._put_narrowed(slots, rec)
         self.used[slots] = True
@@ -321,6 +331,7 @@ class FlowStore:
         rec["key"] = self._parents.full_keys(cols["key"][slots])
         for name in _CORE_COPIED:
             rec[name] = cols[name][slots]
+        rec["vlans"] = cols["vlans"][slots]
         self._load_side("side", slots, rec)
         offset = cols["first_pos"][slots]
         pos = offset.astype(np.int64) + rec["pos0"][:, None]
