@@ -176,7 +176,7 @@ def main() -> None:
     base = results["-j 1 (in process, 3 threads)"][0]
     print(f"8 rotated files x 250k packets (2 M packets), {os.cpu_count()} CPUs, "
           f"median of {args.runs}")  # fmt: skip
-    print(f"{'run':34} {'wall s':>8} {'peak RSS MB':>12} {'vs -j 1':>8}")
+    print(f"{'run':34} {'wall s':>8} {'peak RSS MiB':>12} {'vs -j 1':>8}")
     for name, (t, rss) in results.items():
         print(f"{name:34} {t:8.2f} {rss / 2**20:12.0f} {base / t:7.2f}x")
     print("-j 2 flows identical to -j 1:", same_flows(out / "j1.parquet", out / "j2.parquet"))
@@ -215,7 +215,7 @@ def main() -> None:
     got = subprocess.run([sys.executable, "-c", code, *parts], capture_output=True, text=True,
                          check=True).stdout.split()  # fmt: skip
     print(
-        f"peak RSS per worker: {int(got[0]) / 2**20:.0f} MB; "
+        f"peak RSS per worker: {int(got[0]) / 2**20:.0f} MiB; "
         f"merge step re-read {got[1]} of {len(parts)} parts"
     )
 
@@ -231,7 +231,7 @@ def main() -> None:
         got = [child(cmd, [path]) for _ in range(args.runs)]
         t = statistics.median(x for x, _ in got)
         rss = max(r for _, r in got)
-        print(f"  {path.name:30} {t:8.2f} s {rss / 2**20:8.0f} MB peak RSS")
+        print(f"  {path.name:30} {t:8.2f} s {rss / 2**20:8.0f} MiB peak RSS")
 
 
 if __name__ == "__main__":
