@@ -283,7 +283,7 @@ class FlowTable:
         done = self._fold_keyed(keyed, None, settle, evict=False)
         if done is not None:
             yield from done.pieces(PIECE_FLOWS)
-            del done  # (nor a piece below: the consumer's are not kept alive here)
+            del done  # this generator keeps none of the flows it has handed on
         if settle and len(self.store) > self.max_flows:
             victims = self._victims(len(self.store) - self.max_flows)
             for at in range(0, len(victims), PIECE_FLOWS):
