@@ -32,6 +32,7 @@ import os
 
 import numpy as np
 
+from portlabel.capture.batch import NO_VLAN
 from portlabel.flows.keys import KEY_WIDTH, SHORT_WIDTH
 from portlabel.flows.records import NO_POS, RECORD_FIELDS, Records, empty_records
 
@@ -47,7 +48,7 @@ SIDE_FIELDS = (
 OFFSET_TYPE, COUNTER_TYPE = np.uint16, np.uint32  # a slot's letter offsets and counters
 _NO_OFFSET = np.iinfo(OFFSET_TYPE).max  # a stored letter position never seen
 _COUNTER_MAX = np.iinfo(COUNTER_TYPE).max  # the largest counter a slot holds
-_VLAN_MAX = 4095
+_VLAN_MAX = (1 << 12) - 1  # an 802.1Q id is 12 bits
 
 
 def _compact_dtype(fields: list[tuple[str, str, tuple[int, ...]]]) -> np.dtype:
@@ -265,8 +266,10 @@ class FlowStore:
         for name in _CORE_COPIED:
             cols[name][slots] = rec[name]
         vlans = rec["vlans"]
-        if len(vlans) and (vlans.min() < -1 or vlans.max() > _VLAN_MAX):
-            raise ValueError(f"a VLAN id outside -1..{_VLAN_MAX}: {vlans.min()}, {vlans.max()}")
+        if len(vlans) and (vlans.min() < NO_VLAN or vlans.max() > _VLAN_MAX):
+            raise ValueError(
+                f"a VLAN id outside {NO_VLAN}..{_VLAN_MAX}: {vlans.min()}, {vlans.max()}"
+            )
         cols["vlans"][slots] = vlans
         self._put_side(slots, rec)
         self._put_narrowed(slots, rec)
