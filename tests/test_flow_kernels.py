@@ -196,6 +196,7 @@ def test_the_compiled_store_index_agrees_with_a_dict(steps):
     assert isinstance(index, flow_store.CompiledIndex)
     # small tables, so probe chains are long and removals sit inside them
     index.MIN_CELLS, index.cells = 16, np.full(16, -1, dtype=np.int32)
+    index.REBUILD_SLOTS = 7  # rebuilt from a few slot numbers at a time
     active: set[int] = set()
     for adding, ids in steps:
         ids = sorted(set(ids) - active) if adding else sorted(set(ids) & active)
@@ -221,6 +222,40 @@ def test_the_compiled_store_index_agrees_with_a_dict(steps):
     assert np.array_equal(found[0] >= 0, found[1] >= 0)
     assert set(np.flatnonzero(found[0] >= 0).tolist()) == active
     assert len(stores[0]) == len(stores[1]) == len(active)
+
+
+def test_the_store_index_rebuilt_under_churn_keeps_its_table_and_every_key():
+    """A flood's pattern: as many flows leave as arrive, so removed cells fill the table
+    and it is rebuilt at the same size: in place (no second table held), and every key
+    still found, the departed ones not."""
+
+    def keys(ids: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(ids), flow_keys.KEY_WIDTH), dtype=np.uint8)
+        out[:, :8] = ids.astype("<u8").view(np.uint8).reshape(-1, 8)
+        return out
+
+    store = flow_store.FlowStore(capacity=8)
+    index = store.index
+    index.REBUILD_SLOTS = 100  # several ranges of slot numbers per rebuild
+    live = np.arange(1000)
+    rec = records.empty_records(len(live))
+    rec["key"] = keys(live)
+    store.put(np.full(len(live), -1, dtype=np.int64), rec)
+    table, rebuilt = index.cells, 0
+    for step in range(1, 40):
+        gone, live = live[:250], np.r_[live[250:], np.arange(250) + 1000 * step]
+        store.release(store.lookup(keys(gone)))
+        before = index.filled
+        rec = records.empty_records(250)
+        rec["key"] = keys(live[-250:])
+        store.put(np.full(250, -1, dtype=np.int64), rec)
+        if index.filled < before:  # the removed cells were dropped: a rebuild
+            rebuilt += 1
+            assert index.cells is table  # the same array, cleared and filled again
+        assert np.all(store.lookup(keys(live)) >= 0)
+        assert np.all(store.lookup(keys(gone)) < 0)
+        assert len(store) == len(live) == index.live
+    assert rebuilt >= 3
 
 
 def test_the_store_index_keeps_chains_through_removed_cells():

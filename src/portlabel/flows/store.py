@@ -391,6 +391,7 @@ class CompiledIndex:
     is rebuilt from the live slots, at least four times their number."""
 
     MIN_CELLS = 1024
+    REBUILD_SLOTS = 1 << 16  # slots scanned at a time by ``_rebuild``
 
     def __init__(self) -> None:
         self.cells = np.full(self.MIN_CELLS, -1, dtype=np.int32)
@@ -428,8 +429,21 @@ class CompiledIndex:
         self.live -= len(slots)
 
     def _rebuild(self, cols: np.ndarray, used: np.ndarray) -> None:
-        live = np.flatnonzero(used)
-        size = max(self.MIN_CELLS, 1 << int(4 * len(live)).bit_length())
-        self.cells = np.full(size, -1, dtype=np.int32)
-        _slotindex.add(self.cells, cols, cols.dtype.itemsize, STORED_KEY_WIDTH, live, self.hash_key)
-        self.live = self.filled = len(live)
+        """The table made again from the slots ``used`` marks (the keys are in ``cols``),
+        without its removed cells. The cells are all derived, so the old table goes
+        before the new one is made, or is cleared and reused when its size stays: a
+        flood, whose removed cells fill the table every few dozen batches, never holds
+        two tables (32 MB each for a million flows) at once."""
+        live = int(np.count_nonzero(used))
+        size = max(self.MIN_CELLS, 1 << int(4 * live).bit_length())
+        if len(self.cells) == size:
+            self.cells.fill(-1)
+        else:
+            self.cells = np.zeros(0, dtype=np.int32)  # the old table's memory goes first
+            self.cells = np.full(size, -1, dtype=np.int32)
+        for at in range(0, len(used), self.REBUILD_SLOTS):  # slot numbers a range at a time
+            slots = np.flatnonzero(used[at : at + self.REBUILD_SLOTS]) + at
+            _slotindex.add(
+                self.cells, cols, cols.dtype.itemsize, STORED_KEY_WIDTH, slots, self.hash_key
+            )
+        self.live = self.filled = live
