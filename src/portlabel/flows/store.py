@@ -388,9 +388,12 @@ class DictIndex:
 class CompiledIndex:
     """Key -> slot in ``_slotindex``'s hash table (int32 cells), which this object owns: at most
     half of them are in use (live or removed), so probes stay short; past that the table
-    is rebuilt from the live slots, at least four times their number."""
+    is rebuilt from the live slots: the smallest power of two at least ``SPREAD`` times their
+    number, which leaves room for half as many again before the next rebuild (a flood's
+    million flows: 4 M cells, 16 MB)."""
 
     MIN_CELLS = 1024
+    SPREAD = 3  # cells per live slot after a rebuild, at least
     REBUILD_SLOTS = 1 << 16  # slots scanned at a time by ``_rebuild``
 
     def __init__(self) -> None:
@@ -435,7 +438,7 @@ class CompiledIndex:
         flood, whose removed cells fill the table every few dozen batches, never holds
         two tables (32 MB each for a million flows) at once."""
         live = int(np.count_nonzero(used))
-        size = max(self.MIN_CELLS, 1 << int(4 * live).bit_length())
+        size = max(self.MIN_CELLS, 1 << (self.SPREAD * live - 1).bit_length())
         if len(self.cells) == size:
             self.cells.fill(-1)
         else:
