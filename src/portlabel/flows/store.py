@@ -436,7 +436,7 @@ class CompiledIndex:
         without its removed cells. The cells are all derived, so the old table goes
         before the new one is made, or is cleared and reused when its size stays: a
         flood, whose removed cells fill the table every few dozen batches, never holds
-        two tables (32 MB each for a million flows) at once."""
+        two tables (16 MB each for a million flows) at once."""
         live = int(np.count_nonzero(used))
         size = max(self.MIN_CELLS, 1 << (self.SPREAD * live - 1).bit_length())
         if len(self.cells) == size:
