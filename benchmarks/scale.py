@@ -231,7 +231,7 @@ def main() -> None:
         got = [child(cmd, [path]) for _ in range(args.runs)]
         t = statistics.median(x for x, _ in got)
         rss = max(r for _, r in got)
-        print(f"  {path.name:30} {t:8.2f} s {rss / 2**20:8.0f} MiB peak RSS")
+        print(f"  {path.name:30} {t:8.2f} s {rss / 2**20:8.0f} MiB ({rss / 1e6:.0f} MB) peak RSS")
 
 
 if __name__ == "__main__":
