@@ -224,36 +224,38 @@ def test_the_compiled_store_index_agrees_with_a_dict(steps):
     assert len(stores[0]) == len(stores[1]) == len(active)
 
 
+def _numbered_keys(ids: np.ndarray) -> np.ndarray:
+    """Flow keys that are the numbers ``ids`` in their first 8 bytes."""
+    out = np.zeros((len(ids), flow_keys.KEY_WIDTH), dtype=np.uint8)
+    out[:, :8] = ids.astype("<u8").view(np.uint8).reshape(-1, 8)
+    return out
+
+
 def test_the_store_index_rebuilt_under_churn_keeps_its_table_and_every_key():
     """A flood's pattern: as many flows leave as arrive, so removed cells fill the table
     and it is rebuilt at the same size: in place (no second table held), and every key
     still found, the departed ones not."""
-
-    def keys(ids: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(ids), flow_keys.KEY_WIDTH), dtype=np.uint8)
-        out[:, :8] = ids.astype("<u8").view(np.uint8).reshape(-1, 8)
-        return out
 
     store = flow_store.FlowStore(capacity=8)
     index = store.index
     index.REBUILD_SLOTS = 100  # several ranges of slot numbers per rebuild
     live = np.arange(1000)
     rec = records.empty_records(len(live))
-    rec["key"] = keys(live)
+    rec["key"] = _numbered_keys(live)
     store.put(np.full(len(live), -1, dtype=np.int64), rec)
     table, rebuilt = index.cells, 0
     for step in range(1, 40):
         gone, live = live[:250], np.r_[live[250:], np.arange(250) + 1000 * step]
-        store.release(store.lookup(keys(gone)))
+        store.release(store.lookup(_numbered_keys(gone)))
         before = index.filled
         rec = records.empty_records(250)
-        rec["key"] = keys(live[-250:])
+        rec["key"] = _numbered_keys(live[-250:])
         store.put(np.full(250, -1, dtype=np.int64), rec)
         if index.filled < before:  # the removed cells were dropped: a rebuild
             rebuilt += 1
             assert index.cells is table  # the same array, cleared and filled again
-        assert np.all(store.lookup(keys(live)) >= 0)
-        assert np.all(store.lookup(keys(gone)) < 0)
+        assert np.all(store.lookup(_numbered_keys(live)) >= 0)
+        assert np.all(store.lookup(_numbered_keys(gone)) < 0)
         assert len(store) == len(live) == index.live
     assert rebuilt >= 3
 
@@ -262,21 +264,16 @@ def test_the_store_index_keeps_chains_through_removed_cells():
     """Many keys, every other one removed, then all looked up again and re-added: the
     probe chains pass through removed cells, which must not end them."""
 
-    def keys(ids: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(ids), flow_keys.KEY_WIDTH), dtype=np.uint8)
-        out[:, :8] = ids.astype("<u8").view(np.uint8).reshape(-1, 8)
-        return out
-
     store = flow_store.FlowStore(capacity=8)
     everyone = np.arange(5000)
     rec = records.empty_records(len(everyone))
-    rec["key"] = keys(everyone)
+    rec["key"] = _numbered_keys(everyone)
     store.put(np.full(len(everyone), -1, dtype=np.int64), rec)
-    store.release(store.lookup(keys(everyone[::2])))
-    found = store.lookup(keys(everyone))
+    store.release(store.lookup(_numbered_keys(everyone[::2])))
+    found = store.lookup(_numbered_keys(everyone))
     assert (found[1::2] >= 0).all() and (found[::2] == -1).all()
     store.put(np.full(2500, -1, dtype=np.int64), rec[::2])  # reuses removed cells
-    assert (store.lookup(keys(everyone)) >= 0).all() and len(store) == 5000
+    assert (store.lookup(_numbered_keys(everyone)) >= 0).all() and len(store) == 5000
 
 
 # ---- text columns ----------------------------------------------------------------------
